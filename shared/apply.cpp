@@ -1,0 +1,240 @@
+// Last-writer-wins apply of remote batches (see apply.hpp).
+#include "shared/apply.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "shared/fold.hpp"
+#include "shared/hlc.hpp"
+
+namespace harmony {
+
+ApplyStats& ApplyStats::operator+=(const ApplyStats& o) {
+  applied += o.applied;
+  skipped_older += o.skipped_older;
+  dead_lettered += o.dead_lettered;
+  max_hlc = std::max(max_hlc, o.max_hlc);
+  return *this;
+}
+
+// Prepared statements for one (table, column list) combination as received.
+struct Applier::TableStatements {
+  const CapturedTable* table = nullptr;
+  Stmt local_version;  // SELECT version, node FROM rows WHERE key
+  Stmt upsert;         // INSERT INTO t (cols) VALUES (...) ON CONFLICT (pk) DO UPDATE ...
+  Stmt remove;         // DELETE FROM t WHERE pk
+  Stmt record;         // INSERT INTO rows ... ON CONFLICT DO UPDATE (version, node, deleted)
+  std::vector<int> key_positions;  // index of each local PK column within the received key
+};
+
+Applier::Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables)
+    : db_(db), self_(self_node), tables_(std::move(tables)) {}
+
+Applier::~Applier() = default;
+
+void Applier::begin() {
+  db_.exec("INSERT INTO __harmony_mute(flag) VALUES (1)");
+  open_ = true;
+  fold_all(db_, tables_, self_);
+  clock_ = load_clock(db_);
+}
+
+void Applier::finish() {
+  store_clock(db_, clock_);
+  db_.exec("DELETE FROM __harmony_mute");
+  open_ = false;
+}
+
+Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::string& why_not) {
+  std::string cache_key = bt.name;
+  for (const auto& c : bt.columns) cache_key += '\x1f' + c;
+  cache_key += '\x1e';
+  for (const auto& c : bt.key_columns) cache_key += '\x1f' + c;
+  if (auto it = cache_.find(cache_key); it != cache_.end()) return it->second.get();
+
+  const CapturedTable* local = nullptr;
+  for (const auto& t : tables_)
+    if (same_ident(t.name, bt.name)) local = &t;
+  if (!local) {
+    why_not = fmt::format("unknown table \"{}\": not a captured table on this node", bt.name);
+    return nullptr;
+  }
+  const auto pk = local->info.primary_key();
+  if (pk.size() != bt.key_columns.size()) {
+    why_not = fmt::format(
+        "table \"{}\": received primary key ({} columns) differs from the local one ({})", bt.name,
+        bt.key_columns.size(), pk.size());
+    return nullptr;
+  }
+  auto st = std::make_unique<TableStatements>();
+  st->table = local;
+  for (const auto* c : pk) {
+    int pos = -1;
+    for (size_t i = 0; i < bt.key_columns.size(); ++i)
+      if (same_ident(bt.key_columns[i], c->name)) pos = static_cast<int>(i);
+    if (pos < 0) {
+      why_not =
+          fmt::format("table \"{}\": received primary key does not contain local key column \"{}\"",
+                      bt.name, c->name);
+      return nullptr;
+    }
+    st->key_positions.push_back(pos);
+  }
+  std::vector<std::string> cols, params, updates;
+  for (size_t i = 0; i < bt.columns.size(); ++i) {
+    const ColumnInfo* c = local->info.column(bt.columns[i]);
+    if (!c) {
+      why_not = fmt::format("table \"{}\": unknown column \"{}\"", bt.name, bt.columns[i]);
+      return nullptr;
+    }
+    if (c->generated) {
+      why_not = fmt::format("table \"{}\": column \"{}\" is generated here and cannot be written",
+                            bt.name, bt.columns[i]);
+      return nullptr;
+    }
+    std::string q = quote_ident(c->name);
+    cols.push_back(q);
+    params.push_back(fmt::format("?{}", i + 1));
+    // Key columns are rewritten only when their collation lets equal keys differ in bytes
+    // (NOCASE, RTRIM), so the replica stores the writer's spelling.
+    if (c->pk_position == 0 || !same_ident(c->collation, "BINARY"))
+      updates.push_back(q + " = excluded." + q);
+  }
+  std::vector<std::string> pk_cols = quoted_pk(local->info);
+  std::string conflict = updates.empty()
+                             ? "DO NOTHING"
+                             : "DO UPDATE SET " + fmt::format("{}", fmt::join(updates, ", "));
+  const std::string table = quote_ident(local->name);
+  if (!bt.columns.empty())
+    st->upsert = db_.prepare(fmt::format("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}",
+                                         table, fmt::join(cols, ", "), fmt::join(params, ", "),
+                                         fmt::join(pk_cols, ", "), conflict));
+  st->remove = db_.prepare(fmt::format("DELETE FROM {} WHERE {}", table, key_match(pk_cols, 1)));
+  const auto keys = key_columns(pk.size());
+  st->local_version = db_.prepare(
+      fmt::format("SELECT version, node FROM {} WHERE {}", local->rows, key_match(keys, 1)));
+  std::string key_params;
+  for (size_t i = 1; i <= keys.size(); ++i) key_params += fmt::format("?{}, ", i);
+  const size_t n = keys.size();
+  st->record = db_.prepare(
+      fmt::format("INSERT INTO {} ({}, version, node, deleted, dirty) VALUES ({}?{}, ?{}, ?{}, 0) "
+                  "ON CONFLICT DO UPDATE SET version = excluded.version, node = excluded.node, "
+                  "deleted = excluded.deleted, dirty = 0",
+                  local->rows, fmt::join(keys, ", "), key_params, n + 1, n + 2, n + 3));
+  auto* raw = st.get();
+  cache_.emplace(std::move(cache_key), std::move(st));
+  return raw;
+}
+
+ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
+  if (!open_) throw Error("Applier::apply called outside begin()/finish()");
+  ApplyStats stats;
+  const int64_t now = wall_clock_ms();
+  const Version zero{};
+  for (const auto& row : batch.rows) {
+    const BatchTable& bt = batch.tables[row.table];
+    auto reject = [&](const std::string& reason) {
+      dead_letter(where, batch.origin_node, batch.batch_id, bt.name, reason, {});
+      ++stats.dead_lettered;
+    };
+    if (!hlc_plausible(row.hlc, now)) {
+      reject(fmt::format(
+          "implausible version {} (negative or more than {} h ahead of this node's clock)", row.hlc,
+          kMaxClockAheadMs / 3600000));
+      continue;
+    }
+    std::string why_not;
+    TableStatements* st = statements_for(bt, why_not);
+    if (!st) {
+      reject(why_not);
+      continue;
+    }
+    stats.max_hlc = std::max(stats.max_hlc, row.hlc);
+    clock_ = std::max(clock_, row.hlc);  // HLC receive rule: later local versions exceed it
+
+    std::vector<Value> key;
+    bool null_key = false;
+    for (int pos : st->key_positions) {
+      key.push_back(row.key[static_cast<size_t>(pos)]);
+      null_key = null_key || is_null(key.back());
+    }
+    if (null_key) {
+      reject("NULL primary key value");
+      continue;
+    }
+    st->local_version.reset();
+    for (size_t i = 0; i < key.size(); ++i) st->local_version.bind(static_cast<int>(i + 1), key[i]);
+    Version local = zero;
+    if (st->local_version.step())
+      local = Version{st->local_version.column_int(0),
+                      static_cast<uint64_t>(st->local_version.column_int(1))};
+    st->local_version.reset();
+    const Version incoming{row.hlc, batch.origin_node};
+    // Last writer wins: only a strictly greater (hlc, node) replaces what this node has.
+    if (!(incoming > local)) {
+      ++stats.skipped_older;
+      continue;
+    }
+    try {
+      if (row.deleted) {
+        st->remove.reset();
+        for (size_t i = 0; i < key.size(); ++i) st->remove.bind(static_cast<int>(i + 1), key[i]);
+        st->remove.run();
+      } else if (st->upsert) {
+        st->upsert.reset();
+        for (size_t i = 0; i < row.values.size(); ++i)
+          st->upsert.bind(static_cast<int>(i + 1), row.values[i]);
+        st->upsert.run();
+      }
+    } catch (const SqliteError& e) {
+      if (e.busy()) throw;  // the caller retries the whole transaction
+      // A failed statement undoes only itself (ABORT), so the rest of the transaction stands.
+      reject(fmt::format("cannot apply to \"{}\": {}", bt.name, e.what()));
+      continue;
+    }
+    st->record.reset();
+    for (size_t i = 0; i < key.size(); ++i) st->record.bind(static_cast<int>(i + 1), key[i]);
+    st->record.bind(static_cast<int>(key.size() + 1), row.hlc)
+        .bind(static_cast<int>(key.size() + 2), static_cast<int64_t>(batch.origin_node))
+        .bind(static_cast<int>(key.size() + 3), int64_t{row.deleted ? 1 : 0});
+    st->record.run();
+    ++stats.applied;
+  }
+  return stats;
+}
+
+void Applier::dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,
+                          const std::string& table, const std::string& reason,
+                          std::string_view payload) {
+  auto s = db_.prepare(
+      "INSERT INTO __harmony_dead_letters(at_ms, stream, seq, origin_node, batch_id, table_name, "
+      "reason, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  s.bind(1, wall_clock_ms()).bind(2, where.stream).bind(3, static_cast<int64_t>(where.seq));
+  s.bind(4, static_cast<int64_t>(origin)).bind(5, static_cast<int64_t>(batch_id));
+  if (table.empty())
+    s.bind_null(6);
+  else
+    s.bind(6, table);
+  s.bind(7, reason);
+  if (payload.empty())
+    s.bind_null(8);
+  else
+    s.bind(8, Value{Blob{std::string(payload)}});
+  s.run();
+}
+
+void Applier::set_position(const std::string& stream, uint64_t seq) {
+  auto s = db_.prepare(
+      "INSERT INTO __harmony_positions(stream, seq) VALUES (?1, ?2) "
+      "ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq");
+  s.bind(1, stream).bind(2, static_cast<int64_t>(seq)).run();
+}
+
+std::map<std::string, uint64_t> load_positions(Db& db) {
+  std::map<std::string, uint64_t> out;
+  auto s = db.prepare("SELECT stream, seq FROM __harmony_positions");
+  while (s.step()) out[s.column_text(0)] = static_cast<uint64_t>(s.column_int(1));
+  return out;
+}
+
+}  // namespace harmony

@@ -1,0 +1,65 @@
+// The replica's side of the database: applying received batches with last-writer-wins per row,
+// tombstones, the HLC receive rule, dead letters, and stream positions. All of it happens inside
+// one write transaction opened by the caller, with capture muted.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shared/batch.hpp"
+#include "shared/capture.hpp"
+
+namespace harmony {
+
+struct ApplyStats {
+  int64_t applied = 0;        // rows written (upserts and deletes)
+  int64_t skipped_older = 0;  // rows whose local version was newer or equal
+  int64_t dead_lettered = 0;  // rows or batches moved to __harmony_dead_letters
+  int64_t max_hlc = 0;        // highest version seen in the batches (for delay metrics)
+  ApplyStats& operator+=(const ApplyStats& o);
+};
+
+// Where a batch came from, recorded with dead letters.
+struct MessageRef {
+  std::string stream;
+  uint64_t seq = 0;
+};
+
+class Applier {
+ public:
+  // `tables` is the local registry of captured tables (refresh the Applier after DDL).
+  Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables);
+  ~Applier();
+  Applier(const Applier&) = delete;
+  Applier& operator=(const Applier&) = delete;
+
+  // Inside the caller's write transaction: mute capture and fold local changes first, so local
+  // pending rows already carry their versions when remote rows are compared against them.
+  void begin();
+  ApplyStats apply(const Batch& batch, const MessageRef& where);
+  // Records a message that could not even be decoded.
+  void dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,
+                   const std::string& table, const std::string& reason, std::string_view payload);
+  void set_position(const std::string& stream, uint64_t seq);
+  // Stores the advanced clock and unmutes capture. The caller then commits.
+  void finish();
+
+  const std::vector<CapturedTable>& tables() const { return tables_; }
+
+ private:
+  struct TableStatements;
+  TableStatements* statements_for(const BatchTable& bt, std::string& why_not);
+
+  Db& db_;
+  uint64_t self_;
+  std::vector<CapturedTable> tables_;
+  std::map<std::string, std::unique_ptr<TableStatements>> cache_;
+  int64_t clock_ = 0;
+  bool open_ = false;
+};
+
+std::map<std::string, uint64_t> load_positions(Db& db);
+
+}  // namespace harmony

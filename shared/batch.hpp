@@ -1,0 +1,35 @@
+// The unit of replication: every change pending on one node at one instant (a consistent
+// snapshot of committed state), so whole source transactions travel and apply together.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "shared/value.hpp"
+
+namespace harmony {
+
+struct BatchTable {
+  std::string name;
+  std::string schema_hash;
+  std::vector<std::string> columns;      // columns carried by live rows, in this order
+  std::vector<std::string> key_columns;  // primary key columns, in PK order
+  int64_t local_id = 0;                  // sender-side registry id; never sent on the wire
+};
+
+struct RowChange {
+  uint32_t table = 0;         // index into Batch::tables
+  int64_t hlc = 0;            // version (the node is the batch's origin)
+  bool deleted = false;       // tombstone
+  std::vector<Value> key;     // primary key values, in key_columns order
+  std::vector<Value> values;  // live rows: one value per BatchTable::columns; empty for tombstones
+};
+
+struct Batch {
+  uint64_t origin_node = 0;
+  uint64_t batch_id = 0;  // per-origin, increasing
+  std::vector<BatchTable> tables;
+  std::vector<RowChange> rows;
+};
+
+}  // namespace harmony

@@ -1,0 +1,32 @@
+// Folding: turns the append-only change logs written by the triggers into row versions.
+// Runs inside a write transaction of the replicator, before publishing and before applying
+// remote changes, so every local change gets its version in commit order.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "shared/capture.hpp"
+
+namespace harmony {
+
+struct FoldStats {
+  int64_t keys = 0;          // keys whose version was bumped
+  int64_t ignored_weak = 0;  // "might be replaced" notes whose row still exists
+  int64_t null_keys = 0;     // rows with a NULL primary key value: cannot be replicated
+};
+
+// Folds every captured table's log. Reads and advances the clock kept in __harmony_meta.
+// Each folded key gets version max(clock + 1, write_ms << 16, previous + 1) and dirty = 1;
+// `deleted` says whether the row is gone now. Must be called inside a write transaction.
+FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t node);
+
+// Clock helpers: the highest version issued or seen by this database.
+int64_t load_clock(Db& db);
+void store_clock(Db& db, int64_t hlc);
+
+// SQL fragment "k1 = ?N AND k2 = ?N+1 ..." for key lookups, with parameters from `first`.
+std::string key_match(const std::vector<std::string>& columns, int first);
+std::vector<std::string> key_columns(size_t n);             // k1..kn
+std::vector<std::string> quoted_pk(const TableInfo& info);  // "id", "x" in PK order
+
+}  // namespace harmony

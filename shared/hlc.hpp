@@ -1,0 +1,51 @@
+// Hybrid logical clock versions. A version is (hlc, node): hlc packs wall-clock milliseconds in
+// the high bits and a 16-bit logical counter in the low bits, so it stays strictly increasing
+// when the wall clock stalls or goes backwards. Ties between nodes break on the node id.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <compare>
+#include <cstdint>
+
+namespace harmony {
+
+inline constexpr int kHlcLogicalBits = 16;
+// Versions whose physical part is further ahead of our wall clock than this are rejected as
+// corrupt: accepting them would drag every later local version into the far future.
+inline constexpr int64_t kMaxClockAheadMs = 24LL * 3600 * 1000;
+// Largest physical part we accept (year ~6400); keeps (ms << 16) + counters far from overflow.
+inline constexpr int64_t kMaxHlcMs = int64_t{1} << 46;
+
+inline int64_t hlc_from_ms(int64_t ms) {
+  return ms << kHlcLogicalBits;
+}
+inline int64_t hlc_physical_ms(int64_t hlc) {
+  return hlc >> kHlcLogicalBits;
+}
+
+// The next local version after `last` (the highest version this database has issued or seen).
+inline int64_t hlc_next(int64_t last, int64_t wall_ms) {
+  return std::max(last + 1, hlc_from_ms(wall_ms));
+}
+
+// True when a received hlc is plausible: not negative, not absurdly far in the future.
+inline bool hlc_plausible(int64_t hlc, int64_t wall_ms) {
+  if (hlc < 0) return false;
+  int64_t ms = hlc_physical_ms(hlc);
+  return ms < kMaxHlcMs && ms <= wall_ms + kMaxClockAheadMs;
+}
+
+inline int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Version {
+  int64_t hlc = 0;
+  uint64_t node = 0;
+  // Last-writer-wins order: higher hlc wins; equal hlc -> higher node id wins.
+  auto operator<=>(const Version&) const = default;
+};
+
+}  // namespace harmony

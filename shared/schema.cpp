@@ -1,0 +1,186 @@
+// Table introspection through PRAGMA table_list / table_xinfo / index_list / index_xinfo and
+// sqlite3_table_column_metadata (for collations). See schema.hpp.
+#include "shared/schema.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "shared/digest.hpp"
+#include "shared/names.hpp"
+
+namespace harmony {
+
+bool same_ident(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+static std::string ascii_lower(std::string s) {
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+static std::string ascii_upper(std::string s) {
+  for (auto& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return s;
+}
+
+std::vector<const ColumnInfo*> TableInfo::primary_key() const {
+  std::vector<const ColumnInfo*> pk;
+  for (const auto& c : columns)
+    if (c.pk_position > 0) pk.push_back(&c);
+  std::sort(pk.begin(), pk.end(), [](auto* a, auto* b) { return a->pk_position < b->pk_position; });
+  return pk;
+}
+
+std::vector<const ColumnInfo*> TableInfo::replicated_columns() const {
+  std::vector<const ColumnInfo*> out;
+  for (const auto& c : columns)
+    if (!c.generated) out.push_back(&c);
+  return out;
+}
+
+const ColumnInfo* TableInfo::column(std::string_view n) const {
+  for (const auto& c : columns)
+    if (same_ident(c.name, n)) return &c;
+  return nullptr;
+}
+
+std::string TableInfo::schema_hash() const {
+  std::vector<std::string> parts;
+  for (const auto* c : replicated_columns())
+    parts.push_back(fmt::format("{}:{}:{}:{}", ascii_lower(c->name), ascii_upper(c->decl_type),
+                                c->not_null ? 1 : 0, c->pk_position));
+  std::sort(parts.begin(), parts.end());
+  Sha256 h;
+  h.update(ascii_lower(name));
+  for (const auto& p : parts) {
+    h.update("|");
+    h.update(p);
+  }
+  auto d = h.finish();
+  return to_hex(d.data(), 16);  // 128 bits is plenty to tell schemas apart
+}
+
+TableKind table_kind(Db& db, const std::string& name) {
+  auto s = db.prepare("SELECT type FROM pragma_table_list WHERE schema = 'main' AND name = ?1");
+  s.bind(1, name);
+  if (!s.step()) return TableKind::Missing;
+  std::string type = s.column_text(0);
+  if (type == "view") return TableKind::View;
+  if (type == "virtual") return TableKind::Virtual;
+  if (type == "shadow") return TableKind::Shadow;
+  return TableKind::Table;
+}
+
+std::vector<std::string> list_tables(Db& db) {
+  std::vector<std::string> out;
+  auto s = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY rowid");
+  while (s.step()) out.push_back(s.column_text(0));
+  return out;
+}
+
+TableInfo describe_table(Db& db, const std::string& name) {
+  TableInfo t;
+  {
+    auto s = db.prepare(
+        "SELECT name, wr, strict FROM pragma_table_list WHERE schema = 'main' AND name = ?1");
+    s.bind(1, name);
+    if (!s.step()) throw Error(fmt::format("no such table: {}", name));
+    t.name = s.column_text(0);  // canonical spelling from the schema
+    t.without_rowid = s.column_int(1) != 0;
+    t.strict = s.column_int(2) != 0;
+  }
+  {
+    auto s = db.prepare(
+        "SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?1, 'main')");
+    s.bind(1, t.name);
+    while (s.step()) {
+      ColumnInfo c;
+      c.name = s.column_text(0);
+      c.decl_type = s.column_text(1);
+      c.not_null = s.column_int(2) != 0;
+      c.pk_position = static_cast<int>(s.column_int(3));
+      int hidden = static_cast<int>(s.column_int(4));
+      if (hidden == 1) continue;  // hidden columns of virtual tables
+      c.generated = hidden == 2 || hidden == 3;
+      const char* type = nullptr;
+      const char* coll = nullptr;
+      int nn = 0, pk = 0, autoinc = 0;
+      if (sqlite3_table_column_metadata(db.handle(), "main", t.name.c_str(), c.name.c_str(), &type,
+                                        &coll, &nn, &pk, &autoinc) == SQLITE_OK &&
+          coll) {
+        c.collation = coll;
+      } else {
+        c.collation = "BINARY";
+      }
+      t.columns.push_back(std::move(c));
+    }
+  }
+  std::vector<std::string> index_names;
+  {
+    auto s = db.prepare(
+        "SELECT name FROM pragma_index_list(?1, 'main') WHERE \"unique\" = 1 AND origin != 'pk'");
+    s.bind(1, t.name);
+    while (s.step()) index_names.push_back(s.column_text(0));
+  }
+  for (const auto& idx : index_names) {
+    UniqueIndex u;
+    u.name = idx;
+    auto s = db.prepare("SELECT cid, name FROM pragma_index_xinfo(?1, 'main') WHERE key = 1");
+    s.bind(1, idx);
+    while (s.step()) {
+      if (s.column_int(0) < 0) {
+        u.has_expression = true;  // -2: expression, -1: rowid
+      } else {
+        u.columns.push_back(s.column_text(1));
+      }
+    }
+    if (u.has_expression) u.columns.clear();
+    t.unique_indexes.push_back(std::move(u));
+  }
+  return t;
+}
+
+std::optional<std::string> ineligibility(Db& db, const std::string& name) {
+  if (names::is_reserved(name))
+    return fmt::format(
+        "table \"{}\" is internal (sqlite_* or harmonylite's own objects) and is never captured",
+        name);
+  switch (table_kind(db, name)) {
+    case TableKind::Missing:
+      return fmt::format("no such table: \"{}\" (check the name; table names are case-insensitive)",
+                         name);
+    case TableKind::View:
+      return fmt::format("\"{}\" is a view; only ordinary tables can be captured", name);
+    case TableKind::Virtual:
+      return fmt::format(
+          "\"{}\" is a virtual table (FTS5, R*Tree, ...); capture the ordinary table that feeds it "
+          "instead",
+          name);
+    case TableKind::Shadow:
+      return fmt::format(
+          "\"{}\" is a shadow table of a virtual table; it is rebuilt by its virtual table on each "
+          "node",
+          name);
+    case TableKind::Table:
+      break;
+  }
+  TableInfo t = describe_table(db, name);
+  if (t.primary_key().empty())
+    return fmt::format(
+        "table \"{}\" has no PRIMARY KEY: rows cannot be identified across nodes (rowids are "
+        "node-local). Declare a primary key, e.g. recreate it with `id INTEGER PRIMARY KEY`",
+        t.name);
+  return std::nullopt;
+}
+
+}  // namespace harmony

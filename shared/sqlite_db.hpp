@@ -1,0 +1,110 @@
+// RAII wrappers for sqlite3* and sqlite3_stmt*, plus the few helpers every module needs:
+// exec, prepared statements bound from harmony::Value, and transaction guards.
+#pragma once
+#include <sqlite3.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shared/error.hpp"
+#include "shared/value.hpp"
+
+namespace harmony {
+
+class Stmt;
+
+// Owns or borrows a connection. The extension borrows the host's handle; the replicator owns its
+// own.
+class Db {
+ public:
+  static Db open(const std::string& path, int flags = SQLITE_OPEN_READWRITE);
+  static Db borrow(sqlite3* handle) { return Db(handle, false); }
+  Db() = default;
+  Db(Db&& other) noexcept;
+  Db& operator=(Db&& other) noexcept;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  ~Db();
+
+  sqlite3* handle() const { return db_; }
+  void exec(std::string_view sql);
+  Stmt prepare(std::string_view sql);
+  // Runs a query expected to return one value (or none): returns nullopt when there is no row.
+  std::optional<Value> query_value(std::string_view sql);
+  int64_t query_int(std::string_view sql, int64_t fallback = 0);
+  int64_t changes() const { return sqlite3_changes64(db_); }
+  std::string errmsg() const { return sqlite3_errmsg(db_); }
+  bool in_transaction() const { return sqlite3_get_autocommit(db_) == 0; }
+  void set_busy_timeout(int ms) { sqlite3_busy_timeout(db_, ms); }
+  std::string filename() const;
+  [[noreturn]] void fail(int rc, std::string_view context) const;
+
+ private:
+  Db(sqlite3* h, bool owned) : db_(h), owned_(owned) {}
+  sqlite3* db_ = nullptr;
+  bool owned_ = false;
+};
+
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), stmt_(s) {}
+  Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  Stmt& operator=(Stmt&& o) noexcept;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(stmt_); }
+
+  explicit operator bool() const { return stmt_ != nullptr; }
+  sqlite3_stmt* get() const { return stmt_; }
+  Stmt& bind(int index, const Value& v);
+  Stmt& bind(int index, int64_t v);
+  Stmt& bind(int index, std::string_view text);
+  Stmt& bind_null(int index);
+  // Steps once: true when a row is available, false when done. Throws on error.
+  bool step();
+  // Steps to completion, for statements without result rows.
+  void run();
+  void reset();  // reset + clear bindings
+  int column_count() const { return sqlite3_column_count(stmt_); }
+  Value column(int i) const;
+  int64_t column_int(int i) const { return sqlite3_column_int64(stmt_, i); }
+  std::string column_text(int i) const;
+  bool column_is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+  std::string column_name(int i) const { return sqlite3_column_name(stmt_, i); }
+  std::string sql() const { return sqlite3_sql(stmt_) ? sqlite3_sql(stmt_) : ""; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Rolls back on destruction unless commit() was called; works as BEGIN or as a SAVEPOINT.
+class Transaction {
+ public:
+  enum class Kind { Deferred, Immediate, Savepoint };
+  Transaction(Db& db, Kind kind = Kind::Immediate, std::string savepoint_name = "harmony_sp");
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction();
+  void commit();
+  void rollback();
+
+ private:
+  Db& db_;
+  Kind kind_;
+  std::string name_;
+  bool open_ = true;
+};
+
+// Quotes an identifier for SQL: "name" with embedded quotes doubled. Every generated
+// statement uses this for table/column names, including names received from the network.
+std::string quote_ident(std::string_view name);
+// Quotes a string literal: 'text' with embedded quotes doubled (used only in DDL we generate).
+std::string quote_literal(std::string_view text);
+
+}  // namespace harmony

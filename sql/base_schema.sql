@@ -1,0 +1,35 @@
+-- Objects every harmonylite database holds, created by harmony_enable() or by the replicator.
+-- All names start with __harmony_ and are never captured.
+
+-- Node-local settings: node_id, hlc (highest version seen or issued), format, next_batch_id.
+CREATE TABLE IF NOT EXISTS __harmony_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+
+-- Registry of captured tables. Per-table objects are named by `id`, not by table name.
+CREATE TABLE IF NOT EXISTS __harmony_tables (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  enabled_at_ms INTEGER NOT NULL
+);
+
+-- Capture mute: the replicator inserts a row at the start of each apply transaction and deletes
+-- it before COMMIT. SQLite has one writer, so no application connection ever sees it non-empty.
+CREATE TABLE IF NOT EXISTS __harmony_mute (flag INTEGER);
+
+-- Last stream sequence applied, per stream; advanced in the same transaction as the apply.
+CREATE TABLE IF NOT EXISTS __harmony_positions (
+  stream TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Changes that could not be applied (poison messages, unknown tables, constraint violations).
+CREATE TABLE IF NOT EXISTS __harmony_dead_letters (
+  id INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  stream TEXT,
+  seq INTEGER,
+  origin_node INTEGER,
+  batch_id INTEGER,
+  table_name TEXT,
+  reason TEXT NOT NULL,
+  payload BLOB
+);

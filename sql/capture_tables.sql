@@ -1,0 +1,19 @@
+-- Per-table capture storage. {log}: append-only change log written by the triggers (one cheap
+-- b-tree append per captured row; the trigger computes nothing). {rows}: one row per primary key
+-- with its version (HLC + node), tombstone flag and dirty (not yet published) flag, maintained by
+-- the replicator when it folds the log. Key columns copy the source PK's affinity and collation.
+CREATE TABLE IF NOT EXISTS {log} (
+  seq INTEGER PRIMARY KEY,
+  {log_keys},
+  ms INTEGER NOT NULL,
+  weak INTEGER
+);
+CREATE TABLE IF NOT EXISTS {rows} (
+  {rows_keys},
+  version INTEGER NOT NULL,
+  node INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  dirty INTEGER NOT NULL,
+  PRIMARY KEY ({key_list})
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {dirty_index} ON {rows} (dirty) WHERE dirty;

@@ -1,0 +1,29 @@
+-- Capture triggers for one table. Plain SQL only (no extension function, virtual table or
+-- pragma function), so connections that never loaded libharmony, with trusted_schema=OFF, can
+-- write. Each fired row appends (key, wall-clock ms) to {log}; versions are assigned later, in
+-- commit order, when the replicator folds the log (see shared/fold.cpp).
+DROP TRIGGER IF EXISTS {trg_ins};
+CREATE TRIGGER {trg_ins} AFTER INSERT ON {table}
+WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)
+BEGIN
+  INSERT INTO {log} ({key_list}, ms) VALUES ({new_keys}, {now_ms});
+END;
+DROP TRIGGER IF EXISTS {trg_upd};
+CREATE TRIGGER {trg_upd} AFTER UPDATE ON {table}
+WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)
+BEGIN
+  INSERT INTO {log} ({key_list}, ms) VALUES ({new_keys}, {now_ms});
+END;
+-- An UPDATE that changes the primary key must also remove the old key on every replica.
+DROP TRIGGER IF EXISTS {trg_updk};
+CREATE TRIGGER {trg_updk} AFTER UPDATE OF {pk_cols} ON {table}
+WHEN ({old_ne_new}) AND NOT EXISTS (SELECT 1 FROM __harmony_mute)
+BEGIN
+  INSERT INTO {log} ({key_list}, ms) VALUES ({old_keys}, {now_ms});
+END;
+DROP TRIGGER IF EXISTS {trg_del};
+CREATE TRIGGER {trg_del} AFTER DELETE ON {table}
+WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)
+BEGIN
+  INSERT INTO {log} ({key_list}, ms) VALUES ({old_keys}, {now_ms});
+END;
