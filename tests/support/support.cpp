@@ -1,0 +1,175 @@
+// Implementation of the test helpers in support.hpp.
+#include "tests/support/support.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace harmony::test {
+
+std::string build_dir() {
+  return HARMONY_BUILD_DIR;
+}
+std::string source_dir() {
+  return HARMONY_SOURCE_DIR;
+}
+std::string extension_path() {
+  return build_dir() + "/libharmony";
+}
+std::string harmonylite_path() {
+  return build_dir() + "/harmonylite";
+}
+
+TempDir::TempDir(const std::string& tag) {
+  std::string tmpl = "/tmp/harmony-" + tag + "-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  const char* keep = std::getenv("HARMONY_KEEP_TMP");
+  if (keep && std::string(keep) == "1") return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Process::Process(std::vector<std::string> argv, std::string log_path,
+                 std::map<std::string, std::string> env, std::string cwd)
+    : log_path_(std::move(log_path)) {
+  pid_t parent = getpid();
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    setpgid(0, 0);
+    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
+    for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (!reaped_) {
+    if (stop(5s) == INT_MIN) kill9();
+  }
+}
+
+bool Process::running() {
+  if (reaped_) return false;
+  int st = 0;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    return false;
+  }
+  return true;
+}
+
+int Process::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) return INT_MIN;
+    std::this_thread::sleep_for(20ms);
+  }
+  return status_;
+}
+
+int Process::stop(std::chrono::milliseconds timeout) {
+  if (!running()) return status_;
+  ::kill(pid_, SIGTERM);
+  return wait(timeout);
+}
+
+void Process::kill9() {
+  if (!running()) return;
+  ::kill(pid_, SIGKILL);
+  wait(10s);
+}
+
+std::string Process::log() const {
+  return read_file(log_path_);
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  TempDir tmp("cmd");
+  std::string out = tmp.file("out");
+  Process p(argv, out);
+  int code = p.wait(timeout);
+  if (code == INT_MIN) {
+    p.kill9();
+    return {INT_MIN, read_file(out) + "\n[timed out]"};
+  }
+  return {code, read_file(out)};
+}
+
+CommandResult sqlite_shell(const std::string& db, const std::string& sql) {
+  return run_command({"sqlite3", "-batch", db, sql});
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    throw std::runtime_error("bind failed");
+  }
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << content;
+}
+
+}  // namespace harmony::test
