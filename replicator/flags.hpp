@@ -1,0 +1,34 @@
+// Command-line flags, Go style like HarmonyLite: -flag value, -flag=value, --flag; booleans as
+// -flag or -flag=true/false. An unknown flag or bad value throws UsageError naming it (exit 2).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace harmony {
+
+struct CliOptions {
+  std::string config_path;               // -config
+  std::optional<uint64_t> node_id;       // -node-id (1 .. 2^63-1)
+  std::string cluster_addr;              // -cluster-addr host:port (embedded server routes)
+  std::vector<std::string> cluster_peers;  // -cluster-peers nats://h:p/,nats://h:p/
+  std::vector<std::string> leaf_servers;   // -leaf-servers
+  bool cleanup = false;                  // -cleanup
+  bool force = false;                    // -force (with -cleanup: drop unpublished changes too)
+  bool save_snapshot = false;            // -save-snapshot
+  bool schema_status = false;            // -schema-status
+  bool schema_status_cluster = false;    // -schema-status-cluster
+  bool version = false;                  // -version
+  bool help = false;                     // -help / -h
+  std::string pprof;                     // -pprof addr: accepted for compatibility, ignored
+};
+
+struct UsageError {
+  std::string message;  // e.g. "unknown flag -foo" or "invalid value \"x\" for flag -node-id: ..."
+};
+
+CliOptions parse_flags(int argc, const char* const* argv);
+std::string usage_text();
+
+}  // namespace harmony
