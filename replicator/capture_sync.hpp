@@ -1,0 +1,31 @@
+// Keeps capture installed on the tables this node replicates, at start-up and after DDL:
+// new tables get capture, missing triggers are repaired, dropped tables leave the registry.
+// Uses the same shared/capture.cpp code as harmony_enable().
+#pragma once
+#include <string>
+#include <vector>
+
+#include "shared/capture.hpp"
+
+namespace harmony {
+
+struct TableSelection {
+  std::vector<std::string> include;  // empty = every eligible table
+  std::vector<std::string> exclude;
+  bool capture_existing_rows = false;
+  bool selected(const std::string& table) const;
+};
+
+struct SyncReport {
+  std::vector<std::string> enabled;   // newly captured
+  std::vector<std::string> repaired;  // triggers reinstalled
+  std::vector<std::string> dropped;   // registry entries of dropped tables removed
+  std::vector<std::string> skipped;   // "reason" for selected tables that cannot be captured
+  std::vector<std::string> missing;   // included by name but not present
+};
+
+// Must run inside a write transaction.
+SyncReport sync_capture(Db& db, const TableSelection& selection);
+void log_sync_report(const SyncReport& report);
+
+}  // namespace harmony

@@ -1,0 +1,177 @@
+// Consumer loop (see consumer.hpp).
+#include "replicator/consumer.hpp"
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "replicator/database.hpp"
+#include "replicator/wire.hpp"
+#include "shared/apply.hpp"
+#include "shared/codec.hpp"
+#include "shared/hlc.hpp"
+
+namespace harmony {
+
+namespace {
+// Dead-lettered payloads are kept for inspection, truncated so poison cannot fill the disk.
+constexpr size_t kMaxDeadLetterPayload = 64 * 1024;
+
+struct Rejected {
+  uint64_t seq = 0;
+  uint64_t origin = 0;
+  uint64_t batch = 0;
+  std::string reason;
+  std::string payload;
+};
+
+struct Ready {
+  uint64_t seq = 0;  // last part's sequence
+  Batch batch;
+};
+}  // namespace
+
+Consumer::Consumer(ConsumerOptions options, MessageSource& source, ReplicatorStats& stats)
+    : options_(std::move(options)), source_(source), stats_(stats) {}
+
+void Consumer::run(const std::atomic<bool>& stop) {
+  Db db = open_database(options_.db_path);
+  uint64_t generation = options_.schema_generation ? options_.schema_generation->load() : 0;
+  auto applier = std::make_unique<Applier>(db, options_.node, captured_tables(db));
+  uint64_t position = 0;
+  {
+    auto positions = load_positions(db);
+    if (auto it = positions.find(options_.stream); it != positions.end()) position = it->second;
+  }
+  position_ = position;
+  StreamProgress progress;
+  progress.position = position;
+  stats_.set_stream(options_.stream, progress);
+  source_.start(position + 1);
+  spdlog::info("consuming {} from sequence {}", options_.stream, position + 1);
+
+  BatchAssembler assembler;
+  uint64_t last_seen = position;        // highest sequence handed to the assembler
+  std::deque<IncomingMessage> backlog;  // received but left for the next transaction
+  auto next_message = [&](std::chrono::milliseconds timeout) -> std::optional<IncomingMessage> {
+    if (!backlog.empty()) {
+      IncomingMessage m = std::move(backlog.front());
+      backlog.pop_front();
+      return m;
+    }
+    return source_.next(timeout);
+  };
+  while (!stop) {
+    auto first = next_message(std::chrono::milliseconds(500));
+    if (!first) continue;
+    std::deque<IncomingMessage> msgs;
+    msgs.push_back(std::move(*first));
+    size_t bytes = msgs.back().payload.size();
+    auto gather_until = std::chrono::steady_clock::now() + options_.max_gather;
+    // Group what is already buffered (bounded) into one transaction.
+    while (msgs.size() < 4096 && bytes < (64u << 20)) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          gather_until - std::chrono::steady_clock::now());
+      auto more = next_message(std::max(left, std::chrono::milliseconds(0)));
+      if (!more) break;
+      bytes += more->payload.size();
+      msgs.push_back(std::move(*more));
+    }
+
+    std::vector<Rejected> rejected;
+    std::vector<Ready> ready;
+    size_t rows = 0;
+    uint64_t handled_up_to = last_seen;
+    while (!msgs.empty()) {
+      if (rows >= options_.max_rows_per_txn) {
+        // Bound reached: the rest waits for the next transaction, in order.
+        while (!msgs.empty()) {
+          backlog.push_front(std::move(msgs.back()));
+          msgs.pop_back();
+        }
+        break;
+      }
+      IncomingMessage m = std::move(msgs.front());
+      msgs.pop_front();
+      if (m.stream_seq <= last_seen) continue;  // redelivery after a reset
+      if (m.stream_seq != last_seen + 1 && last_seen != 0)
+        spdlog::error(
+            "{}: sequences {}..{} are missing from the stream (removed by retention "
+            "before this node applied them); this node may miss changes until it "
+            "restores a snapshot",
+            options_.stream, last_seen + 1, m.stream_seq - 1);
+      last_seen = m.stream_seq;
+      IncomingPart part;
+      part.stream_seq = m.stream_seq;
+      if (auto err = parse_part_headers(m.origin, m.batch, m.part, part)) {
+        rejected.push_back({m.stream_seq, 0, 0, *err, m.payload.substr(0, kMaxDeadLetterPayload)});
+        continue;
+      }
+      part.payload = std::move(m.payload);
+      auto result = assembler.add(std::move(part));
+      for (auto& d : result.dropped) spdlog::warn("{}: {}", options_.stream, d);
+      if (!result.complete) continue;
+      auto& done = *result.complete;
+      if (done.origin == options_.node && done.last_seq > options_.apply_own_until) {
+        ++stats_.batches_skipped_own;  // our own change, already in this database
+        continue;
+      }
+      try {
+        Batch b = decode_batch(done.frame);
+        if (b.origin_node != done.origin)
+          throw DecodeError(fmt::format("batch body says origin {} but headers say {}",
+                                        b.origin_node, done.origin));
+        rows += b.rows.size();
+        ready.push_back({done.last_seq, std::move(b)});
+      } catch (const DecodeError& e) {
+        rejected.push_back({done.last_seq, done.origin, done.batch, e.what(),
+                            done.frame.substr(0, kMaxDeadLetterPayload)});
+      }
+    }
+    handled_up_to = last_seen;
+
+    if (options_.schema_generation && options_.schema_generation->load() != generation) {
+      generation = options_.schema_generation->load();
+      applier = std::make_unique<Applier>(db, options_.node, captured_tables(db));
+    }
+    uint64_t new_position = assembler.safe_position(handled_up_to);
+    ApplyStats total;
+    bool committed = write_transaction(
+        db, stop,
+        [&] {
+          total = ApplyStats{};
+          applier->begin();
+          for (const auto& r : rejected)
+            applier->dead_letter({options_.stream, r.seq}, r.origin, r.batch, "", r.reason,
+                                 r.payload);
+          for (const auto& r : ready) total += applier->apply(r.batch, {options_.stream, r.seq});
+          if (new_position > position) applier->set_position(options_.stream, new_position);
+          applier->finish();
+        },
+        "applying changes");
+    if (!committed) break;
+    position = std::max(position, new_position);
+    position_ = position;
+    for (const auto& r : rejected)
+      spdlog::warn("{} seq {}: dead-lettered: {}", options_.stream, r.seq, r.reason);
+    stats_.rows_applied += total.applied;
+    stats_.rows_skipped_older += total.skipped_older;
+    stats_.rows_dead_lettered += total.dead_lettered;
+    stats_.batches_applied += static_cast<int64_t>(ready.size());
+    stats_.batches_dead_lettered += static_cast<int64_t>(rejected.size());
+    if (!ready.empty()) stats_.last_applied_ms = wall_clock_ms();
+    progress.position = position;
+    progress.last_applied_ms = stats_.last_applied_ms;
+    if (total.max_hlc > 0) progress.delay_ms = wall_clock_ms() - hlc_physical_ms(total.max_hlc);
+    stats_.set_stream(options_.stream, progress);
+    if (total.dead_lettered > 0)
+      spdlog::warn("{}: {} row(s) dead-lettered (see __harmony_dead_letters)", options_.stream,
+                   total.dead_lettered);
+  }
+  source_.stop();
+}
+
+}  // namespace harmony

@@ -1,0 +1,219 @@
+// JetStream publish/consume on nats.c (see jetstream_io.hpp).
+#include "replicator/jetstream_io.hpp"
+
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace harmony {
+
+namespace {
+// Async publishes in flight for one multi-part batch.
+constexpr int64_t kMaxPendingParts = 64;
+
+std::optional<std::string> header(natsMsg* m, const char* key) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v) return std::nullopt;
+  return std::string(v);
+}
+
+natsMsg* make_part_message(const std::string& subject, const OutgoingPart& p, uint64_t origin,
+                           uint64_t batch, natsStatus& s) {
+  natsMsg* m = nullptr;
+  s = natsMsg_Create(&m, subject.c_str(), nullptr, p.payload.data(),
+                     static_cast<int>(p.payload.size()));
+  if (s != NATS_OK) return nullptr;
+  std::string origin_s = std::to_string(origin), batch_s = std::to_string(batch);
+  std::string part_s = fmt::format("{}/{}", p.index, p.count);
+  s = natsMsgHeader_Set(m, kHeaderMsgId, p.msg_id.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderOrigin, origin_s.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderBatch, batch_s.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderPart, part_s.c_str());
+  if (s != NATS_OK) {
+    natsMsg_Destroy(m);
+    return nullptr;
+  }
+  return m;
+}
+}  // namespace
+
+std::string nats_error(natsStatus s, jsErrCode jerr) {
+  std::string text = natsStatus_GetText(s);
+  const char* last = nats_GetLastError(nullptr);
+  if (last && *last && text.find(last) == std::string::npos) text += fmt::format(" ({})", last);
+  if (jerr) text += fmt::format(" [JetStream error {}]", static_cast<int>(jerr));
+  return text;
+}
+
+JetStreamTransport::JetStreamTransport(natsConnection* nc, std::string subject, std::string stream,
+                                       std::chrono::milliseconds ack_timeout)
+    : nc_(nc), subject_(std::move(subject)), stream_(std::move(stream)), ack_timeout_(ack_timeout) {
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = ack_timeout_.count();
+  o.PublishAsync.MaxPending = kMaxPendingParts;
+  o.PublishAsync.AckHandler = &JetStreamTransport::on_ack;
+  o.PublishAsync.AckHandlerClosure = this;
+  natsStatus s = natsConnection_JetStream(&js_, nc_, &o);
+  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error(s));
+}
+
+JetStreamTransport::~JetStreamTransport() {
+  jsCtx_Destroy(js_);
+}
+
+void JetStreamTransport::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
+                                void* closure) {
+  auto* self = static_cast<JetStreamTransport*>(closure);
+  {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    if (pae) {
+      if (self->async_error_.empty())
+        self->async_error_ = pae->ErrText ? pae->ErrText : nats_error(pae->Err, pae->ErrCode);
+    } else if (pa) {
+      ++self->acked_;
+    }
+  }
+  natsMsg_Destroy(msg);  // with an AckHandler the message is ours to destroy
+}
+
+bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_t origin,
+                                 uint64_t batch, std::string& error) {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.ExpectStream = stream_.c_str();
+  po.MaxWait = ack_timeout_.count();
+  if (parts.size() == 1) {
+    // One message (the common case): a synchronous publish has the lowest latency.
+    natsStatus s;
+    natsMsg* m = make_part_message(subject_, parts[0], origin, batch, s);
+    if (!m) {
+      error = nats_error(s);
+      return false;
+    }
+    jsPubAck* pa = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    s = js_PublishMsg(&pa, js_, m, &po, &jerr);
+    natsMsg_Destroy(m);
+    jsPubAck_Destroy(pa);
+    if (s != NATS_OK) {
+      error = nats_error(s, jerr);
+      return false;
+    }
+    return true;
+  }
+  // Several parts: pipeline them (bounded by MaxPending), then wait for every ack.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    acked_ = 0;
+    async_error_.clear();
+  }
+  for (const auto& p : parts) {
+    natsStatus s;
+    natsMsg* m = make_part_message(subject_, p, origin, batch, s);
+    if (m) s = js_PublishMsgAsync(js_, &m, &po);
+    if (s != NATS_OK) {
+      natsMsg_Destroy(m);  // still ours when the call failed
+      error = nats_error(s);
+      break;
+    }
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = ack_timeout_.count() * 2;
+  natsStatus s = js_PublishAsyncComplete(js_, &wait);
+  if (s != NATS_OK) {
+    natsMsgList pending{nullptr, 0};
+    if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
+    if (error.empty()) error = "timed out waiting for acknowledgements: " + nats_error(s);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!async_error_.empty() && error.empty()) error = async_error_;
+  return error.empty() && acked_ == static_cast<int>(parts.size());
+}
+
+JetStreamSource::JetStreamSource(natsConnection* nc, std::string stream, std::string subject)
+    : nc_(nc), stream_(std::move(stream)), subject_(std::move(subject)) {
+  natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
+  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error(s));
+}
+
+JetStreamSource::~JetStreamSource() {
+  stop();
+  jsCtx_Destroy(js_);
+}
+
+void JetStreamSource::stop() {
+  if (sub_) {
+    natsSubscription_Unsubscribe(sub_);
+    natsSubscription_Destroy(sub_);
+    sub_ = nullptr;
+  }
+}
+
+void JetStreamSource::start(uint64_t start_seq) {
+  stop();
+  next_seq_ = std::max<uint64_t>(start_seq, 1);
+  subscribe();
+}
+
+bool JetStreamSource::subscribe() {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream_.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = next_seq_ <= 1 ? js_DeliverAll : js_DeliverByStartSequence;
+  if (next_seq_ > 1) so.Config.OptStartSeq = next_seq_;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_SubscribeSync(&sub_, js_, subject_.c_str(), nullptr, &so, &jerr);
+  if (s == NATS_OK) {
+    // Catch-up can deliver far more than the library's default pending limits.
+    natsSubscription_SetPendingLimits(sub_, -1, 256 * 1024 * 1024);
+    return true;
+  }
+  sub_ = nullptr;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_error_log_ > std::chrono::seconds(10)) {
+    last_error_log_ = now;
+    spdlog::warn("cannot subscribe to {} from sequence {}: {}; retrying", stream_, next_seq_,
+                 nats_error(s, jerr));
+  }
+  retry_at_ = now + std::chrono::seconds(1);
+  return false;
+}
+
+std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds timeout) {
+  if (!sub_) {
+    if (std::chrono::steady_clock::now() < retry_at_ || !subscribe()) {
+      std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(100)));
+      return std::nullopt;
+    }
+  }
+  natsMsg* m = nullptr;
+  natsStatus s = natsSubscription_NextMsg(&m, sub_, timeout.count() > 0 ? timeout.count() : 1);
+  if (s == NATS_TIMEOUT) return std::nullopt;
+  if (s != NATS_OK) {
+    spdlog::warn("reading {} failed: {}; resubscribing from sequence {}", stream_, nats_error(s),
+                 next_seq_);
+    stop();
+    retry_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    return std::nullopt;
+  }
+  IncomingMessage out;
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta) {
+    out.stream_seq = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+  }
+  out.origin = header(m, kHeaderOrigin);
+  out.batch = header(m, kHeaderBatch);
+  out.part = header(m, kHeaderPart);
+  if (natsMsg_GetDataLength(m) > 0)
+    out.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+  natsMsg_Destroy(m);
+  if (out.stream_seq >= next_seq_) next_seq_ = out.stream_seq + 1;
+  return out;
+}
+
+}  // namespace harmony

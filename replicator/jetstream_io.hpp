@@ -1,0 +1,59 @@
+// JetStream implementations of the publisher's BatchTransport and the consumer's
+// MessageSource, on nats.c: publishes with Nats-Msg-Id (dedup) and ExpectStream, reads with an
+// ordered push consumer starting at the stored position + 1 (positions live in the database,
+// so the server keeps no consumer state for us).
+#pragma once
+#include <nats/nats.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+
+#include "replicator/consumer.hpp"
+#include "replicator/publisher.hpp"
+
+namespace harmony {
+
+class JetStreamTransport : public BatchTransport {
+ public:
+  JetStreamTransport(natsConnection* nc, std::string subject, std::string stream,
+                     std::chrono::milliseconds ack_timeout);
+  ~JetStreamTransport() override;
+  bool publish(const std::vector<OutgoingPart>& parts, uint64_t origin, uint64_t batch,
+               std::string& error) override;
+
+ private:
+  static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
+  natsConnection* nc_;
+  jsCtx* js_ = nullptr;
+  std::string subject_, stream_;
+  std::chrono::milliseconds ack_timeout_;
+  std::mutex mu_;
+  int acked_ = 0;
+  std::string async_error_;
+};
+
+class JetStreamSource : public MessageSource {
+ public:
+  JetStreamSource(natsConnection* nc, std::string stream, std::string subject);
+  ~JetStreamSource() override;
+  void start(uint64_t start_seq) override;
+  std::optional<IncomingMessage> next(std::chrono::milliseconds timeout) override;
+  void stop() override;
+
+ private:
+  bool subscribe();
+  natsConnection* nc_;
+  jsCtx* js_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  std::string stream_, subject_;
+  uint64_t next_seq_ = 1;
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::steady_clock::time_point last_error_log_{};
+};
+
+// "<status text>: <last error>" for a failed nats.c call.
+std::string nats_error(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));
+
+}  // namespace harmony

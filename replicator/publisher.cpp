@@ -1,0 +1,158 @@
+// Publisher loop (see publisher.hpp).
+#include "replicator/publisher.hpp"
+
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "replicator/database.hpp"
+#include "replicator/watcher.hpp"
+#include "shared/codec.hpp"
+#include "shared/fold.hpp"
+#include "shared/hlc.hpp"
+#include "shared/outbox.hpp"
+
+namespace harmony {
+
+namespace {
+constexpr auto kMaxRetryDelay = std::chrono::seconds(5);
+constexpr auto kFailureLogEvery = std::chrono::seconds(10);
+
+struct InFlight {
+  Batch batch;
+  std::vector<OutgoingPart> parts;
+  int attempts = 0;
+};
+
+// Cheap read-only check so the write lock is only taken when something is pending.
+bool anything_pending(Db& db, const std::vector<CapturedTable>& tables) {
+  for (const auto& t : tables) {
+    if (db.query_int(fmt::format("SELECT EXISTS (SELECT 1 FROM {}) OR EXISTS (SELECT 1 FROM {} "
+                                 "WHERE dirty)",
+                                 t.log, t.rows)) != 0)
+      return true;
+  }
+  return false;
+}
+}  // namespace
+
+struct Publisher::State {
+  ChangeWatcher watcher;
+  explicit State(const std::string& path) : watcher(path) {}
+};
+
+Publisher::Publisher(PublisherOptions options, BatchTransport& transport, ReplicatorStats& stats)
+    : options_(std::move(options)),
+      transport_(transport),
+      stats_(stats),
+      state_(std::make_unique<State>(options_.db_path)) {}
+
+Publisher::~Publisher() = default;
+
+void Publisher::wake() {
+  state_->watcher.wake();
+}
+
+void Publisher::run(const std::atomic<bool>& stop) {
+  Db db = open_database(options_.db_path);
+  std::vector<CapturedTable> tables = captured_tables(db);
+  int64_t schema_version = db.query_int("PRAGMA schema_version");
+  int64_t data_version = -1;
+  std::optional<InFlight> in_flight;
+  auto retry_delay = std::chrono::milliseconds(100);
+  auto last_failure_log = std::chrono::steady_clock::time_point{};
+  bool check_now = true;
+
+  if (!state_->watcher.using_inotify() && options_.poll_interval.count() <= 0)
+    spdlog::warn("no file notifications and polling_interval = 0: checking every second");
+
+  while (!stop) {
+    // DDL since last time: bring capture up to date before reading anything.
+    int64_t sv = db.query_int("PRAGMA schema_version");
+    if (sv != schema_version) {
+      SyncReport report;
+      write_transaction(
+          db, stop, [&] { report = sync_capture(db, options_.selection); },
+          "capture update after schema change");
+      log_sync_report(report);
+      tables = captured_tables(db);
+      stats_.tables_tracked = static_cast<int64_t>(tables.size());
+      schema_version = db.query_int("PRAGMA schema_version");
+      ++schema_generation_;
+      check_now = true;
+    }
+
+    if (!in_flight && options_.publish_enabled) {
+      int64_t dv = db.query_int("PRAGMA data_version");
+      if (check_now || dv != data_version) {
+        data_version = dv;
+        check_now = false;
+        if (anything_pending(db, tables)) {
+          Batch batch;
+          bool done = write_transaction(
+              db, stop,
+              [&] { batch = collect_pending(db, tables, options_.node, options_.batch_rows); },
+              "collecting changes");
+          if (!done) break;
+          data_version = db.query_int("PRAGMA data_version");
+          if (!batch.rows.empty()) {
+            if (batch.rows.size() >= options_.batch_rows)
+              spdlog::warn(
+                  "{} rows pending: publishing them in batches of {} (scan_max_changes); "
+                  "a replica may briefly show part of a larger transaction",
+                  batch.rows.size(), options_.batch_rows);
+            InFlight f;
+            f.parts = split_frame(encode_batch(batch, options_.compress), batch.origin_node,
+                                  batch.batch_id, options_.max_part_bytes);
+            f.batch = std::move(batch);
+            in_flight = std::move(f);
+          }
+        }
+      }
+    }
+
+    if (in_flight) {
+      std::string error;
+      ++in_flight->attempts;
+      if (transport_.publish(in_flight->parts, in_flight->batch.origin_node,
+                             in_flight->batch.batch_id, error)) {
+        // Ack-before-clear: only now may the dirty flags go, and only for rows whose version is
+        // still the one we sent.
+        write_transaction(
+            db, stop, [&] { mark_published(db, in_flight->batch); }, "clearing published changes");
+        if (in_flight->attempts > 1)
+          spdlog::info("batch {} ({} rows) published after {} attempts", in_flight->batch.batch_id,
+                       in_flight->batch.rows.size(), in_flight->attempts);
+        stats_.rows_published += static_cast<int64_t>(in_flight->batch.rows.size());
+        ++stats_.batches_published;
+        stats_.last_published_ms = wall_clock_ms();
+        in_flight.reset();
+        retry_delay = std::chrono::milliseconds(100);
+        check_now = true;  // more may have been written meanwhile
+        data_version = db.query_int("PRAGMA data_version");
+        continue;
+      }
+      ++stats_.publish_failures;
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_failure_log > kFailureLogEvery) {
+        last_failure_log = now;
+        spdlog::warn("publish of batch {} ({} rows) failed: {}; changes stay queued, retrying",
+                     in_flight->batch.batch_id, in_flight->batch.rows.size(), error);
+      }
+      state_->watcher.wait(retry_delay);
+      retry_delay = std::min<std::chrono::milliseconds>(retry_delay * 2, kMaxRetryDelay);
+      continue;
+    }
+
+    auto wait = options_.poll_interval.count() > 0 ? options_.poll_interval
+                                                   : std::chrono::milliseconds(1000);
+    if (!state_->watcher.wait(wait)) check_now = true;  // timer tick: look again anyway
+  }
+  if (in_flight)
+    spdlog::info("stopping with batch {} unacknowledged; its {} rows stay queued for next start",
+                 in_flight->batch.batch_id, in_flight->batch.rows.size());
+}
+
+}  // namespace harmony
