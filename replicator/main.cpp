@@ -1,0 +1,62 @@
+// harmonylite entry point: flags, config, then one of the modes (-version, -help, -cleanup,
+// replication). Exit codes: 0 ok, 1 runtime error (message logged), 2 bad flag or config.
+#include <cstdio>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "replicator/config.hpp"
+#include "replicator/flags.hpp"
+#include "replicator/log.hpp"
+#include "replicator/nats_client.hpp"
+#include "replicator/replicator.hpp"
+#include "replicator/version_info.hpp"
+#include "shared/error.hpp"
+
+int main(int argc, char** argv) {
+  using namespace harmony;
+  CliOptions cli;
+  try {
+    cli = parse_flags(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s\n\n%s", e.message.c_str(), usage_text().c_str());
+    return 2;
+  }
+  if (cli.help) {
+    std::fputs(usage_text().c_str(), stdout);
+    return 0;
+  }
+  Config config;
+  std::vector<std::string> warnings;
+  try {
+    if (!cli.config_path.empty()) config = load_config(cli.config_path, warnings);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "%s\n", e.message.c_str());
+    return 2;
+  }
+  if (cli.version) {
+    std::fputs(version_report(config.nats.server_binary).c_str(), stdout);
+    return 0;
+  }
+  if (cli.node_id) config.node_id = *cli.node_id;
+  setup_logging(config.logging.verbose, config.logging.format, config.node_id);
+  for (const auto& w : warnings) spdlog::warn("{}", w);
+  if (cli.config_path.empty())
+    spdlog::warn("no -config given: using defaults (db_path {})", config.db_path);
+  if (!cli.pprof.empty()) spdlog::warn("-pprof is accepted for compatibility and ignored");
+  int rc = 1;
+  try {
+    if (cli.cleanup)
+      rc = run_cleanup(config, cli.force);
+    else
+      rc = run_replicator(config, cli);
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    rc = 1;
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected error: {}", e.what());
+    rc = 1;
+  }
+  nats_library_close();
+  return rc;
+}
