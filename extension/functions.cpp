@@ -18,13 +18,38 @@
 namespace harmony::ext {
 namespace {
 
-std::string text_arg(sqlite3_context* ctx, sqlite3_value* v, const char* fn, const char* what) {
-  if (sqlite3_value_type(v) != SQLITE_TEXT) {
-    throw Error(fmt::format("{}: {} must be text (a table name, or '*')", fn, what));
+const char* type_name(int type) {
+  switch (type) {
+    case SQLITE_INTEGER:
+      return "an integer";
+    case SQLITE_FLOAT:
+      return "a real";
+    case SQLITE_BLOB:
+      return "a blob";
+    case SQLITE_NULL:
+      return "NULL";
+    default:
+      return "text";
   }
+}
+
+std::string text_arg(sqlite3_value* v, const char* fn, const char* what, const char* expected) {
+  const int type = sqlite3_value_type(v);
+  if (type != SQLITE_TEXT)
+    throw Error(
+        fmt::format("{}: {} must be text ({}), not {}", fn, what, expected, type_name(type)));
   return std::string(reinterpret_cast<const char*>(sqlite3_value_text(v)),
                      static_cast<size_t>(sqlite3_value_bytes(v)));
-  (void)ctx;
+}
+
+// Installing or removing capture writes to the database: say so plainly when it cannot.
+void require_writable(Db& db, const char* fn) {
+  if (sqlite3_db_readonly(db.handle(), "main") == 1)
+    throw Error(fmt::format(
+        "{}: the database is read-only (opened with -readonly or SQLITE_OPEN_READONLY, or the "
+        "file or its directory is not writable); capture can only be changed on a writable "
+        "database",
+        fn));
 }
 
 // Runs `body` inside a savepoint so a failure leaves nothing half-installed.
@@ -47,10 +72,11 @@ void fn_version(sqlite3_context* ctx, int, sqlite3_value**) {
 
 void fn_enable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   guarded(ctx, [&](Db& db) {
-    std::string table = text_arg(ctx, argv[0], "harmony_enable", "the first argument");
+    std::string table =
+        text_arg(argv[0], "harmony_enable", "the first argument", "a table name, or '*'");
     EnableOptions opts;
     if (argc > 1) {
-      std::string mode = text_arg(ctx, argv[1], "harmony_enable", "the second argument");
+      std::string mode = text_arg(argv[1], "harmony_enable", "the second argument", "'existing'");
       if (mode == "existing")
         opts.capture_existing_rows = true;
       else if (!mode.empty())
@@ -59,6 +85,7 @@ void fn_enable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
             "the table",
             mode));
     }
+    require_writable(db, "harmony_enable");
     ensure_base_schema(db);
     int n = table == "*" ? enable_all(db, opts) : (enable_table(db, table, opts) ? 1 : 0);
     sqlite3_result_int(ctx, n);
@@ -67,10 +94,11 @@ void fn_enable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 
 void fn_disable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   guarded(ctx, [&](Db& db) {
-    std::string table = text_arg(ctx, argv[0], "harmony_disable", "the first argument");
+    std::string table =
+        text_arg(argv[0], "harmony_disable", "the first argument", "a table name, or '*'");
     bool discard = false;
     if (argc > 1) {
-      std::string mode = text_arg(ctx, argv[1], "harmony_disable", "the second argument");
+      std::string mode = text_arg(argv[1], "harmony_disable", "the second argument", "'discard'");
       if (mode == "discard")
         discard = true;
       else
@@ -85,6 +113,7 @@ void fn_disable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       if (table != "*" && table_kind(db, table) == TableKind::Missing)
         throw Error(fmt::format("no such table: \"{}\"", table));
     } else {
+      require_writable(db, "harmony_disable");
       n = table == "*" ? disable_all(db, discard) : (disable_table(db, table, discard) ? 1 : 0);
     }
     sqlite3_result_int(ctx, n);
@@ -100,9 +129,9 @@ void fn_status(sqlite3_context* ctx, int, sqlite3_value**) {
 
 void fn_checksum(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   guarded(ctx, [&](Db& db) {
-    std::string sum =
-        argc == 0 ? database_checksum(db)
-                  : table_checksum(db, text_arg(ctx, argv[0], "harmony_checksum", "the argument"));
+    std::string sum = argc == 0 ? database_checksum(db)
+                                : table_checksum(db, text_arg(argv[0], "harmony_checksum",
+                                                              "the argument", "a table name"));
     sqlite3_result_text(ctx, sum.c_str(), static_cast<int>(sum.size()), SQLITE_TRANSIENT);
   });
 }

@@ -2,6 +2,7 @@
 // placed into generated SQL comes from the local schema and is quoted with quote_ident.
 #include "shared/capture.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -36,22 +37,6 @@ std::vector<std::string> key_names(size_t n) {
   return out;
 }
 
-bool builtin_collation(const std::string& c) {
-  return same_ident(c, "BINARY") || same_ident(c, "NOCASE") || same_ident(c, "RTRIM");
-}
-
-std::vector<std::string> trigger_kinds(const TableInfo& t) {
-  std::vector<std::string> kinds = {"ins", "upd", "updk", "del"};
-  bool unique_cols = false;
-  for (const auto& u : t.unique_indexes)
-    if (!u.has_expression) unique_cols = true;
-  if (unique_cols) {
-    kinds.push_back("bins");
-    kinds.push_back("bupd");
-  }
-  return kinds;
-}
-
 CapturedTable make_captured(int64_t id, TableInfo info) {
   CapturedTable c;
   c.id = id;
@@ -62,20 +47,35 @@ CapturedTable make_captured(int64_t id, TableInfo info) {
   return c;
 }
 
-void install_objects(Db& db, const CapturedTable& t) {
+// The SQL that installs capture on one table: storage tables, then the trigger script. Each
+// CREATE TRIGGER statement is also kept on its own, to compare with what sqlite_schema holds.
+struct CaptureSql {
+  std::string storage;
+  std::string triggers;
+  std::vector<std::pair<std::string, std::string>> creates;  // trigger name -> CREATE TRIGGER
+};
+
+void collect_creates(const std::string& script, CaptureSql& out) {
+  static constexpr std::string_view kCreate = "CREATE TRIGGER \"";
+  for (size_t at = script.find(kCreate); at != std::string::npos;
+       at = script.find(kCreate, at + 1)) {
+    const size_t name_start = at + kCreate.size();
+    const size_t name_end = script.find('"', name_start);
+    const size_t end = script.find("\nEND;", name_start);
+    if (name_end == std::string::npos || end == std::string::npos)
+      throw Error("internal error: malformed capture trigger template");
+    out.creates.emplace_back(script.substr(name_start, name_end - name_start),
+                             script.substr(at, end + 4 - at));
+  }
+}
+
+CaptureSql render(const CapturedTable& t) {
+  CaptureSql out;
   const auto pk = t.info.primary_key();
-  for (const auto* c : pk)
-    if (!builtin_collation(c->collation))
-      throw Error(fmt::format(
-          "table \"{}\": primary key column \"{}\" uses collation {} which harmonylite cannot "
-          "reproduce in its own tables; only BINARY, NOCASE and RTRIM are supported for keys",
-          t.name, c->name, c->collation));
   const auto keys = key_names(pk.size());
   std::vector<std::string> rows_keys, new_keys, old_keys, pk_cols, old_ne_new, pk_is_old;
   for (size_t i = 0; i < pk.size(); ++i) {
     const std::string col = quote_ident(pk[i]->name);
-    // No declared type: values are stored exactly as the source table holds them; the collation
-    // makes key equality the same as in the source (e.g. NOCASE keys).
     rows_keys.push_back(keys[i] + " COLLATE " + pk[i]->collation);
     new_keys.push_back("NEW." + col);
     old_keys.push_back("OLD." + col);
@@ -84,44 +84,75 @@ void install_objects(Db& db, const CapturedTable& t) {
     pk_is_old.push_back(col + " = OLD." + col);
   }
   const std::string table = quote_ident(t.name);
-  db.exec(fmt::format(fmt::runtime(sql::capture_tables), fmt::arg("log", t.log),
-                      fmt::arg("rows", t.rows), fmt::arg("log_keys", join(keys, ", ")),
-                      fmt::arg("rows_keys", join(rows_keys, ", ")),
-                      fmt::arg("key_list", join(keys, ", ")),
-                      fmt::arg("dirty_index", quote_ident(names::dirty_index(t.id)))));
+  out.storage = fmt::format(fmt::runtime(sql::capture_tables), fmt::arg("log", t.log),
+                            fmt::arg("rows", t.rows), fmt::arg("log_keys", join(rows_keys, ", ")),
+                            fmt::arg("rows_keys", join(rows_keys, ", ")),
+                            fmt::arg("key_list", join(keys, ", ")),
+                            fmt::arg("dirty_index", quote_ident(names::dirty_index(t.id))));
   auto trg = [&](const char* kind) { return quote_ident(names::trigger(t.id, kind)); };
-  db.exec(fmt::format(
+  out.triggers = fmt::format(
       fmt::runtime(sql::capture_triggers), fmt::arg("table", table), fmt::arg("log", t.log),
       fmt::arg("key_list", join(keys, ", ")), fmt::arg("new_keys", join(new_keys, ", ")),
-      fmt::arg("old_keys", join(old_keys, ", ")), fmt::arg("pk_cols", join(pk_cols, ", ")),
-      fmt::arg("old_ne_new", join(old_ne_new, " OR ")), fmt::arg("now_ms", kNowMsSql),
-      fmt::arg("trg_ins", trg("ins")), fmt::arg("trg_upd", trg("upd")),
-      fmt::arg("trg_updk", trg("updk")), fmt::arg("trg_del", trg("del"))));
+      fmt::arg("old_keys", join(old_keys, ", ")), fmt::arg("old_ne_new", join(old_ne_new, " OR ")),
+      fmt::arg("now_ms", kNowMsSql), fmt::arg("trg_ins", trg("ins")),
+      fmt::arg("trg_upd", trg("upd")), fmt::arg("trg_updk", trg("updk")),
+      fmt::arg("trg_del", trg("del")));
 
   std::vector<std::string> matches, unique_cols;
   for (const auto& u : t.info.unique_indexes) {
-    if (u.has_expression) continue;  // documented limitation: see capture_unique_triggers.sql
+    if (u.has_expression) continue;  // reported by capture_problems()
     std::vector<std::string> eq;
-    for (const auto& c : u.columns) {
-      eq.push_back(quote_ident(c) + " = NEW." + quote_ident(c));
+    for (size_t i = 0; i < u.columns.size(); ++i) {
+      const std::string col = quote_ident(u.columns[i]);
+      eq.push_back(col + " COLLATE " + u.collations[i] + " = NEW." + col);
       bool seen = false;
-      for (const auto& x : unique_cols) seen = seen || same_ident(x, quote_ident(c));
-      if (!seen) unique_cols.push_back(quote_ident(c));
+      for (const auto& x : unique_cols) seen = seen || same_ident(x, col);
+      if (!seen) unique_cols.push_back(col);
     }
-    matches.push_back("(" + join(eq, " AND ") + ")");
+    std::string m = "(" + join(eq, " AND ") + ")";
+    if (std::find(matches.begin(), matches.end(), m) == matches.end()) matches.push_back(m);
   }
   if (!matches.empty()) {
-    db.exec(fmt::format(
+    out.triggers += fmt::format(
         fmt::runtime(sql::capture_unique_triggers), fmt::arg("table", table),
         fmt::arg("log", t.log), fmt::arg("key_list", join(keys, ", ")),
         fmt::arg("pk_cols", join(pk_cols, ", ")), fmt::arg("unique_match", join(matches, " OR ")),
         fmt::arg("unique_cols", join(unique_cols, ", ")),
         fmt::arg("pk_is_old", join(pk_is_old, " AND ")), fmt::arg("now_ms", kNowMsSql),
-        fmt::arg("trg_bins", trg("bins")), fmt::arg("trg_bupd", trg("bupd"))));
+        fmt::arg("trg_bins", trg("bins")), fmt::arg("trg_bupd", trg("bupd")));
   } else {
-    db.exec(fmt::format("DROP TRIGGER IF EXISTS {}; DROP TRIGGER IF EXISTS {};", trg("bins"),
-                        trg("bupd")));
+    out.triggers += fmt::format("DROP TRIGGER IF EXISTS {}; DROP TRIGGER IF EXISTS {};",
+                                trg("bins"), trg("bupd"));
   }
+  collect_creates(out.triggers, out);
+  return out;
+}
+
+// Number of key columns (k1..kn) of one of our storage tables; 0 when it does not exist.
+int64_t storage_key_count(Db& db, const std::string& table) {
+  auto s =
+      db.prepare("SELECT count(*) FROM pragma_table_info(?1, 'main') WHERE name GLOB 'k[0-9]*'");
+  s.bind(1, table);
+  s.step();
+  return s.column_int(0);
+}
+
+void install_objects(Db& db, const CapturedTable& t) {
+  if (auto why = ineligibility(t.info)) throw Error(*why);
+  const auto n = static_cast<int64_t>(t.key_count());
+  // Storage left from a table of the same name with a different primary key (DROP TABLE, then
+  // CREATE TABLE): its keys mean nothing for the new table, so start over.
+  for (const auto& storage : {names::log_table(t.id), names::rows_table(t.id)}) {
+    int64_t have = storage_key_count(db, storage);
+    if (have != 0 && have != n) {
+      db.exec("DROP TABLE IF EXISTS " + quote_ident(names::log_table(t.id)));
+      db.exec("DROP TABLE IF EXISTS " + quote_ident(names::rows_table(t.id)));
+      break;
+    }
+  }
+  const CaptureSql sql = render(t);
+  db.exec(sql.storage);
+  db.exec(sql.triggers);
 }
 
 void drop_objects(Db& db, int64_t id) {
@@ -131,7 +162,81 @@ void drop_objects(Db& db, int64_t id) {
   db.exec("DROP TABLE IF EXISTS " + quote_ident(names::rows_table(id)));
 }
 
+bool have_registry(Db& db) {
+  return db.query_int(
+             "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = "
+             "'__harmony_tables'") > 0;
+}
+
+// Canonical spelling of an ordinary table in main, or "" when there is none by that name.
+std::string ordinary_table(Db& db, const std::string& name) {
+  if (name.empty()) return "";
+  auto s = db.prepare(
+      "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND "
+      "name = ?1 COLLATE NOCASE");
+  s.bind(1, name);
+  return s.step() ? s.column_text(0) : std::string();
+}
+
+// One registry entry and the table it captures now. Our triggers follow a table through
+// ALTER TABLE ... RENAME TO, so the table a trigger is attached to wins over the registered
+// name; an entry without triggers (dropped and recreated table) falls back to its name unless
+// another entry's triggers claim that table.
+struct Entry {
+  int64_t id = 0;
+  std::string registered;
+  std::string table;  // "" when the table is gone
+};
+
+std::vector<Entry> registry(Db& db) {
+  std::vector<Entry> out;
+  if (!have_registry(db)) return out;
+  std::vector<std::string> via_trigger;
+  {
+    auto s = db.prepare(
+        "SELECT r.id, r.name, (SELECT s.tbl_name FROM sqlite_schema s WHERE s.type = 'trigger' "
+        "AND s.name LIKE '\\_\\_harmony\\_trg\\_' || r.id || '\\_%' ESCAPE '\\' LIMIT 1) "
+        "FROM __harmony_tables r ORDER BY r.id");
+    while (s.step()) {
+      out.push_back({s.column_int(0), s.column_text(1), ""});
+      via_trigger.push_back(s.column_text(2));
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) out[i].table = ordinary_table(db, via_trigger[i]);
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!out[i].table.empty()) continue;
+    std::string candidate = ordinary_table(db, out[i].registered);
+    bool claimed = false;
+    for (const auto& e : out)
+      claimed = claimed || (!candidate.empty() && same_ident(e.table, candidate));
+    if (!claimed) out[i].table = candidate;
+  }
+  return out;
+}
+
+// Brings registered names up to date after renames. A dropped table's entry whose name is now
+// used by a live captured table is removed with its objects (its table and changes are gone).
+void sync_registry(Db& db) {
+  auto entries = registry(db);
+  for (const auto& e : entries) {
+    if (!e.table.empty()) continue;
+    for (const auto& live : entries)
+      if (!live.table.empty() && same_ident(live.table, e.registered)) {
+        drop_objects(db, e.id);
+        auto d = db.prepare("DELETE FROM __harmony_tables WHERE id = ?1");
+        d.bind(1, e.id).run();
+        break;
+      }
+  }
+  for (const auto& e : entries) {
+    if (e.table.empty() || e.table == e.registered) continue;
+    auto u = db.prepare("UPDATE __harmony_tables SET name = ?1 WHERE id = ?2");
+    u.bind(1, e.table).bind(2, e.id).run();
+  }
+}
+
 std::optional<int64_t> registry_id(Db& db, const std::string& name) {
+  if (!have_registry(db)) return std::nullopt;
   auto s = db.prepare("SELECT id FROM __harmony_tables WHERE name = ?1");
   s.bind(1, name);
   if (!s.step()) return std::nullopt;
@@ -193,43 +298,46 @@ void set_node_id(Db& db, uint64_t id) {
 }
 
 std::vector<CapturedTable> captured_tables(Db& db) {
-  std::vector<std::pair<int64_t, std::string>> reg;
-  {
-    auto s = db.prepare("SELECT id, name FROM __harmony_tables ORDER BY id");
-    while (s.step()) reg.emplace_back(s.column_int(0), s.column_text(1));
-  }
   std::vector<CapturedTable> out;
-  for (auto& [id, name] : reg) {
-    if (table_kind(db, name) != TableKind::Table) continue;
-    out.push_back(make_captured(id, describe_table(db, name)));
+  for (const auto& e : registry(db)) {
+    if (e.table.empty()) continue;
+    TableInfo info = describe_table(db, e.table);
+    if (ineligibility(info)) continue;  // recreated without a usable key: "dropped"
+    out.push_back(make_captured(e.id, std::move(info)));
   }
   return out;
 }
 
 std::optional<CapturedTable> find_captured(Db& db, const std::string& name) {
-  auto id = registry_id(db, name);
-  if (!id || table_kind(db, name) != TableKind::Table) return std::nullopt;
-  return make_captured(*id, describe_table(db, name));
+  for (const auto& e : registry(db)) {
+    if (e.table.empty() || !same_ident(e.table, name)) continue;
+    TableInfo info = describe_table(db, e.table);
+    if (ineligibility(info)) return std::nullopt;
+    return make_captured(e.id, std::move(info));
+  }
+  return std::nullopt;
 }
 
 std::vector<std::pair<int64_t, std::string>> dropped_captured_tables(Db& db) {
   std::vector<std::pair<int64_t, std::string>> out;
-  auto s = db.prepare("SELECT id, name FROM __harmony_tables ORDER BY id");
-  std::vector<std::pair<int64_t, std::string>> reg;
-  while (s.step()) reg.emplace_back(s.column_int(0), s.column_text(1));
-  for (auto& r : reg)
-    if (table_kind(db, r.second) != TableKind::Table) out.push_back(r);
+  for (const auto& e : registry(db))
+    if (e.table.empty() || ineligibility(describe_table(db, e.table)))
+      out.emplace_back(e.id, e.registered);
   return out;
 }
 
 bool enable_table(Db& db, const std::string& name, const EnableOptions& options) {
   if (auto why = ineligibility(db, name)) throw Error(*why);
   ensure_base_schema(db);
+  sync_registry(db);
   TableInfo info = describe_table(db, name);
   auto existing = registry_id(db, info.name);
   int64_t id;
   if (existing) {
     id = *existing;
+    // Keep the schema's spelling (the table may have been recreated with another case).
+    auto u = db.prepare("UPDATE __harmony_tables SET name = ?1 WHERE id = ?2 AND name != ?1");
+    u.bind(1, info.name).bind(2, id).run();
   } else {
     auto s = db.prepare("INSERT INTO __harmony_tables(name, enabled_at_ms) VALUES (?1, ?2)");
     s.bind(1, info.name).bind(2, wall_ms()).run();
@@ -269,26 +377,67 @@ int64_t pending_changes(Db& db, const CapturedTable& t) {
 }
 
 bool triggers_installed(Db& db, const CapturedTable& t) {
-  auto kinds = trigger_kinds(t.info);
+  // Every trigger we would create now must be in the schema with exactly that SQL (SQLite
+  // rewrites our triggers itself on RENAME COLUMN/TABLE, into the same text we generate), and
+  // no other trigger of ours may remain on the table (e.g. UNIQUE triggers after DROP INDEX).
+  const CaptureSql want = render(t);
+  std::vector<std::pair<std::string, std::string>> have;
   auto s = db.prepare(
-      "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = ?1 AND tbl_name = ?2");
-  for (const auto& k : kinds) {
-    s.reset();
-    s.bind(1, names::trigger(t.id, k)).bind(2, t.name);
-    s.step();
-    if (s.column_int(0) != 1) return false;
+      "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND "
+      "name LIKE '\\_\\_harmony\\_trg\\_' || ?1 || '\\_%' ESCAPE '\\'");
+  s.bind(1, t.id);
+  while (s.step()) have.emplace_back(s.column_text(0), s.column_text(1));
+  if (have.size() != want.creates.size()) return false;
+  for (const auto& [name, create] : want.creates) {
+    bool found = false;
+    for (const auto& h : have) found = found || (h.first == name && h.second == create);
+    if (!found) return false;
   }
   return true;
 }
 
+std::vector<std::string> capture_problems(Db& db) {
+  std::vector<std::string> out;
+  for (const auto& [id, name] : dropped_captured_tables(db)) {
+    (void)id;
+    out.push_back(fmt::format(
+        "table \"{}\" was dropped (or recreated without a usable primary key) after "
+        "harmony_enable: nothing of it is captured. Recreate it and run harmony_enable('{}'), or "
+        "run harmony_disable('{}')",
+        name, name, name));
+  }
+  for (const auto& t : captured_tables(db)) {
+    if (!triggers_installed(db, t))
+      out.push_back(fmt::format(
+          "table \"{}\": capture triggers are missing or out of date (a UNIQUE index was added or "
+          "dropped, the table was recreated, or libharmony was upgraded): some writes may not be "
+          "captured. Run "
+          "harmony_enable('{}') to repair (the replicator does this by itself)",
+          t.name, t.name));
+    for (const auto& u : t.info.unique_indexes)
+      if (u.has_expression)
+        out.push_back(fmt::format(
+            "table \"{}\": UNIQUE index \"{}\" is on an expression; a row that INSERT OR REPLACE "
+            "removes through it is captured only with PRAGMA recursive_triggers=ON",
+            t.name, u.name));
+  }
+  if (int64_t lost = meta_get_int(db, "null_key_changes", 0); lost > 0)
+    out.push_back(fmt::format(
+        "{} change(s) to rows whose primary key is NULL were not replicated (a NULL key cannot "
+        "identify a row across nodes; declare the key columns NOT NULL)",
+        lost));
+  return out;
+}
+
 bool disable_table(Db& db, const std::string& name, bool discard_pending) {
+  if (have_registry(db)) sync_registry(db);
   auto id = registry_id(db, name);
   if (!id) {
     if (table_kind(db, name) == TableKind::Missing)
       throw Error(fmt::format("no such table: \"{}\"", name));
     return false;  // not captured: nothing to do
   }
-  if (auto t = find_captured(db, name); t && !discard_pending) {
+  if (auto t = find_captured(db, name); t && t->id == *id && !discard_pending) {
     int64_t pending = pending_changes(db, *t);
     if (pending > 0)
       throw Error(fmt::format(
@@ -304,11 +453,8 @@ bool disable_table(Db& db, const std::string& name, bool discard_pending) {
 }
 
 int disable_all(Db& db, bool discard_pending) {
-  std::vector<std::string> all;
-  {
-    auto s = db.prepare("SELECT name FROM __harmony_tables ORDER BY id");
-    while (s.step()) all.push_back(s.column_text(0));
-  }
+  if (!have_registry(db)) return 0;
+  sync_registry(db);
   if (!discard_pending) {  // check everything first so '*' is all-or-nothing
     for (const auto& t : captured_tables(db)) {
       int64_t pending = pending_changes(db, t);
@@ -320,8 +466,12 @@ int disable_all(Db& db, bool discard_pending) {
     }
   }
   int n = 0;
-  for (const auto& name : all)
-    if (disable_table(db, name, true)) ++n;
+  for (const auto& e : registry(db)) {
+    drop_objects(db, e.id);
+    auto s = db.prepare("DELETE FROM __harmony_tables WHERE id = ?1");
+    s.bind(1, e.id).run();
+    ++n;
+  }
   return n;
 }
 

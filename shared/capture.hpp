@@ -35,11 +35,13 @@ struct EnableOptions {
 // Creates the objects in sql/base_schema.sql and the node id if missing. Idempotent.
 void ensure_base_schema(Db& db);
 
-// Every table in the registry whose table still exists (a dropped table is skipped; see
-// dropped_captured_tables).
+// Every table in the registry whose table still exists and can still be captured (a dropped
+// table is skipped; see dropped_captured_tables). A table is found through its triggers first,
+// so ALTER TABLE ... RENAME TO keeps it captured under its new name.
 std::vector<CapturedTable> captured_tables(Db& db);
 std::optional<CapturedTable> find_captured(Db& db, const std::string& name);
-// Registry entries whose table no longer exists (DROP TABLE after enabling).
+// Registry entries (id, registered name) whose table no longer exists (DROP TABLE after
+// enabling) or was recreated without a usable primary key.
 std::vector<std::pair<int64_t, std::string>> dropped_captured_tables(Db& db);
 
 // Installs capture on one table. Throws Error naming the table when it is not eligible.
@@ -58,8 +60,12 @@ void remove_all_objects(Db& db);
 
 // Captured changes not yet published for one table (distinct keys in the log or marked dirty).
 int64_t pending_changes(Db& db, const CapturedTable& table);
-// True when all triggers of the table are present.
+// True when all triggers of the table are present and match its current UNIQUE indexes (a
+// UNIQUE index created or dropped after enabling makes this false until harmony_enable runs).
 bool triggers_installed(Db& db, const CapturedTable& table);
+// Human-readable problems with capture (dropped tables, missing/outdated triggers, UNIQUE
+// indexes on expressions, changes lost to NULL keys): what harmony_status() reports.
+std::vector<std::string> capture_problems(Db& db);
 
 // Node id kept in the database (generated once at first use, or set by the replicator).
 uint64_t node_id(Db& db);

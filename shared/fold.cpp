@@ -1,6 +1,8 @@
 // Folding change logs into row versions (see fold.hpp).
 #include "shared/fold.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "shared/hlc.hpp"
@@ -35,8 +37,8 @@ void store_clock(Db& db, int64_t hlc) {
   meta_set(db, "hlc", hlc);
 }
 
-static void fold_table(Db& db, const CapturedTable& t, uint64_t node, int64_t& clock,
-                       FoldStats& stats) {
+static void fold_table(Db& db, const CapturedTable& t, uint64_t node, int64_t now_ms,
+                       int64_t& clock, FoldStats& stats) {
   const size_t n = t.key_count();
   const auto keys = key_columns(n);
   std::string key_list;
@@ -70,7 +72,9 @@ static void fold_table(Db& db, const CapturedTable& t, uint64_t node, int64_t& c
       ++stats.null_keys;
       continue;
     }
-    int64_t ms = pending.column_int(static_cast<int>(n));
+    // The ms a trigger logged, never beyond the clock now: a wall clock that was stepped back
+    // since the write must not issue versions peers reject as being from the future.
+    int64_t ms = std::clamp<int64_t>(pending.column_int(static_cast<int>(n)), 0, now_ms);
     bool only_weak = pending.column_int(static_cast<int>(n + 1)) != 0;
 
     exists.reset();
@@ -101,8 +105,11 @@ FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t no
   FoldStats stats;
   int64_t clock = load_clock(db);
   const int64_t before = clock;
-  for (const auto& t : tables) fold_table(db, t, node, clock, stats);
+  const int64_t now_ms = std::min(wall_clock_ms(), kMaxHlcMs);
+  for (const auto& t : tables) fold_table(db, t, node, now_ms, clock, stats);
   if (clock != before) store_clock(db, clock);
+  if (stats.null_keys > 0)  // reported by harmony_status() (capture_problems)
+    meta_set(db, "null_key_changes", meta_get_int(db, "null_key_changes", 0) + stats.null_keys);
   return stats;
 }
 

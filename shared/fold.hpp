@@ -16,8 +16,10 @@ struct FoldStats {
 };
 
 // Folds every captured table's log. Reads and advances the clock kept in __harmony_meta.
-// Each folded key gets version max(clock + 1, write_ms << 16, previous + 1) and dirty = 1;
-// `deleted` says whether the row is gone now. Must be called inside a write transaction.
+// Each folded key gets version max(clock + 1, write_ms << 16, previous + 1) and dirty = 1, where
+// write_ms is the latest ms logged for it, capped at the wall clock now; `deleted` says whether
+// the row is gone now. Changes to rows with a NULL key are counted in __harmony_meta
+// "null_key_changes" (harmony_status() reports them). Must be called inside a write transaction.
 FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t node);
 
 // Clock helpers: the highest version issued or seen by this database.

@@ -71,7 +71,8 @@ std::string TableInfo::schema_hash() const {
 }
 
 TableKind table_kind(Db& db, const std::string& name) {
-  auto s = db.prepare("SELECT type FROM pragma_table_list WHERE schema = 'main' AND name = ?1");
+  auto s = db.prepare(
+      "SELECT type FROM pragma_table_list WHERE schema = 'main' AND name = ?1 COLLATE NOCASE");
   s.bind(1, name);
   if (!s.step()) return TableKind::Missing;
   std::string type = s.column_text(0);
@@ -92,7 +93,8 @@ TableInfo describe_table(Db& db, const std::string& name) {
   TableInfo t;
   {
     auto s = db.prepare(
-        "SELECT name, wr, strict FROM pragma_table_list WHERE schema = 'main' AND name = ?1");
+        "SELECT name, wr, strict FROM pragma_table_list WHERE schema = 'main' AND "
+        "name = ?1 COLLATE NOCASE");
     s.bind(1, name);
     if (!s.step()) throw Error(fmt::format("no such table: {}", name));
     t.name = s.column_text(0);  // canonical spelling from the schema
@@ -135,16 +137,23 @@ TableInfo describe_table(Db& db, const std::string& name) {
   for (const auto& idx : index_names) {
     UniqueIndex u;
     u.name = idx;
-    auto s = db.prepare("SELECT cid, name FROM pragma_index_xinfo(?1, 'main') WHERE key = 1");
+    auto s = db.prepare(
+        "SELECT cid, name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key = 1 ORDER BY seqno");
     s.bind(1, idx);
     while (s.step()) {
       if (s.column_int(0) < 0) {
         u.has_expression = true;  // -2: expression, -1: rowid
       } else {
+        u.cids.push_back(static_cast<int>(s.column_int(0)));
         u.columns.push_back(s.column_text(1));
+        u.collations.push_back(s.column_is_null(2) ? "BINARY" : s.column_text(2));
       }
     }
-    if (u.has_expression) u.columns.clear();
+    if (u.has_expression) {
+      u.columns.clear();
+      u.collations.clear();
+      u.cids.clear();
+    }
     t.unique_indexes.push_back(std::move(u));
   }
   return t;
@@ -174,12 +183,26 @@ std::optional<std::string> ineligibility(Db& db, const std::string& name) {
     case TableKind::Table:
       break;
   }
-  TableInfo t = describe_table(db, name);
-  if (t.primary_key().empty())
+  return ineligibility(describe_table(db, name));
+}
+
+static bool builtin_collation(const std::string& c) {
+  return same_ident(c, "BINARY") || same_ident(c, "NOCASE") || same_ident(c, "RTRIM");
+}
+
+std::optional<std::string> ineligibility(const TableInfo& t) {
+  const auto pk = t.primary_key();
+  if (pk.empty())
     return fmt::format(
         "table \"{}\" has no PRIMARY KEY: rows cannot be identified across nodes (rowids are "
         "node-local). Declare a primary key, e.g. recreate it with `id INTEGER PRIMARY KEY`",
         t.name);
+  for (const auto* c : pk)
+    if (!builtin_collation(c->collation))
+      return fmt::format(
+          "table \"{}\": primary key column \"{}\" uses collation {} which harmonylite cannot "
+          "reproduce in its own tables; only BINARY, NOCASE and RTRIM are supported for keys",
+          t.name, c->name, c->collation);
   return std::nullopt;
 }
 

@@ -20,7 +20,9 @@ struct ColumnInfo {
 
 struct UniqueIndex {
   std::string name;
-  std::vector<std::string> columns;  // empty when the index uses an expression
+  std::vector<std::string> columns;     // empty when the index uses an expression
+  std::vector<std::string> collations;  // the index's collation for each column
+  std::vector<int> cids;                // column numbers (stable across RENAME COLUMN)
   bool has_expression = false;
 };
 
@@ -40,7 +42,8 @@ struct TableInfo {
 
 enum class TableKind { Table, View, Virtual, Shadow, Missing };
 
-// Kind of the object `name` in the main schema (via PRAGMA table_list).
+// Kind of the object `name` in the main schema (via PRAGMA table_list). Names are matched as
+// SQLite matches identifiers: ASCII case-insensitively.
 TableKind table_kind(Db& db, const std::string& name);
 
 // Names of every table in main, in sqlite_schema order.
@@ -52,6 +55,8 @@ TableInfo describe_table(Db& db, const std::string& name);
 // Why a table cannot be captured, or nullopt when it can. The text names the table and says
 // what to do, e.g. "table \"logs\" has no PRIMARY KEY: ...".
 std::optional<std::string> ineligibility(Db& db, const std::string& name);
+// The same checks for a table already described (no PRIMARY KEY, unsupported key collation).
+std::optional<std::string> ineligibility(const TableInfo& info);
 
 // ASCII case-insensitive comparison, as SQLite compares identifiers.
 bool same_ident(std::string_view a, std::string_view b);

@@ -30,6 +30,7 @@ nlohmann::json status_json(Db& db) {
     out["tables"] = nlohmann::json::array();
     out["dead_letters"] = 0;
     out["positions"] = nlohmann::json::object();
+    out["problems"] = nlohmann::json::array();
     return out;
   }
   out["node_id"] = node_id(db);
@@ -50,6 +51,7 @@ nlohmann::json status_json(Db& db) {
   nlohmann::json positions = nlohmann::json::object();
   for (const auto& [stream, seq] : load_positions(db)) positions[stream] = seq;
   out["positions"] = std::move(positions);
+  out["problems"] = capture_problems(db);  // empty when capture is complete
   return out;
 }
 

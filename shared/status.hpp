@@ -12,7 +12,7 @@
 namespace harmony {
 
 // {version, node_id, hlc, pending, tables: [{name, pending, triggers}], dead_letters,
-//  positions: {stream: seq}, ineligible: [reason...]}
+//  positions: {stream: seq}, problems: [text...]} (problems: see capture_problems())
 nlohmann::json status_json(Db& db);
 
 // Order-independent content checksum of one table (all replicated columns, typed values):

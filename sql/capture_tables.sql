@@ -1,7 +1,9 @@
 -- Per-table capture storage. {log}: append-only change log written by the triggers (one cheap
 -- b-tree append per captured row; the trigger computes nothing). {rows}: one row per primary key
 -- with its version (HLC + node), tombstone flag and dirty (not yet published) flag, maintained by
--- the replicator when it folds the log. Key columns copy the source PK's affinity and collation.
+-- the replicator when it folds the log. Key columns have no declared type (values are kept
+-- exactly as the source table holds them) and the source PK's collation, so key equality and
+-- grouping are the same as in the source table (e.g. NOCASE keys).
 CREATE TABLE IF NOT EXISTS {log} (
   seq INTEGER PRIMARY KEY,
   {log_keys},

@@ -8,18 +8,16 @@ WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)
 BEGIN
   INSERT INTO {log} ({key_list}, ms) VALUES ({new_keys}, {now_ms});
 END;
+-- One trigger for every UPDATE (no "UPDATE OF" column list: `SET rowid = ...` changes an
+-- INTEGER PRIMARY KEY without naming it). An UPDATE that changes the primary key also logs the
+-- old key, which the fold then finds gone and turns into a tombstone on every replica.
+DROP TRIGGER IF EXISTS {trg_updk};
 DROP TRIGGER IF EXISTS {trg_upd};
 CREATE TRIGGER {trg_upd} AFTER UPDATE ON {table}
 WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)
 BEGIN
+  INSERT INTO {log} ({key_list}, ms) SELECT {old_keys}, {now_ms} WHERE {old_ne_new};
   INSERT INTO {log} ({key_list}, ms) VALUES ({new_keys}, {now_ms});
-END;
--- An UPDATE that changes the primary key must also remove the old key on every replica.
-DROP TRIGGER IF EXISTS {trg_updk};
-CREATE TRIGGER {trg_updk} AFTER UPDATE OF {pk_cols} ON {table}
-WHEN ({old_ne_new}) AND NOT EXISTS (SELECT 1 FROM __harmony_mute)
-BEGIN
-  INSERT INTO {log} ({key_list}, ms) VALUES ({old_keys}, {now_ms});
 END;
 DROP TRIGGER IF EXISTS {trg_del};
 CREATE TRIGGER {trg_del} AFTER DELETE ON {table}

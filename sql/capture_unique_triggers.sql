@@ -3,6 +3,8 @@
 -- triggers for those only when recursive_triggers is ON. Before each INSERT/UPDATE we note the
 -- keys of rows that could be replaced as "weak" log entries: the fold turns a weak entry into a
 -- tombstone only if that row is really gone, and ignores it otherwise (INSERT OR IGNORE, errors).
+-- Each comparison uses the UNIQUE index's own collation, so it matches what conflicts and can
+-- use that index. UNIQUE indexes on expressions are not covered (harmony_status() says so).
 DROP TRIGGER IF EXISTS {trg_bins};
 CREATE TRIGGER {trg_bins} BEFORE INSERT ON {table}
 WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)
