@@ -13,10 +13,13 @@ EXT="$BUILD/libharmony"
 command -v sqlite3 >/dev/null || { echo "FAIL: sqlite3 shell not installed"; exit 1; }
 
 # A sanitizer build's libharmony.so needs the ASan runtime loaded first in the host process.
+# libstdc++ is preloaded too: the shell is a C program, and ASan resolves the real __cxa_throw
+# at start-up, so without it the first C++ exception inside the extension aborts the shell.
 EXT_ENV=()
 if nm -D "$EXT.so" 2>/dev/null | grep -q __asan ||
    grep -q '^HARMONY_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
-  EXT_ENV=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0)
+  EXT_ENV=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so.6)"
+           ASAN_OPTIONS=detect_leaks=0)
   echo "note: sanitizer build, loading the extension with ${EXT_ENV[*]}"
 fi
 
