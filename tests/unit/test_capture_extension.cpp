@@ -4,6 +4,7 @@
 #include "tests/unit/capture_fixture.hpp"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -44,6 +45,45 @@ std::string eval(Db& db, const std::string& sql) {
   }
   if (rc != SQLITE_DONE) out = std::string("ERROR: ") + sqlite3_errmsg(db.handle());
   sqlite3_finalize(s);
+  return out;
+}
+
+// Runs one statement as user nobody (uid/gid 65534) in a child process, with the extension
+// loaded; returns what eval() would, or "CHILD: ..." when the child could not run it.
+std::string eval_as_nobody(const std::string& path, const std::string& sql) {
+  int fds[2];
+  if (pipe(fds) != 0) return "CHILD: pipe failed";
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string out;
+    if (setgid(65534) != 0 || setuid(65534) != 0) {
+      out = "CHILD: cannot become nobody";
+    } else {
+      sqlite3* h = nullptr;
+      char* err = nullptr;
+      if (sqlite3_open_v2(path.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK ||
+          sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, nullptr) != SQLITE_OK ||
+          sqlite3_load_extension(h, extension_path().c_str(), nullptr, &err) != SQLITE_OK) {
+        out = std::string("CHILD: cannot open/load: ") + (err ? err : sqlite3_errmsg(h));
+      } else {
+        Db db = Db::borrow(h);
+        out = eval(db, sql);
+      }
+      sqlite3_free(err);
+      sqlite3_close_v2(h);
+    }
+    ssize_t ignored = write(fds[1], out.data(), out.size());
+    (void)ignored;
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
   return out;
 }
 
@@ -188,11 +228,16 @@ TEST_CASE("read-only databases: inspection works, changes are refused clearly",
   }
   SECTION("file mode 0444") {
     REQUIRE(chmod(path.c_str(), 0444) == 0);
-    if (geteuid() == 0) {
-      WARN("running as root: file permissions do not make the file read-only; skipped");
-    } else {
+    if (geteuid() != 0) {
       Db ro = open_with_extension(path, SQLITE_OPEN_READWRITE);
       check_readonly(ro);
+    } else {
+      // root ignores file modes: try as user "nobody" in a child process.
+      REQUIRE(chmod(dir.path().c_str(), 0755) == 0);
+      std::string out = eval_as_nobody(path, "SELECT harmony_enable('u')");
+      INFO(out);
+      CHECK_THAT(out, Catch::StartsWith("ERROR:") && Catch::Contains("read-only"));
+      CHECK(eval_as_nobody(path, "SELECT json_extract(harmony_status(), '$.pending')") == "0");
     }
     chmod(path.c_str(), 0644);
   }
