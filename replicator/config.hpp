@@ -39,10 +39,10 @@ struct SnapshotFileConfig {  // ours: store = "file"
 
 struct SnapshotConfig {
   bool enabled = true;
-  int64_t interval_ms = 0;     // 0 = no periodic snapshots
+  int64_t interval_ms = 0;        // 0 = no periodic snapshots
   int64_t leader_ttl_ms = 30000;  // 0 in the file means 30000 (HarmonyLite)
-  std::string store = "nats";  // nats | file | s3 | webdav | sftp (s3/webdav/sftp: not yet)
-  int64_t every_entries = 0;   // ours: also snapshot after this many published entries (0 = off)
+  std::string store = "nats";     // nats | file | s3 | webdav | sftp (s3/webdav/sftp: not yet)
+  int64_t every_entries = 0;      // ours: also snapshot after this many published entries (0 = off)
   SnapshotNatsConfig nats;
   SnapshotS3Config s3;
   SnapshotWebdavConfig webdav;
@@ -60,7 +60,7 @@ struct NatsConfig {
   std::string user_password;
   std::string ca_file, cert_file, key_file;
   std::string bind_address = "127.0.0.1:-1";  // ours: loopback by default (HarmonyLite: ":-1")
-  int connect_retries = 5;         // initial connect attempts before reporting; we never give up
+  int connect_retries = 5;  // initial connect attempts before reporting; we never give up
   int reconnect_wait_seconds = 2;
   std::string server_binary = "nats-server";  // ours: path of the embedded server binary
   std::string store_dir;  // ours: embedded JetStream store ("" = next to the database)

@@ -17,6 +17,9 @@
 namespace harmony {
 
 namespace {
+// A position that advanced only over this node's own batches is stored after this much quiet
+// (or with the next real apply, whichever comes first).
+constexpr auto kOwnPositionFlushDelay = std::chrono::seconds(2);
 // Dead-lettered payloads are kept for inspection, truncated so poison cannot fill the disk.
 constexpr size_t kMaxDeadLetterPayload = 64 * 1024;
 
@@ -56,6 +59,8 @@ void Consumer::run(const std::atomic<bool>& stop) {
   BatchAssembler assembler;
   uint64_t last_seen = position;        // highest sequence handed to the assembler
   std::deque<IncomingMessage> backlog;  // received but left for the next transaction
+  uint64_t unsaved_position = 0;        // advanced over own batches, not yet stored
+  auto unsaved_since = std::chrono::steady_clock::now();
   auto next_message = [&](std::chrono::milliseconds timeout) -> std::optional<IncomingMessage> {
     if (!backlog.empty()) {
       IncomingMessage m = std::move(backlog.front());
@@ -66,7 +71,19 @@ void Consumer::run(const std::atomic<bool>& stop) {
   };
   while (!stop) {
     auto first = next_message(std::chrono::milliseconds(500));
-    if (!first) continue;
+    if (!first) {
+      // Quiet stream: store a position that only moved over our own batches (deferred so that
+      // every own publish does not cost a write transaction of its own).
+      if (unsaved_position > position &&
+          std::chrono::steady_clock::now() - unsaved_since > kOwnPositionFlushDelay) {
+        if (!write_transaction(
+                db, stop, [&] { applier->set_position(options_.stream, unsaved_position); },
+                "storing stream position"))
+          break;
+        position = unsaved_position;
+      }
+      continue;
+    }
     std::deque<IncomingMessage> msgs;
     msgs.push_back(std::move(*first));
     size_t bytes = msgs.back().payload.size();
@@ -138,6 +155,15 @@ void Consumer::run(const std::atomic<bool>& stop) {
       applier = std::make_unique<Applier>(db, options_.node, captured_tables(db));
     }
     uint64_t new_position = assembler.safe_position(handled_up_to);
+    if (ready.empty() && rejected.empty()) {
+      // Only our own batches (or parts still incomplete): nothing to write now.
+      if (new_position > unsaved_position) {
+        unsaved_position = new_position;
+        unsaved_since = std::chrono::steady_clock::now();
+      }
+      position_ = std::max(position, new_position);
+      continue;
+    }
     ApplyStats total;
     bool committed = write_transaction(
         db, stop,

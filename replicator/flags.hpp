@@ -9,19 +9,19 @@
 namespace harmony {
 
 struct CliOptions {
-  std::string config_path;               // -config
-  std::optional<uint64_t> node_id;       // -node-id (1 .. 2^63-1)
-  std::string cluster_addr;              // -cluster-addr host:port (embedded server routes)
+  std::string config_path;                 // -config
+  std::optional<uint64_t> node_id;         // -node-id (1 .. 2^63-1)
+  std::string cluster_addr;                // -cluster-addr host:port (embedded server routes)
   std::vector<std::string> cluster_peers;  // -cluster-peers nats://h:p/,nats://h:p/
   std::vector<std::string> leaf_servers;   // -leaf-servers
-  bool cleanup = false;                  // -cleanup
-  bool force = false;                    // -force (with -cleanup: drop unpublished changes too)
-  bool save_snapshot = false;            // -save-snapshot
-  bool schema_status = false;            // -schema-status
-  bool schema_status_cluster = false;    // -schema-status-cluster
-  bool version = false;                  // -version
-  bool help = false;                     // -help / -h
-  std::string pprof;                     // -pprof addr: accepted for compatibility, ignored
+  bool cleanup = false;                    // -cleanup
+  bool force = false;                      // -force (with -cleanup: drop unpublished changes too)
+  bool save_snapshot = false;              // -save-snapshot
+  bool schema_status = false;              // -schema-status
+  bool schema_status_cluster = false;      // -schema-status-cluster
+  bool version = false;                    // -version
+  bool help = false;                       // -help / -h
+  std::string pprof;                       // -pprof addr: accepted for compatibility, ignored
 };
 
 struct UsageError {

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "replicator/nats_client.hpp"
+
 namespace harmony {
 
 namespace {
@@ -38,14 +40,6 @@ natsMsg* make_part_message(const std::string& subject, const OutgoingPart& p, ui
 }
 }  // namespace
 
-std::string nats_error(natsStatus s, jsErrCode jerr) {
-  std::string text = natsStatus_GetText(s);
-  const char* last = nats_GetLastError(nullptr);
-  if (last && *last && text.find(last) == std::string::npos) text += fmt::format(" ({})", last);
-  if (jerr) text += fmt::format(" [JetStream error {}]", static_cast<int>(jerr));
-  return text;
-}
-
 JetStreamTransport::JetStreamTransport(natsConnection* nc, std::string subject, std::string stream,
                                        std::chrono::milliseconds ack_timeout)
     : nc_(nc), subject_(std::move(subject)), stream_(std::move(stream)), ack_timeout_(ack_timeout) {
@@ -56,7 +50,7 @@ JetStreamTransport::JetStreamTransport(natsConnection* nc, std::string subject, 
   o.PublishAsync.AckHandler = &JetStreamTransport::on_ack;
   o.PublishAsync.AckHandlerClosure = this;
   natsStatus s = natsConnection_JetStream(&js_, nc_, &o);
-  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error(s));
+  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
 }
 
 JetStreamTransport::~JetStreamTransport() {
@@ -70,7 +64,7 @@ void JetStreamTransport::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr*
     std::lock_guard<std::mutex> lock(self->mu_);
     if (pae) {
       if (self->async_error_.empty())
-        self->async_error_ = pae->ErrText ? pae->ErrText : nats_error(pae->Err, pae->ErrCode);
+        self->async_error_ = pae->ErrText ? pae->ErrText : nats_error_text(pae->Err, pae->ErrCode);
     } else if (pa) {
       ++self->acked_;
     }
@@ -89,7 +83,7 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
     natsStatus s;
     natsMsg* m = make_part_message(subject_, parts[0], origin, batch, s);
     if (!m) {
-      error = nats_error(s);
+      error = nats_error_text(s);
       return false;
     }
     jsPubAck* pa = nullptr;
@@ -98,7 +92,7 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
     natsMsg_Destroy(m);
     jsPubAck_Destroy(pa);
     if (s != NATS_OK) {
-      error = nats_error(s, jerr);
+      error = nats_error_text(s, jerr);
       return false;
     }
     return true;
@@ -115,7 +109,7 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
     if (m) s = js_PublishMsgAsync(js_, &m, &po);
     if (s != NATS_OK) {
       natsMsg_Destroy(m);  // still ours when the call failed
-      error = nats_error(s);
+      error = nats_error_text(s);
       break;
     }
   }
@@ -126,7 +120,7 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
   if (s != NATS_OK) {
     natsMsgList pending{nullptr, 0};
     if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
-    if (error.empty()) error = "timed out waiting for acknowledgements: " + nats_error(s);
+    if (error.empty()) error = "timed out waiting for acknowledgements: " + nats_error_text(s);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!async_error_.empty() && error.empty()) error = async_error_;
@@ -136,7 +130,7 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
 JetStreamSource::JetStreamSource(natsConnection* nc, std::string stream, std::string subject)
     : nc_(nc), stream_(std::move(stream)), subject_(std::move(subject)) {
   natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
-  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error(s));
+  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
 }
 
 JetStreamSource::~JetStreamSource() {
@@ -177,7 +171,7 @@ bool JetStreamSource::subscribe() {
   if (now - last_error_log_ > std::chrono::seconds(10)) {
     last_error_log_ = now;
     spdlog::warn("cannot subscribe to {} from sequence {}: {}; retrying", stream_, next_seq_,
-                 nats_error(s, jerr));
+                 nats_error_text(s, jerr));
   }
   retry_at_ = now + std::chrono::seconds(1);
   return false;
@@ -194,8 +188,8 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
   natsStatus s = natsSubscription_NextMsg(&m, sub_, timeout.count() > 0 ? timeout.count() : 1);
   if (s == NATS_TIMEOUT) return std::nullopt;
   if (s != NATS_OK) {
-    spdlog::warn("reading {} failed: {}; resubscribing from sequence {}", stream_, nats_error(s),
-                 next_seq_);
+    spdlog::warn("reading {} failed: {}; resubscribing from sequence {}", stream_,
+                 nats_error_text(s), next_seq_);
     stop();
     retry_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
     return std::nullopt;

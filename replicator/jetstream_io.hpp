@@ -53,7 +53,4 @@ class JetStreamSource : public MessageSource {
   std::chrono::steady_clock::time_point last_error_log_{};
 };
 
-// "<status text>: <last error>" for a failed nats.c call.
-std::string nats_error(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));
-
 }  // namespace harmony

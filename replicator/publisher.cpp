@@ -19,6 +19,7 @@ namespace harmony {
 namespace {
 constexpr auto kMaxRetryDelay = std::chrono::seconds(5);
 constexpr auto kFailureLogEvery = std::chrono::seconds(10);
+constexpr auto kFoldIntervalWhenNotPublishing = std::chrono::seconds(5);
 
 struct InFlight {
   Batch batch;
@@ -61,6 +62,8 @@ void Publisher::run(const std::atomic<bool>& stop) {
   int64_t schema_version = db.query_int("PRAGMA schema_version");
   int64_t data_version = -1;
   std::optional<InFlight> in_flight;
+  std::optional<Batch> acked;  // acknowledged, dirty flags not yet cleared
+  auto next_fold = std::chrono::steady_clock::now();
   auto retry_delay = std::chrono::milliseconds(100);
   auto last_failure_log = std::chrono::steady_clock::time_point{};
   bool check_now = true;
@@ -84,18 +87,37 @@ void Publisher::run(const std::atomic<bool>& stop) {
       check_now = true;
     }
 
-    if (!in_flight && options_.publish_enabled) {
+    if (!options_.publish_enabled) {
+      // Not publishing: still fold now and then, so the change log coalesces into one entry
+      // per row instead of growing with every write.
+      auto now = std::chrono::steady_clock::now();
+      if (now >= next_fold && anything_pending(db, tables)) {
+        write_transaction(
+            db, stop, [&] { fold_all(db, tables, options_.node); }, "folding changes");
+        next_fold = now + kFoldIntervalWhenNotPublishing;
+      }
+    } else if (!in_flight) {
       int64_t dv = db.query_int("PRAGMA data_version");
-      if (check_now || dv != data_version) {
+      if (acked || check_now || dv != data_version) {
         data_version = dv;
         check_now = false;
-        if (anything_pending(db, tables)) {
+        bool pending = anything_pending(db, tables);
+        if (pending || acked) {
+          // One write transaction does both: clear what the last ack confirmed (ack-before-clear:
+          // only rows whose version is still the one sent) and collect what is pending now.
+          // Fewer write transactions mean fewer "database is locked" errors for applications
+          // that run without a busy timeout.
           Batch batch;
           bool done = write_transaction(
               db, stop,
-              [&] { batch = collect_pending(db, tables, options_.node, options_.batch_rows); },
+              [&] {
+                if (acked) mark_published(db, *acked);
+                batch = pending ? collect_pending(db, tables, options_.node, options_.batch_rows)
+                                : Batch{};
+              },
               "collecting changes");
           if (!done) break;
+          acked.reset();
           data_version = db.query_int("PRAGMA data_version");
           if (!batch.rows.empty()) {
             if (batch.rows.size() >= options_.batch_rows)
@@ -118,16 +140,13 @@ void Publisher::run(const std::atomic<bool>& stop) {
       ++in_flight->attempts;
       if (transport_.publish(in_flight->parts, in_flight->batch.origin_node,
                              in_flight->batch.batch_id, error)) {
-        // Ack-before-clear: only now may the dirty flags go, and only for rows whose version is
-        // still the one we sent.
-        write_transaction(
-            db, stop, [&] { mark_published(db, in_flight->batch); }, "clearing published changes");
         if (in_flight->attempts > 1)
           spdlog::info("batch {} ({} rows) published after {} attempts", in_flight->batch.batch_id,
                        in_flight->batch.rows.size(), in_flight->attempts);
         stats_.rows_published += static_cast<int64_t>(in_flight->batch.rows.size());
         ++stats_.batches_published;
         stats_.last_published_ms = wall_clock_ms();
+        acked = std::move(in_flight->batch);  // cleared in the next write transaction
         in_flight.reset();
         retry_delay = std::chrono::milliseconds(100);
         check_now = true;  // more may have been written meanwhile
@@ -141,7 +160,11 @@ void Publisher::run(const std::atomic<bool>& stop) {
         spdlog::warn("publish of batch {} ({} rows) failed: {}; changes stay queued, retrying",
                      in_flight->batch.batch_id, in_flight->batch.rows.size(), error);
       }
-      state_->watcher.wait(retry_delay);
+      // Back off for the full delay: new writes must not turn the backoff into a busy retry.
+      for (auto until = std::chrono::steady_clock::now() + retry_delay;
+           !stop && std::chrono::steady_clock::now() < until;)
+        state_->watcher.wait(std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now()));
       retry_delay = std::min<std::chrono::milliseconds>(retry_delay * 2, kMaxRetryDelay);
       continue;
     }
@@ -149,6 +172,16 @@ void Publisher::run(const std::atomic<bool>& stop) {
     auto wait = options_.poll_interval.count() > 0 ? options_.poll_interval
                                                    : std::chrono::milliseconds(1000);
     if (!state_->watcher.wait(wait)) check_now = true;  // timer tick: look again anyway
+  }
+  if (acked) {
+    try {  // best effort: if the database is locked now, the rows are re-sent at next start
+      Transaction tx(db);
+      mark_published(db, *acked);
+      tx.commit();
+    } catch (const SqliteError& e) {
+      spdlog::info("could not clear the last published batch ({}); it is re-sent at next start",
+                   e.what());
+    }
   }
   if (in_flight)
     spdlog::info("stopping with batch {} unacknowledged; its {} rows stay queued for next start",

@@ -1,0 +1,184 @@
+// Integration-test cluster of harmonylite processes (see cluster.hpp).
+#include "tests/support/cluster.hpp"
+
+#include <climits>
+
+#include <fmt/format.h>
+
+#include "shared/capture.hpp"
+#include "shared/names.hpp"
+#include "shared/outbox.hpp"
+#include "shared/sqlite_db.hpp"
+#include "shared/status.hpp"
+
+namespace harmony::test {
+
+TestCluster::TestCluster(ClusterOptions options) : options_(std::move(options)), dir_("cluster") {
+  nodes_.resize(static_cast<size_t>(options_.nodes));
+  for (int i = 0; i < size(); ++i) {
+    Node& n = nodes_[static_cast<size_t>(i)];
+    n.db = dir_.file(fmt::format("node-{}.db", i + 1));
+    n.config = dir_.file(fmt::format("node-{}.toml", i + 1));
+    n.log = dir_.file(fmt::format("node-{}.log", i + 1));
+    n.cluster_port = free_port();
+    Db db = Db::open(n.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.exec("PRAGMA journal_mode=WAL;");
+    db.exec(options_.schema);
+    write_config(i);
+  }
+}
+
+TestCluster::~TestCluster() {
+  for (int i = 0; i < size(); ++i)
+    if (nodes_[static_cast<size_t>(i)].process) stop(i);
+}
+
+void TestCluster::write_config(int i) {
+  Node& n = nodes_.at(static_cast<size_t>(i));
+  std::string nats =
+      options_.external_nats_url.empty()
+          ? fmt::format("store_dir = \"{}\"\n", dir_.file(fmt::format("nats-{}", i + 1)))
+          : fmt::format("urls = [\"{}\"]\n", options_.external_nats_url);
+  std::string toml = fmt::format(
+      "db_path = \"{}\"\nnode_id = {}\n{}\n{}\n"
+      "[replication_log]\nshards = {}\nreplicas = {}\nmax_entries = {}\ncompress = true\n"
+      "[nats]\n{}reconnect_wait_seconds = 1\n"
+      "[logging]\nverbose = {}\n",
+      n.db, i + 1, n.top_level_extra, options_.extra_config, options_.shards, options_.replicas,
+      options_.max_entries, nats, options_.verbose ? "true" : "false");
+  write_file(n.config, toml);
+}
+
+void TestCluster::set_node_config(int i, const std::string& top_level_extra) {
+  nodes_.at(static_cast<size_t>(i)).top_level_extra = top_level_extra;
+  write_config(i);
+}
+
+void TestCluster::start(int i, const std::vector<std::string>& extra_flags) {
+  Node& n = nodes_.at(static_cast<size_t>(i));
+  std::vector<std::string> argv = {harmonylite_path(), "-config", n.config};
+  // A lone clustered server waits for routes forever: cluster only when there are peers.
+  if (options_.external_nats_url.empty() && size() > 1) {
+    argv.push_back("-cluster-addr");
+    argv.push_back(fmt::format("127.0.0.1:{}", n.cluster_port));
+    std::string peers;
+    for (int j = 0; j < size(); ++j) {
+      if (j == i) continue;
+      if (!peers.empty()) peers += ",";
+      peers += fmt::format("nats://127.0.0.1:{}/", nodes_[static_cast<size_t>(j)].cluster_port);
+    }
+    if (!peers.empty()) {
+      argv.push_back("-cluster-peers");
+      argv.push_back(peers);
+    }
+  }
+  for (const auto& f : extra_flags) argv.push_back(f);
+  write_file(n.log, read_file(n.log) + "\n===== start =====\n");
+  n.process = std::make_unique<Process>(argv, n.log);
+}
+
+void TestCluster::start_all() {
+  for (int i = 0; i < size(); ++i) start(i);
+}
+
+int TestCluster::stop(int i) {
+  auto& p = nodes_.at(static_cast<size_t>(i)).process;
+  if (!p) return 0;
+  int rc = p->stop(20s);
+  if (rc == INT_MIN) p->kill9();
+  p.reset();
+  return rc;
+}
+
+void TestCluster::kill9(int i) {
+  auto& p = nodes_.at(static_cast<size_t>(i)).process;
+  if (p) p->kill9();
+  p.reset();
+}
+
+bool TestCluster::running(int i) {
+  auto& p = nodes_.at(static_cast<size_t>(i)).process;
+  return p && p->running();
+}
+
+std::string TestCluster::log(int i) const {
+  return read_file(nodes_.at(static_cast<size_t>(i)).log);
+}
+
+bool TestCluster::wait_ready(int i, std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        std::string l = log(i);
+        auto start = l.rfind("===== start =====");
+        return l.find("is replicating", start == std::string::npos ? 0 : start) !=
+               std::string::npos;
+      },
+      timeout, 100ms);
+}
+
+std::string TestCluster::checksum(int i) const {
+  Db db = Db::open(this->db(i), SQLITE_OPEN_READONLY);
+  db.set_busy_timeout(2000);
+  std::string sum;
+  for (const auto& name : list_tables(db))
+    if (!names::is_reserved(name)) sum += name + ":" + table_checksum(db, name) + ";";
+  return sum;
+}
+
+int64_t TestCluster::pending(int i) const {
+  Db db = Db::open(this->db(i), SQLITE_OPEN_READONLY);
+  db.set_busy_timeout(2000);
+  return total_pending(db, captured_tables(db));
+}
+
+int64_t TestCluster::query_int(int i, const std::string& sql) const {
+  Db db = Db::open(this->db(i), SQLITE_OPEN_READONLY);
+  db.set_busy_timeout(2000);
+  return db.query_int(sql, -1);
+}
+
+std::string TestCluster::query_text(int i, const std::string& sql) const {
+  Db db = Db::open(this->db(i), SQLITE_OPEN_READONLY);
+  db.set_busy_timeout(2000);
+  auto v = db.query_value(sql);
+  if (!v) return "";
+  if (auto t = std::get_if<Text>(&*v)) return t->bytes;
+  if (auto n = std::get_if<int64_t>(&*v)) return std::to_string(*n);
+  return "";
+}
+
+void TestCluster::exec(int i, const std::string& sql) const {
+  auto r = sqlite_shell(db(i), sql);
+  if (r.exit_code != 0)
+    throw std::runtime_error(fmt::format("sqlite3 failed on node {}: {}", i + 1, r.output));
+}
+
+bool TestCluster::wait_converged(std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        try {
+          std::string first;
+          for (int i = 0; i < size(); ++i) {
+            if (!nodes_[static_cast<size_t>(i)].process) continue;
+            if (pending(i) != 0) return false;
+            std::string c = checksum(i);
+            if (first.empty())
+              first = c;
+            else if (c != first)
+              return false;
+          }
+          return true;
+        } catch (const std::exception&) {
+          return false;  // a database busy for a moment: try again
+        }
+      },
+      timeout, 200ms);
+}
+
+std::string TestCluster::all_logs() const {
+  std::string out;
+  for (int i = 0; i < size(); ++i) out += fmt::format("----- node {} -----\n{}\n", i + 1, log(i));
+  return out;
+}
+
+}  // namespace harmony::test
