@@ -47,27 +47,12 @@ CapturedTable make_captured(int64_t id, TableInfo info) {
   return c;
 }
 
-// The SQL that installs capture on one table: storage tables, then the trigger script. Each
-// CREATE TRIGGER statement is also kept on its own, to compare with what sqlite_schema holds.
+// The SQL that installs capture on one table: storage tables, then the trigger script.
 struct CaptureSql {
   std::string storage;
   std::string triggers;
-  std::vector<std::pair<std::string, std::string>> creates;  // trigger name -> CREATE TRIGGER
+  std::vector<std::string> trigger_names;  // every trigger the script creates
 };
-
-void collect_creates(const std::string& script, CaptureSql& out) {
-  static constexpr std::string_view kCreate = "CREATE TRIGGER \"";
-  for (size_t at = script.find(kCreate); at != std::string::npos;
-       at = script.find(kCreate, at + 1)) {
-    const size_t name_start = at + kCreate.size();
-    const size_t name_end = script.find('"', name_start);
-    const size_t end = script.find("\nEND;", name_start);
-    if (name_end == std::string::npos || end == std::string::npos)
-      throw Error("internal error: malformed capture trigger template");
-    out.creates.emplace_back(script.substr(name_start, name_end - name_start),
-                             script.substr(at, end + 4 - at));
-  }
-}
 
 CaptureSql render(const CapturedTable& t) {
   CaptureSql out;
@@ -109,6 +94,9 @@ CaptureSql render(const CapturedTable& t) {
       for (const auto& x : unique_cols) seen = seen || same_ident(x, col);
       if (!seen) unique_cols.push_back(col);
     }
+    // A partial index only conflicts on rows its predicate covers; saying so also lets the
+    // lookup use that index instead of scanning the table on every write.
+    if (!u.where.empty()) eq.push_back("(" + u.where + ")");
     std::string m = "(" + join(eq, " AND ") + ")";
     if (std::find(matches.begin(), matches.end(), m) == matches.end()) matches.push_back(m);
   }
@@ -124,7 +112,11 @@ CaptureSql render(const CapturedTable& t) {
     out.triggers += fmt::format("DROP TRIGGER IF EXISTS {}; DROP TRIGGER IF EXISTS {};",
                                 trg("bins"), trg("bupd"));
   }
-  collect_creates(out.triggers, out);
+  for (const char* kind : {"ins", "upd", "del"})
+    out.trigger_names.push_back(names::trigger(t.id, kind));
+  if (!matches.empty())
+    for (const char* kind : {"bins", "bupd"})
+      out.trigger_names.push_back(names::trigger(t.id, kind));
   return out;
 }
 
@@ -377,23 +369,25 @@ int64_t pending_changes(Db& db, const CapturedTable& t) {
 }
 
 bool triggers_installed(Db& db, const CapturedTable& t) {
-  // Every trigger we would create now must be in the schema with exactly that SQL (SQLite
-  // rewrites our triggers itself on RENAME COLUMN/TABLE, into the same text we generate), and
-  // no other trigger of ours may remain on the table (e.g. UNIQUE triggers after DROP INDEX).
+  // Every trigger we would create now must be in the schema with exactly the SQL we would use
+  // (SQLite stores CREATE TRIGGER verbatim and rewrites it on RENAME COLUMN/TABLE into the same
+  // text we generate), and no other trigger of ours may remain on the table (e.g. the UNIQUE
+  // triggers after DROP INDEX).
   const CaptureSql want = render(t);
-  std::vector<std::pair<std::string, std::string>> have;
+  size_t matched = 0;
   auto s = db.prepare(
       "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND "
       "name LIKE '\\_\\_harmony\\_trg\\_' || ?1 || '\\_%' ESCAPE '\\'");
   s.bind(1, t.id);
-  while (s.step()) have.emplace_back(s.column_text(0), s.column_text(1));
-  if (have.size() != want.creates.size()) return false;
-  for (const auto& [name, create] : want.creates) {
-    bool found = false;
-    for (const auto& h : have) found = found || (h.first == name && h.second == create);
-    if (!found) return false;
+  while (s.step()) {
+    const std::string name = s.column_text(0);
+    if (std::find(want.trigger_names.begin(), want.trigger_names.end(), name) ==
+        want.trigger_names.end())
+      return false;  // one of ours that should not be there
+    if (want.triggers.find(s.column_text(1) + ";") == std::string::npos) return false;  // stale
+    ++matched;
   }
-  return true;
+  return matched == want.trigger_names.size();
 }
 
 std::vector<std::string> capture_problems(Db& db) {

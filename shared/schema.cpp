@@ -127,16 +127,19 @@ TableInfo describe_table(Db& db, const std::string& name) {
       t.columns.push_back(std::move(c));
     }
   }
-  std::vector<std::string> index_names;
+  std::vector<std::pair<std::string, std::string>> index_names;  // name, predicate
   {
     auto s = db.prepare(
-        "SELECT name FROM pragma_index_list(?1, 'main') WHERE \"unique\" = 1 AND origin != 'pk'");
+        "SELECT l.name, CASE WHEN l.partial THEN (SELECT sql FROM sqlite_schema s WHERE "
+        "s.type = 'index' AND s.name = l.name) END FROM pragma_index_list(?1, 'main') l "
+        "WHERE l.\"unique\" = 1 AND l.origin != 'pk'");
     s.bind(1, t.name);
-    while (s.step()) index_names.push_back(s.column_text(0));
+    while (s.step()) index_names.emplace_back(s.column_text(0), index_predicate(s.column_text(1)));
   }
-  for (const auto& idx : index_names) {
+  for (const auto& [idx, where] : index_names) {
     UniqueIndex u;
     u.name = idx;
+    u.where = where;
     auto s = db.prepare(
         "SELECT cid, name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key = 1 ORDER BY seqno");
     s.bind(1, idx);
@@ -157,6 +160,68 @@ TableInfo describe_table(Db& db, const std::string& name) {
     t.unique_indexes.push_back(std::move(u));
   }
   return t;
+}
+
+std::string index_predicate(std::string_view sql) {
+  // Skip to the end of the first parenthesised group (the indexed columns), honouring quotes
+  // and comments; what follows is either nothing or "WHERE <predicate>".
+  size_t i = 0;
+  int depth = 0;
+  bool opened = false;
+  while (i < sql.size()) {
+    const char c = sql[i];
+    if (c == '\'' || c == '"' || c == '`' || c == '[') {
+      const char close = c == '[' ? ']' : c;
+      ++i;
+      while (i < sql.size()) {
+        if (sql[i] == close) {
+          if (close != ']' && i + 1 < sql.size() && sql[i + 1] == close) {
+            i += 2;  // doubled quote inside a quoted name or string
+            continue;
+          }
+          break;
+        }
+        ++i;
+      }
+      ++i;
+      continue;
+    }
+    if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      while (i < sql.size() && sql[i] != '\n') ++i;
+      continue;
+    }
+    if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+      const size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 2;
+      continue;
+    }
+    ++i;
+    if (c == '(') {
+      ++depth;
+      opened = true;
+    } else if (c == ')' && --depth == 0 && opened) {
+      break;
+    }
+  }
+  auto is_space = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; };
+  while (i < sql.size()) {  // whitespace and comments before WHERE
+    if (is_space(sql[i])) {
+      ++i;
+    } else if (sql.substr(i, 2) == "--") {
+      while (i < sql.size() && sql[i] != '\n') ++i;
+    } else if (sql.substr(i, 2) == "/*") {
+      const size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  if (sql.size() - i < 6 || !same_ident(sql.substr(i, 5), "WHERE") || !is_space(sql[i + 5]))
+    return "";
+  std::string_view pred = sql.substr(i + 5);
+  while (!pred.empty() && (is_space(pred.front()) || pred.front() == ';')) pred.remove_prefix(1);
+  while (!pred.empty() && (is_space(pred.back()) || pred.back() == ';')) pred.remove_suffix(1);
+  return std::string(pred);
 }
 
 std::optional<std::string> ineligibility(Db& db, const std::string& name) {

@@ -24,6 +24,7 @@ struct UniqueIndex {
   std::vector<std::string> collations;  // the index's collation for each column
   std::vector<int> cids;                // column numbers (stable across RENAME COLUMN)
   bool has_expression = false;
+  std::string where;  // predicate of a partial index (CREATE ... WHERE <where>), else empty
 };
 
 struct TableInfo {
@@ -57,6 +58,9 @@ TableInfo describe_table(Db& db, const std::string& name);
 std::optional<std::string> ineligibility(Db& db, const std::string& name);
 // The same checks for a table already described (no PRIMARY KEY, unsupported key collation).
 std::optional<std::string> ineligibility(const TableInfo& info);
+
+// The WHERE predicate of a CREATE INDEX statement as written, or "" when it has none.
+std::string index_predicate(std::string_view create_index_sql);
 
 // ASCII case-insensitive comparison, as SQLite compares identifiers.
 bool same_ident(std::string_view a, std::string_view b);

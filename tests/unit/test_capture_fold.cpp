@@ -134,7 +134,7 @@ TEST_CASE("fold: a row's new version exceeds its previous one even above the clo
   f.db.exec("INSERT INTO t VALUES (1, 'a', 'a')");
   f.fold();
   // A version for this row higher than the stored clock (as if the clock had been lost).
-  const int64_t high = load_clock(f.db) + 1'000'000;
+  const int64_t high = load_clock(f.db) + hlc_from_ms(60'000);  // a minute ahead
   f.db.exec(fmt::format("UPDATE {} SET version = {}", f.t.rows, high));
   f.db.exec("UPDATE t SET v = 'b'");
   f.fold();

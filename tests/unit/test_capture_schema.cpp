@@ -301,3 +301,65 @@ TEST_CASE("NOCASE and RTRIM primary keys behave as in the source table", "[captu
   n.check_same("r");
   CHECK(n.b.query_int("SELECT count(*) FROM n") == 0);
 }
+
+TEST_CASE("partial UNIQUE indexes: REPLACE through them is captured, lookups use the index",
+          "[capture][schema]") {
+  CHECK(index_predicate("CREATE UNIQUE INDEX pu ON p(code) WHERE active=1") == "active=1");
+  CHECK(index_predicate("CREATE UNIQUE INDEX \"a(b\" ON \"t)\"(\"c)\" COLLATE NOCASE, "
+                        "lower('x)')) -- (\n  where  (x = ')') AND y IN (1, 2) ;") ==
+        "(x = ')') AND y IN (1, 2)");
+  CHECK(index_predicate("CREATE UNIQUE INDEX i ON t(a, b)").empty());
+  CHECK(index_predicate("CREATE INDEX [where] ON t([where]) /* WHERE */").empty());
+  CHECK(index_predicate("").empty());
+
+  for (const char* rt : {"OFF", "ON"}) {
+    DYNAMIC_SECTION("recursive_triggers=" << rt) {
+      TwoNodes n(
+          "CREATE TABLE p (id INTEGER PRIMARY KEY, code TEXT, active INTEGER);"
+          "CREATE UNIQUE INDEX pu ON p(code) WHERE active = 1;");
+      const std::string pre = std::string("PRAGMA recursive_triggers=") + rt + ";";
+      n.shell_a(pre + "INSERT INTO p VALUES (1, 'x', 1), (2, 'x', 0), (3, 'y', 1);");
+      n.sync();
+      // Row 1 holds 'x' under the index predicate: replaced. Row 2 ('x', inactive) stays.
+      n.shell_a(pre + "INSERT OR REPLACE INTO p VALUES (4, 'x', 1);");
+      n.sync();
+      n.check_same("p");
+      CHECK(show(*n.b.query_value("SELECT group_concat(id) FROM (SELECT id FROM p ORDER BY id)")) ==
+            "'2,3,4'");
+    }
+  }
+  // The "might be replaced" lookup carries the index predicate, so SQLite can use the index.
+  TempDir dir("schema");
+  Db db = open_test_db(dir.file("p.db"));
+  db.exec(
+      "CREATE TABLE p (id INTEGER PRIMARY KEY, code TEXT, active INTEGER);"
+      "CREATE UNIQUE INDEX pu ON p(code) WHERE active = 1;");
+  enable_table(db, "p");
+  auto sql = db.query_value(
+      "SELECT sql FROM sqlite_schema WHERE name LIKE '__harmony_trg_%_bins' ESCAPE '\\'");
+  REQUIRE(sql);
+  CHECK_THAT(show(*sql), Catch::Contains("(active = 1)"));
+  auto plan = db.prepare(
+      "EXPLAIN QUERY PLAN SELECT id FROM p WHERE (\"code\" COLLATE BINARY = ?1 AND "
+      "(active = 1))");
+  REQUIRE(plan.step());
+  CHECK_THAT(plan.column_text(3), Catch::Contains("USING INDEX pu"));
+  // Renaming a column used by the predicate keeps the triggers current.
+  db.exec("ALTER TABLE p RENAME COLUMN active TO enabled");
+  CHECK(triggers_installed(db, *find_captured(db, "p")));
+}
+
+TEST_CASE("table and column names that look like SQL keep capture intact", "[capture][schema]") {
+  TwoNodes n(
+      "CREATE TABLE \"x\nEND;\n\" (\"END;\" INTEGER PRIMARY KEY, \"\nEND;\" TEXT UNIQUE, "
+      "\"CREATE TRIGGER \"\"\" TEXT);");
+  auto t = find_captured(n.a, "x\nEND;\n");
+  REQUIRE(t);
+  CHECK(triggers_installed(n.a, *t));
+  n.shell_a(
+      "INSERT INTO \"x\nEND;\n\" VALUES (1, 'a', 'b'); REPLACE INTO \"x\nEND;\n\" VALUES (2, "
+      "'a', 'c');");
+  n.sync();
+  n.check_same("x\nEND;\n");
+  CHECK(n.b.query_int("SELECT count(*) FROM \"x\nEND;\n\"") == 1);
+}
