@@ -98,7 +98,7 @@ TEST_CASE("boolean flags: alone or with =true/=false", "[flags]") {
   CHECK(msg.find("-cleanup=false") != std::string::npos);
 }
 
-TEST_CASE("-help and -h", "[flags]") {
+TEST_CASE("flags: -help and -h", "[flags]") {
   CHECK(parse({"-help"}).help);
   CHECK(parse({"-h"}).help);
   CHECK(parse({"--help"}).help);
@@ -107,7 +107,7 @@ TEST_CASE("-help and -h", "[flags]") {
   CHECK(parse({"-h", "-no-such-flag"}).help);
 }
 
-TEST_CASE("-node-id range and format", "[flags]") {
+TEST_CASE("flags: -node-id range and format", "[flags]") {
   CHECK(*parse({"-node-id", "42"}).node_id == 42);
   CHECK(*parse({"-node-id=9223372036854775807"}).node_id == 9223372036854775807ULL);
   for (std::string bad : {"abc", "0", "-1", "9223372036854775808", "18446744073709551616", "",
@@ -122,7 +122,7 @@ TEST_CASE("-node-id range and format", "[flags]") {
         "9223372036854775807");
 }
 
-TEST_CASE("-cluster-addr must have a port", "[flags]") {
+TEST_CASE("flags: -cluster-addr must have a port", "[flags]") {
   CHECK(parse({"-cluster-addr", "localhost:4221"}).cluster_addr == "localhost:4221");
   CHECK(parse({"-cluster-addr=:4221"}).cluster_addr == ":4221");
   CHECK(parse({"-cluster-addr=[::1]:4221"}).cluster_addr == "[::1]:4221");
@@ -144,7 +144,7 @@ TEST_CASE("list flags are comma-separated, trimmed, without empty entries", "[fl
   CHECK(parse({"-cluster-peers", " , "}).cluster_peers.empty());
 }
 
-TEST_CASE("-pprof is accepted and kept", "[flags]") {
+TEST_CASE("flags: -pprof is accepted and kept", "[flags]") {
   CHECK(parse({"-pprof", "localhost:6060"}).pprof == "localhost:6060");
 }
 
