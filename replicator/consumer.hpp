@@ -37,7 +37,9 @@ struct ConsumerOptions {
   uint64_t node = 0;
   // Bound on one apply transaction so application writers are not locked out for long.
   size_t max_rows_per_txn = 20000;
-  std::chrono::milliseconds max_gather{5};  // how long to wait for more messages to group
+  // Extra wait for more messages to group into one transaction. 0: take only what is already
+  // buffered, so a lone change is applied at once (latency matters more than grouping here).
+  std::chrono::milliseconds max_gather{0};
   std::atomic<uint64_t>* schema_generation = nullptr;  // bumps when capture changed (DDL)
   // After a snapshot restore this node's own batches up to this sequence are applied too
   // (the restored content may predate them); 0 = always skip own batches.

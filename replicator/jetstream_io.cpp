@@ -184,6 +184,13 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
       return std::nullopt;
     }
   }
+  if (timeout.count() <= 0) {
+    // Non-blocking: only what the library has already buffered.
+    int pending_msgs = 0, pending_bytes = 0;
+    if (natsSubscription_GetPending(sub_, &pending_msgs, &pending_bytes) != NATS_OK ||
+        pending_msgs <= 0)
+      return std::nullopt;
+  }
   natsMsg* m = nullptr;
   natsStatus s = natsSubscription_NextMsg(&m, sub_, timeout.count() > 0 ? timeout.count() : 1);
   if (s == NATS_TIMEOUT) return std::nullopt;
