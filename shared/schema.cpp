@@ -183,7 +183,7 @@ std::string index_predicate(std::string_view sql) {
         }
         ++i;
       }
-      ++i;
+      i = std::min(i + 1, sql.size());  // past the closing quote (an unterminated one ends it all)
       continue;
     }
     if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {

@@ -311,6 +311,9 @@ TEST_CASE("partial UNIQUE indexes: REPLACE through them is captured, lookups use
   CHECK(index_predicate("CREATE UNIQUE INDEX i ON t(a, b)").empty());
   CHECK(index_predicate("CREATE INDEX [where] ON t([where]) /* WHERE */").empty());
   CHECK(index_predicate("").empty());
+  CHECK(index_predicate("CREATE UNIQUE INDEX i ON t(\"unterminated").empty());
+  CHECK(index_predicate("CREATE UNIQUE INDEX i ON t(a) WHERE").empty());
+  CHECK(index_predicate("CREATE UNIQUE INDEX i ON t(a) /* unterminated").empty());
 
   for (const char* rt : {"OFF", "ON"}) {
     DYNAMIC_SECTION("recursive_triggers=" << rt) {
