@@ -225,6 +225,7 @@ class Runner {
 // alike. Returns rows/s per mode.
 std::array<double, 3> measure(const std::string& dir, Workload w, const char* sync,
                               const Sizes& z) {
+  std::filesystem::create_directories(dir);  // again: a cleanup elsewhere may have removed it
   std::vector<std::unique_ptr<Runner>> runners;
   for (Mode m : kModes)
     runners.push_back(std::make_unique<Runner>(dir + "/" + mode_name(m) + ".db", m, w, sync, z));
@@ -314,7 +315,7 @@ int main(int argc, char** argv) {
 
   std::string dir = dir_arg;
   if (dir.empty()) {
-    char tmpl[] = "/tmp/harmony-capture-bench-XXXXXX";
+    char tmpl[] = "/tmp/capture_bench.XXXXXX";
     if (!mkdtemp(tmpl)) {
       std::perror("mkdtemp");
       return 1;
