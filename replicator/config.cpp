@@ -363,6 +363,14 @@ void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::stri
     n->warn_unknown({"dir"}, warnings);
     n->read("dir", snap.file.dir);  // relative paths stay relative to the working directory
   }
+  // HarmonyLite's s3, webdav and sftp stores are not in this build yet: say so at start-up
+  // rather than run without the recovery path the user configured.
+  bool unsupported = snap.store == "s3" || snap.store == "webdav" || snap.store == "sftp";
+  s.check("store", !snap.enabled || !unsupported,
+          "is not available in this harmonylite yet (use \"nats\" or \"file\", or set [snapshot] "
+          "enabled = false)");
+  s.check("store", !snap.enabled || snap.store != "file" || !snap.file.dir.empty(),
+          "needs [snapshot.file] dir (the directory snapshots are kept in)");
 }
 
 void load_nats(const Section& s, NatsConfig& n, std::vector<std::string>& warnings) {

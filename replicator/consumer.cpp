@@ -100,6 +100,7 @@ void Consumer::run(const std::atomic<bool>& stop) {
 
     std::vector<Rejected> rejected;
     std::vector<Ready> ready;
+    std::optional<std::pair<uint64_t, uint64_t>> gap;  // missing sequences, first..last
     size_t rows = 0;
     uint64_t handled_up_to = last_seen;
     while (!msgs.empty()) {
@@ -114,12 +115,15 @@ void Consumer::run(const std::atomic<bool>& stop) {
       IncomingMessage m = std::move(msgs.front());
       msgs.pop_front();
       if (m.stream_seq <= last_seen) continue;  // redelivery after a reset
-      if (m.stream_seq != last_seen + 1 && last_seen != 0)
-        spdlog::error(
-            "{}: sequences {}..{} are missing from the stream (removed by retention "
-            "before this node applied them); this node may miss changes until it "
-            "restores a snapshot",
-            options_.stream, last_seen + 1, m.stream_seq - 1);
+      if (m.stream_seq != last_seen + 1 && m.stream_seq != 0) {
+        // A hole: retention removed messages before this node applied them. Applying what
+        // follows would leave this node diverged for good, so the stream stops here (what came
+        // before is still applied below); a restart restores the newest snapshot.
+        gap = {last_seen + 1, m.stream_seq - 1};
+        msgs.clear();
+        backlog.clear();
+        break;
+      }
       last_seen = m.stream_seq;
       IncomingPart part;
       part.stream_seq = m.stream_seq;
@@ -155,6 +159,19 @@ void Consumer::run(const std::atomic<bool>& stop) {
       applier = std::make_unique<Applier>(db, options_.node, captured_tables(db));
     }
     uint64_t new_position = assembler.safe_position(handled_up_to);
+    auto pause_for_gap = [&] {
+      spdlog::error(
+          "{}: sequences {}..{} are missing from the stream (removed by retention before this "
+          "node applied them). This stream is paused after sequence {} so the node does not run "
+          "with a hole in its data; restart harmonylite to restore the newest snapshot and "
+          "catch up",
+          options_.stream, gap->first, gap->second, position_.load());
+      progress.position = position;
+      progress.paused = true;
+      progress.pause_reason = fmt::format(
+          "sequences {}..{} are missing: restart to restore a snapshot", gap->first, gap->second);
+      stats_.set_stream(options_.stream, progress);
+    };
     if (ready.empty() && rejected.empty()) {
       // Only our own batches (or parts still incomplete): nothing to write now.
       if (new_position > unsaved_position) {
@@ -162,6 +179,10 @@ void Consumer::run(const std::atomic<bool>& stop) {
         unsaved_since = std::chrono::steady_clock::now();
       }
       position_ = std::max(position, new_position);
+      if (gap) {
+        pause_for_gap();
+        break;
+      }
       continue;
     }
     ApplyStats total;
@@ -196,6 +217,20 @@ void Consumer::run(const std::atomic<bool>& stop) {
     if (total.dead_lettered > 0)
       spdlog::warn("{}: {} row(s) dead-lettered (see __harmony_dead_letters)", options_.stream,
                    total.dead_lettered);
+    if (gap) {
+      pause_for_gap();
+      break;
+    }
+  }
+  // A position that only moved over own batches is stored before leaving too (best effort):
+  // a snapshot taken from this database later carries the stored positions.
+  if (unsaved_position > position) {
+    try {
+      Transaction tx(db);
+      applier->set_position(options_.stream, unsaved_position);
+      tx.commit();
+    } catch (const SqliteError&) {
+    }
   }
   source_.stop();
 }

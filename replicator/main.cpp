@@ -1,5 +1,6 @@
 // harmonylite entry point: flags, config, then one of the modes (-version, -help, -cleanup,
-// replication). Exit codes: 0 ok, 1 runtime error (message logged), 2 bad flag or config.
+// -save-snapshot, replication). Exit codes: 0 ok, 1 runtime error (message logged), 2 bad flag
+// or config.
 #include <cstdio>
 #include <iostream>
 
@@ -10,6 +11,7 @@
 #include "replicator/log.hpp"
 #include "replicator/nats_client.hpp"
 #include "replicator/replicator.hpp"
+#include "replicator/snapshot_service.hpp"
 #include "replicator/version_info.hpp"
 #include "shared/error.hpp"
 
@@ -48,6 +50,8 @@ int main(int argc, char** argv) {
   try {
     if (cli.cleanup)
       rc = run_cleanup(config, cli.force);
+    else if (cli.save_snapshot)
+      rc = run_save_snapshot(config);
     else
       rc = run_replicator(config, cli);
   } catch (const Error& e) {

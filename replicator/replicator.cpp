@@ -23,6 +23,7 @@
 #include "replicator/nats_client.hpp"
 #include "replicator/nats_server.hpp"
 #include "replicator/publisher.hpp"
+#include "replicator/snapshot_service.hpp"
 #include "shared/capture.hpp"
 #include "shared/fold.hpp"
 #include "shared/hlc.hpp"
@@ -272,6 +273,10 @@ int run_replicator(const Config& config, const CliOptions& cli) {
   spdlog::info("{} stream(s) ready ({}-1..{}, replicas {})", config.replication_log.shards,
                config.nats.stream_prefix, config.replication_log.shards,
                config.replication_log.replicas);
+  // Restore the newest snapshot when a stream no longer holds what this node needs (refuses to
+  // start when none is usable); returns how far own batches must be applied after a restore.
+  auto own_until = restore_at_startup(config, db, *conn, node, stop);
+  if (stop) return 0;
   write_transaction(
       db, stop,
       [&] {
@@ -281,6 +286,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
       "recording runtime info");
 
   // --- workers ----------------------------------------------------------------------------------
+  std::unique_ptr<SnapshotScheduler> snapshots;  // before `workers`: they join first
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<JetStreamTransport> transport;
   std::unique_ptr<Publisher> publisher;
@@ -311,11 +317,17 @@ int run_replicator(const Config& config, const CliOptions& cli) {
       co.stream = stream_name(config, shard);
       co.node = node;
       co.schema_generation = &publisher->schema_generation();
+      if (auto own = own_until.find(co.stream); own != own_until.end())
+        co.apply_own_until = own->second;
       consumers.push_back(std::make_unique<Consumer>(co, *sources.back(), stats));
       Consumer* c = consumers.back().get();
       workers.push_back(std::make_unique<Worker>(fmt::format("consumer {}", co.stream), stop,
                                                  [&stop, c] { c->run(stop); }));
     }
+  }
+  if (config.snapshot.enabled && config.replicate) {
+    snapshots = std::make_unique<SnapshotScheduler>(config, *conn, node);
+    workers.push_back(std::make_unique<Worker>("snapshots", stop, [&] { snapshots->run(stop); }));
   }
   spdlog::info("node {} is replicating (publish={}, replicate={})", node, config.publish,
                config.replicate);
@@ -356,6 +368,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
   spdlog::info("stopping: finishing the batch in hand");
   if (publisher) publisher->wake();
   workers.clear();  // joins
+  snapshots.reset();
   consumers.clear();
   sources.clear();
   publisher.reset();

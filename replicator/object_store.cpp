@@ -1,0 +1,700 @@
+// Snapshot stores: the ADR-20 JetStream object store on nats.c and the directory store, with
+// verified downloads and progress logging. See object_store.hpp.
+#include "replicator/object_store.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "replicator/nats_client.hpp"
+#include "shared/digest.hpp"
+#include "shared/hlc.hpp"
+
+namespace harmony {
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+constexpr auto kProgressEvery = 2s;
+constexpr auto kTickEvery = 1s;
+// A download that gets no chunk for this long is truncated (chunks purged or lost).
+constexpr int64_t kChunkTimeoutMs = 10000;
+constexpr int kDownloadAttempts = 3;
+constexpr const char* kMetadataKey = "harmony-snapshot";
+
+double mb(uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+// A POSIX file descriptor that closes itself.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  bool ok() const { return fd_ >= 0; }
+  // Closes now and reports failure (a delayed write error shows up here).
+  bool close() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd < 0 || ::close(fd) == 0;
+  }
+
+ private:
+  int fd_;
+};
+
+void write_all(int fd, const char* data, size_t size, const std::string& path) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void fsync_dir(const std::string& dir) {
+  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY));
+  if (d.ok()) ::fsync(d.get());
+}
+
+// Copies src to dst (created/truncated, fsynced) while hashing; returns size and hex SHA-256.
+std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std::string& dst,
+                                              TransferProgress& progress) {
+  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", dst, std::strerror(errno)));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  uint64_t size = 0;
+  while (true) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+    }
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+    write_all(out.get(), buf.data(), static_cast<size_t>(n), dst);
+    size += static_cast<uint64_t>(n);
+    progress.add(static_cast<uint64_t>(n));
+  }
+  if (::fsync(out.get()) != 0 || !out.close())
+    throw Error(fmt::format("cannot write {}: {}", dst, std::strerror(errno)));
+  return {size, h.finish()};
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp-" + new_nuid();
+  {
+    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+    write_all(out.get(), text.data(), text.size(), tmp);
+    if (::fsync(out.get()) != 0 || !out.close())
+      throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
+  }
+}
+
+std::string hex_of(const Sha256Digest& d) {
+  return to_hex(d.data(), d.size());
+}
+
+std::string rfc3339_utc(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms % 1000));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+std::string base64url(const void* data, size_t size) {
+  std::string out(4 * ((size + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          static_cast<const unsigned char*>(data), static_cast<int>(size));
+  out.resize(static_cast<size_t>(n));
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+std::string new_nuid() {
+  static constexpr char kAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  unsigned char raw[22];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw Error("no random bytes for a nuid");
+  std::string out;
+  for (unsigned char b : raw) out += kAlphabet[b % 62];
+  return out;
+}
+
+TransferProgress::TransferProgress(std::string what, uint64_t total_bytes,
+                                   std::function<void()> on_tick)
+    : what_(std::move(what)),
+      total_(total_bytes),
+      on_tick_(std::move(on_tick)),
+      started_(std::chrono::steady_clock::now()),
+      last_log_(started_) {}
+
+void TransferProgress::add(uint64_t bytes) {
+  done_ += bytes;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_log_ >= kProgressEvery) {
+    last_log_ = now;
+    double pct = total_ ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0;
+    spdlog::info("{}: {:.0f}% ({:.1f} of {:.1f} MB, {:.0f} MB/s)", what_, pct, mb(done_),
+                 mb(total_), mb_per_s());
+  }
+  if (on_tick_ && now - last_tick_ >= kTickEvery) {
+    last_tick_ = now;
+    on_tick_();
+  }
+}
+
+double TransferProgress::mb_per_s() const {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  return secs > 0 ? mb(done_) / secs : 0.0;
+}
+
+void TransferProgress::finish() {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  spdlog::info("{}: {:.1f} MB in {:.2f} s ({:.0f} MB/s)", what_, mb(done_), secs, mb_per_s());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directory store: <dir>/snapshot.json names the current data file <dir>/snapshot-<nuid>.db.
+
+FileSnapshotStore::FileSnapshotStore(std::string dir) : dir_(std::move(dir)) {
+  if (dir_.empty()) throw Error("[snapshot.file] dir is empty");
+}
+
+std::string FileSnapshotStore::describe() const {
+  return "snapshot directory " + dir_;
+}
+
+std::string FileSnapshotStore::current_data_file() {
+  std::string text = read_text(dir_ + "/snapshot.json");
+  if (text.empty()) return "";
+  try {
+    return dir_ + "/" + nlohmann::json::parse(text).at("file").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return "";
+  }
+}
+
+std::optional<SnapshotMeta> FileSnapshotStore::info() {
+  std::string text = read_text(dir_ + "/snapshot.json");
+  if (text.empty()) return std::nullopt;
+  try {
+    return SnapshotMeta::from_json(nlohmann::json::parse(text).at("meta").dump());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}/snapshot.json is malformed: {}", dir_, e.what()));
+  }
+}
+
+void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
+                            const std::function<void()>& on_tick) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw Error(fmt::format("cannot create snapshot directory {}: {}", dir_, ec.message()));
+  std::string previous = current_data_file();
+  std::string name = "snapshot-" + new_nuid() + ".db";
+  std::string tmp = dir_ + "/." + name + ".tmp";
+  TransferProgress progress("snapshot upload to " + dir_, meta.size, on_tick);
+  try {
+    auto [size, digest] = copy_hashed(file, tmp, progress);
+    if (size != meta.size || hex_of(digest) != meta.sha256)
+      throw Error("the snapshot file changed while it was being stored");
+    if (std::rename(tmp.c_str(), (dir_ + "/" + name).c_str()) != 0)
+      throw Error(fmt::format("cannot rename {}: {}", tmp, std::strerror(errno)));
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  nlohmann::json j;
+  j["file"] = name;
+  j["meta"] = nlohmann::json::parse(meta.to_json());
+  try {
+    write_text_atomically(dir_ + "/snapshot.json", j.dump(2));
+  } catch (...) {
+    std::remove((dir_ + "/" + name).c_str());
+    throw;
+  }
+  fsync_dir(dir_);
+  progress.finish();
+  if (!previous.empty() && previous != dir_ + "/" + name) std::remove(previous.c_str());
+}
+
+SnapshotMeta FileSnapshotStore::get(const std::string& out_file) {
+  auto meta = info();
+  if (!meta) throw Error("no snapshot in " + describe());
+  std::string data = current_data_file();
+  TransferProgress progress("snapshot download from " + dir_, meta->size);
+  std::pair<uint64_t, Sha256Digest> got;
+  try {
+    got = copy_hashed(data, out_file, progress);
+  } catch (const Error& e) {
+    std::remove(out_file.c_str());
+    throw SnapshotRejected(fmt::format("snapshot in {} is unreadable: {}", dir_, e.what()));
+  }
+  if (got.first != meta->size || hex_of(got.second) != meta->sha256) {
+    std::remove(out_file.c_str());
+    throw SnapshotRejected(fmt::format(
+        "snapshot {} rejected: {} bytes with SHA-256 {}, but its metadata says {} bytes with "
+        "SHA-256 {} (corrupted or truncated)",
+        data, got.first, hex_of(got.second), meta->size, meta->sha256));
+  }
+  progress.finish();
+  return *meta;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JetStream object store (ADR-20 layout).
+
+struct NatsObjectStore::ObjectInfo {
+  std::string nuid;
+  uint64_t size = 0;
+  uint32_t chunks = 0;
+  std::string digest;  // "SHA-256=<base64url>"
+  SnapshotMeta meta;
+  std::string raw;
+};
+
+namespace {
+
+struct AckCounter {
+  std::mutex mu;
+  int64_t acked = 0;
+  std::string error;
+};
+
+void on_chunk_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+  auto* c = static_cast<AckCounter*>(closure);
+  {
+    std::lock_guard lk(c->mu);
+    if (pae) {
+      if (c->error.empty())
+        c->error = pae->ErrText ? pae->ErrText : nats_error_text(pae->Err, pae->ErrCode);
+    } else if (pa) {
+      ++c->acked;
+    }
+  }
+  natsMsg_Destroy(msg);  // with an ack handler the message is ours
+}
+
+}  // namespace
+
+NatsObjectStore::NatsObjectStore(NatsConnection& conn, std::string bucket, int replicas,
+                                 std::string object, size_t chunk_size)
+    : conn_(conn),
+      bucket_(std::move(bucket)),
+      stream_("OBJ_" + bucket_),
+      object_(std::move(object)),
+      chunk_size_(chunk_size) {
+  std::string chunks = "$O." + bucket_ + ".C.>", metas = "$O." + bucket_ + ".M.>";
+  const char* subjects[] = {chunks.c_str(), metas.c_str()};
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = stream_.c_str();
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 2;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = replicas;
+  cfg.Discard = js_DiscardNew;
+  cfg.MaxBytes = -1;
+  cfg.AllowRollup = true;
+  cfg.AllowDirect = true;
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = 5000;
+  std::string last_error;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    if (attempt) std::this_thread::sleep_for(1s);
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    jsStreamInfo* raw = nullptr;
+    natsStatus s = js_GetStreamInfo(&raw, conn_.js(), stream_.c_str(), &o, &jerr);
+    JsStreamInfoPtr si(raw);
+    if (s == NATS_OK) {
+      if (si->Config->Replicas != replicas)
+        spdlog::warn(
+            "snapshot bucket {} has {} replica(s), [snapshot.nats] replicas says {}; keeping it",
+            stream_, si->Config->Replicas, replicas);
+      return;
+    }
+    if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+      last_error = nats_error_text(s, jerr);
+      continue;  // JetStream not ready (no leader yet, timeout): try again
+    }
+    jerr = static_cast<jsErrCode>(0);
+    raw = nullptr;
+    s = js_AddStream(&raw, conn_.js(), &cfg, &o, &jerr);
+    JsStreamInfoPtr created(raw);
+    if (s == NATS_OK) {
+      spdlog::info("created snapshot bucket {} (stream {}, replicas {})", bucket_, stream_,
+                   replicas);
+      return;
+    }
+    if (jerr == JSStreamNameExistErr) continue;  // another node was faster
+    last_error = nats_error_text(s, jerr);
+    if (jerr == JSInsufficientResourcesErr || jerr == JSClusterNoPeersErr ||
+        jerr == JSStreamReplicasNotSupportedErr)
+      break;
+  }
+  throw Error(fmt::format(
+      "cannot create or read the snapshot bucket {} (stream {}, replicas {}): {}. With "
+      "replicas > 1, that many NATS servers must be up the first time; or lower [snapshot.nats] "
+      "replicas",
+      bucket_, stream_, replicas, last_error));
+}
+
+NatsObjectStore::~NatsObjectStore() = default;
+
+std::string NatsObjectStore::describe() const {
+  return fmt::format("NATS object store {} (stream {}, object {})", bucket_, stream_, object_);
+}
+
+std::string NatsObjectStore::meta_subject() const {
+  return "$O." + bucket_ + ".M." + base64url(object_.data(), object_.size());
+}
+
+std::string NatsObjectStore::chunk_subject(const std::string& nuid) const {
+  return "$O." + bucket_ + ".C." + nuid;
+}
+
+std::optional<NatsObjectStore::ObjectInfo> NatsObjectStore::read_info() {
+  natsMsg* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = 5000;
+  natsStatus s =
+      js_GetLastMsg(&raw, conn_.js(), stream_.c_str(), meta_subject().c_str(), &o, &jerr);
+  NatsMsgPtr msg(raw);
+  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return std::nullopt;
+  if (s != NATS_OK)
+    throw Error(fmt::format("cannot read the snapshot info from {}: {}", describe(),
+                            nats_error_text(s, jerr)));
+  ObjectInfo info;
+  info.raw.assign(natsMsg_GetData(msg.get()),
+                  static_cast<size_t>(natsMsg_GetDataLength(msg.get())));
+  try {
+    auto j = nlohmann::json::parse(info.raw);
+    if (j.value("deleted", false)) return std::nullopt;
+    info.nuid = j.at("nuid").get<std::string>();
+    info.size = j.at("size").get<uint64_t>();
+    info.chunks = j.value("chunks", uint32_t{0});
+    info.digest = j.value("digest", std::string());
+    const auto& md = j.at("metadata");
+    if (!md.contains(kMetadataKey))
+      throw Error(fmt::format("object {} in {} was not stored by harmonylite (no {} metadata)",
+                              object_, describe(), kMetadataKey));
+    info.meta = SnapshotMeta::from_json(md.at(kMetadataKey).get<std::string>());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("snapshot info in {} is malformed: {}", describe(), e.what()));
+  }
+  return info;
+}
+
+std::string NatsObjectStore::raw_info() {
+  auto info = read_info();
+  return info ? info->raw : "";
+}
+
+std::optional<SnapshotMeta> NatsObjectStore::info() {
+  auto i = read_info();
+  if (!i) return std::nullopt;
+  return i->meta;
+}
+
+int64_t NatsObjectStore::stored_chunks(const std::string& nuid) {
+  std::string subject = chunk_subject(nuid);
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = 5000;
+  o.Stream.Info.SubjectsFilter = subject.c_str();
+  jsStreamInfo* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&raw, conn_.js(), stream_.c_str(), &o, &jerr);
+  JsStreamInfoPtr si(raw);
+  if (s != NATS_OK) return -1;  // unknown: the download finds out
+  int64_t n = 0;
+  if (si->State.Subjects)
+    for (int i = 0; i < si->State.Subjects->Count; ++i)
+      n += static_cast<int64_t>(si->State.Subjects->List[i].Msgs);
+  return n;
+}
+
+void NatsObjectStore::purge_chunks(const std::string& nuid) {
+  std::string subject = chunk_subject(nuid);
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = 10000;
+  o.Stream.Purge.Subject = subject.c_str();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_PurgeStream(conn_.js(), stream_.c_str(), &o, &jerr);
+  if (s != NATS_OK)
+    spdlog::warn("could not remove old snapshot chunks {} from {}: {}", subject, stream_,
+                 nats_error_text(s, jerr));
+}
+
+void NatsObjectStore::put(const std::string& file, const SnapshotMeta& meta,
+                          const std::function<void()>& on_tick) {
+  auto old = read_info();
+  const std::string nuid = new_nuid();
+  const std::string subject = chunk_subject(nuid);
+  AckCounter acks;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 30000;
+  jo.PublishAsync.MaxPending = 32;
+  jo.PublishAsync.StallWait = 30000;
+  jo.PublishAsync.AckHandler = &on_chunk_ack;
+  jo.PublishAsync.AckHandlerClosure = &acks;
+  JsCtxPtr js = conn_.make_js(jo);
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.ExpectStream = stream_.c_str();
+  po.MaxWait = 30000;
+
+  TransferProgress progress(fmt::format("snapshot upload to {}", bucket_), meta.size, on_tick);
+  Fd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+  Sha256 h;
+  std::vector<char> buf(chunk_size_);
+  uint64_t size = 0;
+  int64_t chunks = 0;
+  std::string error;
+  while (error.empty()) {
+    size_t filled = 0;
+    while (filled < buf.size()) {  // full chunks except the last one
+      ssize_t n = ::read(in.get(), buf.data() + filled, buf.size() - filled);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        error = fmt::format("cannot read {}: {}", file, std::strerror(errno));
+        break;
+      }
+      if (n == 0) break;
+      filled += static_cast<size_t>(n);
+    }
+    if (filled == 0 || !error.empty()) break;
+    h.update(buf.data(), filled);
+    natsStatus s =
+        js_PublishAsync(js.get(), subject.c_str(), buf.data(), static_cast<int>(filled), &po);
+    if (s != NATS_OK) {
+      error = "publishing a chunk failed: " + nats_error_text(s);
+      break;
+    }
+    size += filled;
+    ++chunks;
+    progress.add(filled);
+    std::lock_guard lk(acks.mu);
+    if (!acks.error.empty()) error = "a chunk was refused: " + acks.error;
+  }
+  if (error.empty()) {
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = 60000;
+    natsStatus s = js_PublishAsyncComplete(js.get(), &wait);
+    std::lock_guard lk(acks.mu);
+    if (!acks.error.empty())
+      error = "a chunk was refused: " + acks.error;
+    else if (s != NATS_OK)
+      error = "timed out waiting for chunk acknowledgements: " + nats_error_text(s);
+    else if (acks.acked != chunks)
+      error = fmt::format("only {} of {} chunks were acknowledged", acks.acked, chunks);
+  }
+  Sha256Digest digest = h.finish();
+  if (error.empty() && (size != meta.size || hex_of(digest) != meta.sha256))
+    error = "the snapshot file changed while it was being uploaded";
+  if (!error.empty()) {
+    natsMsgList pending{nullptr, 0};
+    if (js_PublishAsyncGetPendingList(&pending, js.get()) == NATS_OK) natsMsgList_Destroy(&pending);
+    purge_chunks(nuid);
+    throw Error(fmt::format("snapshot upload to {} failed: {}; the previous snapshot is kept",
+                            describe(), error));
+  }
+
+  nlohmann::json info;
+  info["name"] = object_;
+  info["description"] = "harmonylite database snapshot";
+  info["bucket"] = bucket_;
+  info["nuid"] = nuid;
+  info["size"] = size;
+  info["chunks"] = chunks;
+  info["mtime"] = rfc3339_utc(meta.created_ms);
+  info["digest"] = "SHA-256=" + base64url(digest.data(), digest.size());
+  info["options"] = {{"max_chunk_size", chunk_size_}};
+  info["metadata"] = {{kMetadataKey, meta.to_json()}};
+  std::string body = info.dump();
+  std::string msubject = meta_subject();
+  natsMsg* raw = nullptr;
+  natsStatus s =
+      natsMsg_Create(&raw, msubject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  NatsMsgPtr m(raw);
+  if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), "Nats-Rollup", "sub");
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsPubAck* pa = nullptr;
+  if (s == NATS_OK) s = js_PublishMsg(&pa, conn_.js(), m.get(), &po, &jerr);
+  JsPubAckPtr ack(pa);
+  if (s != NATS_OK) {
+    std::string why = nats_error_text(s, jerr);
+    purge_chunks(nuid);
+    throw Error(
+        fmt::format("snapshot upload to {} failed storing its info: {}; the previous "
+                    "snapshot is kept",
+                    describe(), why));
+  }
+  progress.finish();
+  if (old && old->nuid != nuid) purge_chunks(old->nuid);
+}
+
+SnapshotMeta NatsObjectStore::get(const std::string& out_file) {
+  for (int attempt = 1;; ++attempt) {
+    auto info = read_info();
+    if (!info) throw Error("no snapshot in " + describe());
+    try {
+      TransferProgress progress(fmt::format("snapshot download from {}", bucket_), info->size);
+      Fd out(::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (!out.ok())
+        throw Error(fmt::format("cannot create {}: {}", out_file, std::strerror(errno)));
+      Sha256 h;
+      uint64_t size = 0;
+      uint32_t got = 0;
+      if (int64_t stored = stored_chunks(info->nuid);
+          stored >= 0 && stored != static_cast<int64_t>(info->chunks))
+        throw SnapshotRejected(fmt::format(
+            "snapshot in {} is incomplete: {} of its {} chunks are stored (truncated, or being "
+            "replaced right now)",
+            describe(), stored, info->chunks));
+      if (info->chunks > 0) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = stream_.c_str();
+        so.Ordered = true;
+        so.Config.DeliverPolicy = js_DeliverAll;
+        natsSubscription* raw = nullptr;
+        jsErrCode jerr = static_cast<jsErrCode>(0);
+        std::string subject = chunk_subject(info->nuid);
+        natsStatus s = js_SubscribeSync(&raw, conn_.js(), subject.c_str(), nullptr, &so, &jerr);
+        NatsSubscriptionPtr sub(raw);
+        if (s != NATS_OK)
+          throw Error(fmt::format("cannot read snapshot chunks from {}: {}", describe(),
+                                  nats_error_text(s, jerr)));
+        natsSubscription_SetPendingLimits(sub.get(), -1, 128 * 1024 * 1024);
+        while (got < info->chunks) {
+          natsMsg* mraw = nullptr;
+          s = natsSubscription_NextMsg(&mraw, sub.get(), kChunkTimeoutMs);
+          NatsMsgPtr m(mraw);
+          if (s == NATS_TIMEOUT)
+            throw SnapshotRejected(fmt::format(
+                "snapshot download from {} truncated: {} of {} chunks ({} of {} bytes), then "
+                "nothing for {} s",
+                describe(), got, info->chunks, size, info->size, kChunkTimeoutMs / 1000));
+          if (s != NATS_OK)
+            throw Error(fmt::format("reading snapshot chunks from {} failed: {}", describe(),
+                                    nats_error_text(s)));
+          int len = natsMsg_GetDataLength(m.get());
+          if (len <= 0) continue;  // flow control or heartbeat
+          const char* data = natsMsg_GetData(m.get());
+          h.update(data, static_cast<size_t>(len));
+          write_all(out.get(), data, static_cast<size_t>(len), out_file);
+          size += static_cast<uint64_t>(len);
+          ++got;
+          progress.add(static_cast<uint64_t>(len));
+          if (size > info->size)
+            throw SnapshotRejected(
+                fmt::format("snapshot download from {}: more data than its "
+                            "info says ({} bytes)",
+                            describe(), info->size));
+        }
+      }
+      if (::fsync(out.get()) != 0 || !out.close())
+        throw Error(fmt::format("cannot write {}: {}", out_file, std::strerror(errno)));
+      Sha256Digest digest = h.finish();
+      std::string adr_digest = "SHA-256=" + base64url(digest.data(), digest.size());
+      if (size != info->size || size != info->meta.size || hex_of(digest) != info->meta.sha256 ||
+          (!info->digest.empty() && info->digest != adr_digest))
+        throw SnapshotRejected(fmt::format(
+            "snapshot download from {} rejected: {} bytes with digest {}, but its info says {} "
+            "bytes with digest {} (corrupted or truncated)",
+            describe(), size, adr_digest, info->size, info->digest));
+      progress.finish();
+      return info->meta;
+    } catch (const SnapshotRejected& e) {
+      std::remove(out_file.c_str());
+      if (attempt >= kDownloadAttempts) throw;
+      spdlog::warn("{}; trying again (a newer snapshot may have replaced it meanwhile)", e.what());
+    } catch (...) {
+      std::remove(out_file.c_str());
+      throw;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::string snapshot_bucket(const Config& config) {
+  return config.snapshot.nats.bucket.empty() ? config.nats.stream_prefix + "-snapshot-store"
+                                             : config.snapshot.nats.bucket;
+}
+
+std::unique_ptr<SnapshotStore> make_snapshot_store(const Config& config, NatsConnection* conn) {
+  const auto& store = config.snapshot.store;
+  if (store == "file") return std::make_unique<FileSnapshotStore>(config.snapshot.file.dir);
+  if (store == "nats") {
+    if (!conn) throw Error("the NATS snapshot store needs a NATS connection");
+    return std::make_unique<NatsObjectStore>(*conn, snapshot_bucket(config),
+                                             config.snapshot.nats.replicas);
+  }
+  throw Error(fmt::format(
+      "[snapshot] store = \"{}\" is not available in this harmonylite (only \"nats\" and "
+      "\"file\")",
+      store));
+}
+
+}  // namespace harmony
