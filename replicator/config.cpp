@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -284,6 +285,33 @@ std::string read_whole_file(const std::string& path) {
   return os.str();
 }
 
+// toml++ 3.3 (Debian 12's) reaches __builtin_unreachable, i.e. undefined behaviour, when it
+// tests some non-ASCII code points for whitespace (upstream marzer/tomlplusplus#190 and #295;
+// found by tests/fuzz/fuzz_config): a non-ASCII character where TOML wants a key, a value or
+// whitespace, or first on a line continued by a backslash inside a """ string. So the text is
+// parsed first with every non-ASCII byte masked as '@', which is valid only inside strings and
+// comments: that parse finds every misplaced character without toml++ ever classifying one.
+std::string mask_non_ascii(const std::string& text) {
+  std::string out = text;
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) >= 0x80) c = '@';
+  return out;
+}
+
+// Offset of a non-ASCII character opening a line continued by a backslash (the other case).
+// Outside """ strings this is invalid TOML anyway, except in ''' strings, which toml++ reads
+// safely; refusing those too is a small price for a simple check.
+std::optional<size_t> continued_line_starts_non_ascii(const std::string& t) {
+  for (size_t i = t.find('\\'); i != std::string::npos; i = t.find('\\', i + 1)) {
+    size_t j = i + 1;
+    while (j < t.size() && (t[j] == ' ' || t[j] == '\t')) ++j;
+    if (j == t.size() || (t[j] != '\n' && t[j] != '\r')) continue;
+    while (j < t.size() && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r')) ++j;
+    if (j < t.size() && static_cast<unsigned char>(t[j]) >= 0x80) return j;
+  }
+  return std::nullopt;
+}
+
 // Line `line` (1-based) of `text`, for syntax error messages.
 std::string line_of(const std::string& text, size_t line) {
   size_t start = 0;
@@ -405,18 +433,45 @@ void load_nats(const Section& s, NatsConfig& n, std::vector<std::string>& warnin
 }  // namespace
 
 Config load_config(const std::string& path, std::vector<std::string>& warnings) {
-  std::string text = read_whole_file(path);
-  toml::table root;
-  try {
-    root = toml::parse(std::string_view(text), std::string_view(path));
-  } catch (const toml::parse_error& e) {
-    const auto& where = e.source().begin;
-    std::string line = line_of(text, where.line);
-    throw ConfigError{fmt::format(
-        "config error in {}: TOML syntax error at line {}, column {}: {}{}", path, where.line,
-        where.column, e.description(),
-        line.empty() ? "" : " (line " + std::to_string(where.line) + ": " + line + ")")};
+  return parse_config_text(read_whole_file(path), path, warnings);
+}
+
+Config parse_config_text(const std::string& text, const std::string& path,
+                         std::vector<std::string>& warnings) {
+  auto syntax_error = [&](size_t line, size_t column, std::string_view what) {
+    const std::string quoted = line_of(text, line);
+    return ConfigError{fmt::format(
+        "config error in {}: TOML syntax error at line {}, column {}: {}{}", path, line, column,
+        what, quoted.empty() ? "" : fmt::format(" (line {}: {})", line, quoted))};
+  };
+  auto parse = [&](const std::string& doc) {
+    try {
+      return toml::parse(std::string_view(doc), std::string_view(path));
+    } catch (const toml::parse_error& e) {
+      const auto& where = e.source().begin;
+      // The masked text has one column per byte, so the position maps back exactly.
+      size_t at = 0;
+      for (size_t l = 1; l < where.line && at != std::string::npos; ++l) {
+        at = text.find('\n', at);
+        if (at != std::string::npos) ++at;
+      }
+      if (at != std::string::npos && where.column > 0) at += where.column - 1;
+      const bool non_ascii = at < text.size() && static_cast<unsigned char>(text[at]) >= 0x80;
+      throw syntax_error(where.line, where.column,
+                         non_ascii ? "a non-ASCII character outside a quoted string or a comment"
+                                   : e.description());
+    }
+  };
+  parse(mask_non_ascii(text));
+  if (auto at = continued_line_starts_non_ascii(text)) {
+    const auto before = text.begin() + static_cast<std::ptrdiff_t>(*at);
+    const size_t nl = *at == 0 ? std::string::npos : text.rfind('\n', *at - 1);
+    throw syntax_error(1 + static_cast<size_t>(std::count(text.begin(), before, '\n')),
+                       *at - (nl == std::string::npos ? 0 : nl + 1) + 1,
+                       "a line continued with a backslash starts with a non-ASCII character, "
+                       "which this build's TOML parser cannot read (join the lines)");
   }
+  toml::table root = parse(text);
 
   Config cfg;
   cfg.source_path = path;

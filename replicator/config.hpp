@@ -115,5 +115,9 @@ struct ConfigError {
 // Reads TOML. Unknown keys go to `warnings` ("unknown key 'x' in file.toml"); wrong types or
 // values throw ConfigError naming key and file. A missing file throws ConfigError too.
 Config load_config(const std::string& path, std::vector<std::string>& warnings);
+// The same from TOML text already in memory; `name` stands for the file in messages (and
+// becomes Config::source_path). load_config() reads the file and calls this.
+Config parse_config_text(const std::string& text, const std::string& name,
+                         std::vector<std::string>& warnings);
 
 }  // namespace harmony
