@@ -84,6 +84,13 @@ BatchAssembler::Result BatchAssembler::add(IncomingPart part) {
     it = pending_.end();
   }
   if (it == pending_.end()) {
+    if (auto done = completed_.find(part.origin);
+        done != completed_.end() && done->second == std::make_pair(part.batch, part.count)) {
+      result.dropped.push_back(
+          fmt::format("part {}/{} of batch {} of node {} ignored: that batch is already complete",
+                      part.index, part.count, part.batch, part.origin));
+      return result;
+    }
     Pending p;
     p.batch = part.batch;
     p.count = part.count;
@@ -100,6 +107,7 @@ BatchAssembler::Result BatchAssembler::add(IncomingPart part) {
   if (p.received < p.count) return result;
   AssembledBatch done{part.origin, p.batch, p.first_seq, part.stream_seq, {}};
   for (auto& s : p.parts) done.frame += s;
+  completed_[part.origin] = {p.batch, p.count};
   pending_.erase(it);
   result.complete = std::move(done);
   return result;

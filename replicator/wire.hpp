@@ -80,6 +80,10 @@ class BatchAssembler {
     uint32_t received = 0;
   };
   std::map<uint64_t, Pending> pending_;  // by origin
+  // The last multi-part batch completed per origin, (batch, count): a part of it redelivered
+  // later (a publish retried after JetStream's duplicate window) is ignored instead of opening
+  // a batch that can never complete and would pin safe_position() until the origin's next one.
+  std::map<uint64_t, std::pair<uint64_t, uint32_t>> completed_;
 };
 
 }  // namespace harmony

@@ -217,7 +217,14 @@ Batch decode_batch(std::string_view frame, const DecodeLimits& limits) {
   }
   json root;
   DepthLimitedSax sax(root, limits.max_depth);
-  bool ok = json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::cbor, true);
+  bool ok = false;
+  try {
+    ok = json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::cbor, true);
+  } catch (const json::exception& e) {
+    // Syntax errors arrive through sax.parse_error(); the DOM builder still throws for some
+    // heads, e.g. an array or map declaring 2^63 elements ("excessive array size").
+    throw DecodeError(fmt::format("malformed CBOR: {}", e.what()));
+  }
   if (!ok) throw DecodeError(sax.error().empty() ? "malformed CBOR" : sax.error());
   if (!root.is_object()) throw DecodeError("batch is not a CBOR map");
 
