@@ -1,6 +1,7 @@
 // How the replicator opens and writes the user's database: existence and format checks with
 // errors that say what to do, WAL mode, and write transactions that wait out application
-// writers (SQLITE_BUSY) with backoff and a log line instead of failing.
+// writers (SQLITE_BUSY) and a full disk or failing storage with backoff and a log line instead
+// of failing.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -11,11 +12,18 @@
 namespace harmony {
 
 // Opens an existing database for the replicator. Throws Error with a user-facing message when
-// the file is missing, not a database, or read-only.
+// the file is missing or unreachable, not a database, read-only, or in a directory where SQLite
+// cannot create the -wal and -shm files.
 Db open_database(const std::string& path);
 
+// True for failures of the storage rather than of the statement: a full disk (SQLITE_FULL), an
+// I/O error, out of memory. Nothing was written; the same transaction can succeed later.
+bool storage_trouble(const SqliteError& e);
+
 // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, retrying the whole transaction while the
-// database is locked by another writer. Returns false only when `stop` became true first.
+// database is locked by another writer, and, with a clear error logged and a backoff of up to
+// 5 s, while the storage fails (storage_trouble). Returns false only when `stop` became true
+// first.
 bool write_transaction(Db& db, const std::atomic<bool>& stop, const std::function<void()>& body,
                        const char* what);
 

@@ -187,7 +187,11 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
         st->upsert.run();
       }
     } catch (const SqliteError& e) {
-      if (e.busy()) throw;  // the caller retries the whole transaction
+      // Locks, a full disk, I/O errors: not this row's fault. The caller retries the whole
+      // transaction; dead-lettering the row would lose it here while other nodes have it.
+      const int primary = e.code() & 0xff;
+      if (e.busy() || primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM)
+        throw;
       // A failed statement undoes only itself (ABORT), so the rest of the transaction stands.
       reject(fmt::format("cannot apply to \"{}\": {}", bt.name, e.what()));
       continue;
