@@ -137,8 +137,18 @@ void Consumer::run(const std::atomic<bool>& stop) {
       if (!result.complete) continue;
       auto& done = *result.complete;
       if (done.origin == options_.node && done.last_seq > options_.apply_own_until) {
-        ++stats_.batches_skipped_own;  // our own change, already in this database
-        continue;
+        // Our own change, already in this database - when this node did issue that batch id.
+        // An id it never issued is no echo but a message forged with this node's id: it is
+        // checked and applied (last writer wins) like any other, so this node reaches the same
+        // result as every other node, none of which can tell it from a real one.
+        if (done.batch < static_cast<uint64_t>(meta_get_int(db, "next_batch_id", 1))) {
+          ++stats_.batches_skipped_own;
+          continue;
+        }
+        spdlog::warn(
+            "{} seq {}: batch {} carries this node's id ({}) but this node never issued that "
+            "batch id; treating it as a foreign batch",
+            options_.stream, done.last_seq, done.batch, done.origin);
       }
       try {
         Batch b = decode_batch(done.frame);
@@ -149,6 +159,14 @@ void Consumer::run(const std::atomic<bool>& stop) {
         ready.push_back({done.last_seq, std::move(b)});
       } catch (const DecodeError& e) {
         rejected.push_back({done.last_seq, done.origin, done.batch, e.what(),
+                            done.frame.substr(0, kMaxDeadLetterPayload)});
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const std::exception& e) {
+        // A decoder bug must not stop the stream for good (the worker would restart, meet the
+        // same message and fail again): this message is poison like any undecodable one.
+        rejected.push_back({done.last_seq, done.origin, done.batch,
+                            fmt::format("cannot decode: {}", e.what()),
                             done.frame.substr(0, kMaxDeadLetterPayload)});
       }
     }
