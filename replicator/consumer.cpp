@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "replicator/database.hpp"
+#include "replicator/schema_guard.hpp"
 #include "replicator/wire.hpp"
 #include "shared/apply.hpp"
 #include "shared/codec.hpp"
@@ -34,6 +35,13 @@ struct Rejected {
 struct Ready {
   uint64_t seq = 0;  // last part's sequence
   Batch batch;
+  uint64_t first_seq = 0;  // first part's sequence
+};
+
+// A batch whose schema does not match this node's: the stream waits at it (schema_guard.hpp).
+struct Held {
+  uint64_t first_seq = 0;
+  Batch batch;
 };
 }  // namespace
 
@@ -44,6 +52,20 @@ void Consumer::run(const std::atomic<bool>& stop) {
   Db db = open_database(options_.db_path);
   uint64_t generation = options_.schema_generation ? options_.schema_generation->load() : 0;
   auto applier = std::make_unique<Applier>(db, options_.node, captured_tables(db));
+  LocalSchema schema = LocalSchema::load(db, options_.selection);
+  int64_t schema_version = db.query_int("PRAGMA schema_version");
+  // After DDL (seen through the publisher's counter or PRAGMA schema_version), statements and
+  // hashes are rebuilt before the next batch is checked or applied.
+  auto refresh_schema = [&](bool force) {
+    const uint64_t g = options_.schema_generation ? options_.schema_generation->load() : 0;
+    const int64_t v = db.query_int("PRAGMA schema_version");
+    if (!force && g == generation && v == schema_version) return;
+    generation = g;
+    schema_version = v;
+    applier = std::make_unique<Applier>(db, options_.node, captured_tables(db));
+    schema = LocalSchema::load(db, options_.selection);
+  };
+  std::optional<Held> held;
   uint64_t position = 0;
   {
     auto positions = load_positions(db);
@@ -70,6 +92,26 @@ void Consumer::run(const std::atomic<bool>& stop) {
     return source_.next(timeout);
   };
   while (!stop) {
+    if (held) {
+      // Paused on a schema mismatch: read nothing (the server keeps every message) until this
+      // node's schema accepts the held batch, then read again from just before it.
+      source_.stop();
+      backlog.clear();
+      assembler = BatchAssembler{};
+      if (!wait_for_schema(db, held->batch, options_.stream, schema, stop,
+                           options_.schema_generation, options_.selection))
+        break;
+      spdlog::info("{}: the schema now matches; resuming from sequence {}", options_.stream,
+                   position_ + 1);
+      progress.paused = false;
+      progress.pause_reason.clear();
+      progress.paused_since_ms = 0;
+      stats_.set_stream(options_.stream, progress);
+      held.reset();
+      refresh_schema(true);
+      last_seen = position_;
+      source_.start(position_ + 1);
+    }
     auto first = next_message(std::chrono::milliseconds(500));
     if (!first) {
       // Quiet stream: store a position that only moved over our own batches (deferred so that
@@ -97,6 +139,7 @@ void Consumer::run(const std::atomic<bool>& stop) {
       bytes += more->payload.size();
       msgs.push_back(std::move(*more));
     }
+    refresh_schema(false);
 
     std::vector<Rejected> rejected;
     std::vector<Ready> ready;
@@ -155,8 +198,23 @@ void Consumer::run(const std::atomic<bool>& stop) {
         if (b.origin_node != done.origin)
           throw DecodeError(fmt::format("batch body says origin {} but headers say {}",
                                         b.origin_node, done.origin));
+        if (auto mismatch = check_batch_schema(b, schema)) {
+          // Pause: neither this batch nor anything after it is applied or acknowledged; the
+          // position stays before it (below), so a restart also waits here.
+          const std::string why = mismatch->describe(b.origin_node, b.batch_id);
+          spdlog::error("{} paused at sequence {}: {}", options_.stream, done.first_seq, why);
+          ++stats_.schema_pauses;
+          progress.paused = true;
+          progress.pause_reason = "schema mismatch: " + why;
+          progress.paused_since_ms = wall_clock_ms();
+          stats_.set_stream(options_.stream, progress);
+          held = Held{done.first_seq, std::move(b)};
+          msgs.clear();
+          backlog.clear();
+          break;
+        }
         rows += b.rows.size();
-        ready.push_back({done.last_seq, std::move(b)});
+        ready.push_back({done.last_seq, std::move(b), done.first_seq});
       } catch (const DecodeError& e) {
         rejected.push_back({done.last_seq, done.origin, done.batch, e.what(),
                             done.frame.substr(0, kMaxDeadLetterPayload)});
@@ -172,11 +230,17 @@ void Consumer::run(const std::atomic<bool>& stop) {
     }
     handled_up_to = last_seen;
 
-    if (options_.schema_generation && options_.schema_generation->load() != generation) {
-      generation = options_.schema_generation->load();
-      applier = std::make_unique<Applier>(db, options_.node, captured_tables(db));
-    }
     uint64_t new_position = assembler.safe_position(handled_up_to);
+    if (held) {
+      // Only what lies wholly before the held batch is applied now; the rest is read again.
+      new_position = std::min(new_position, held->first_seq - 1);
+      std::erase_if(ready, [&](const Ready& r) {
+        if (r.seq < held->first_seq) return false;
+        new_position = std::min(new_position, r.first_seq - 1);
+        return true;
+      });
+      std::erase_if(rejected, [&](const Rejected& r) { return r.seq >= held->first_seq; });
+    }
     auto pause_for_gap = [&] {
       spdlog::error(
           "{}: sequences {}..{} are missing from the stream (removed by retention before this "
@@ -197,6 +261,9 @@ void Consumer::run(const std::atomic<bool>& stop) {
         unsaved_since = std::chrono::steady_clock::now();
       }
       position_ = std::max(position, new_position);
+      progress.position = position_;
+      progress.last_seq = std::max(progress.last_seq, last_seen);
+      stats_.set_stream(options_.stream, progress);
       if (gap) {
         pause_for_gap();
         break;
@@ -204,20 +271,34 @@ void Consumer::run(const std::atomic<bool>& stop) {
       continue;
     }
     ApplyStats total;
+    std::vector<int64_t> newest;  // per applied batch: its highest version (replication delay)
+    const auto apply_started = std::chrono::steady_clock::now();
     bool committed = write_transaction(
         db, stop,
         [&] {
           total = ApplyStats{};
+          newest.clear();
           applier->begin();
           for (const auto& r : rejected)
             applier->dead_letter({options_.stream, r.seq}, r.origin, r.batch, "", r.reason,
                                  r.payload);
-          for (const auto& r : ready) total += applier->apply(r.batch, {options_.stream, r.seq});
+          for (const auto& r : ready) {
+            ApplyStats one = applier->apply(r.batch, {options_.stream, r.seq});
+            newest.push_back(one.max_hlc);
+            total += one;
+          }
           if (new_position > position) applier->set_position(options_.stream, new_position);
           applier->finish();
         },
         "applying changes");
     if (!committed) break;
+    stats_.apply_latency.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - apply_started).count());
+    for (int64_t hlc : newest)
+      if (hlc > 0)
+        stats_.replication_delay.observe(
+            static_cast<double>(std::max<int64_t>(0, wall_clock_ms() - hlc_physical_ms(hlc))) /
+            1000.0);
     position = std::max(position, new_position);
     position_ = position;
     for (const auto& r : rejected)
@@ -229,6 +310,7 @@ void Consumer::run(const std::atomic<bool>& stop) {
     stats_.batches_dead_lettered += static_cast<int64_t>(rejected.size());
     if (!ready.empty()) stats_.last_applied_ms = wall_clock_ms();
     progress.position = position;
+    progress.last_seq = std::max(progress.last_seq, last_seen);
     progress.last_applied_ms = stats_.last_applied_ms;
     if (total.max_hlc > 0) progress.delay_ms = wall_clock_ms() - hlc_physical_ms(total.max_hlc);
     stats_.set_stream(options_.stream, progress);

@@ -14,6 +14,8 @@
 
 namespace harmony {
 
+struct TableSelection;  // replicator/capture_sync.hpp
+
 struct IncomingMessage {
   uint64_t stream_seq = 0;
   std::optional<std::string> origin, batch, part;  // Harmony-* headers
@@ -41,6 +43,9 @@ struct ConsumerOptions {
   // buffered, so a lone change is applied at once (latency matters more than grouping here).
   std::chrono::milliseconds max_gather{0};
   std::atomic<uint64_t>* schema_generation = nullptr;  // bumps when capture changed (DDL)
+  // The tables the publisher captures: a batch for one that exists here but is not captured
+  // yet waits for its capture instead of being dead-lettered (nullptr: no such wait).
+  const TableSelection* selection = nullptr;
   // After a snapshot restore this node's own batches up to this sequence are applied too
   // (the restored content may predate them); 0 = always skip own batches.
   uint64_t apply_own_until = 0;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "replicator/database.hpp"
+#include "replicator/schema_guard.hpp"
 #include "replicator/watcher.hpp"
 #include "shared/codec.hpp"
 #include "shared/fold.hpp"
@@ -76,11 +77,27 @@ void Publisher::run(const std::atomic<bool>& stop) {
     int64_t sv = db.query_int("PRAGMA schema_version");
     if (sv != schema_version) {
       SyncReport report;
+      std::vector<std::string> changed;  // tables whose schema hash changed
       write_transaction(
-          db, stop, [&] { report = sync_capture(db, options_.selection); },
+          db, stop,
+          [&] {
+            report = sync_capture(db, options_.selection);
+            changed = record_schema_hashes(db, captured_tables(db));
+          },
           "capture update after schema change");
       log_sync_report(report);
       tables = captured_tables(db);
+      {
+        LocalSchema local =
+            LocalSchema::from(tables, recorded_schema_hashes(db), recorded_previous_hashes(db));
+        for (const auto& name : changed)
+          if (const auto* st = local.find(name))
+            spdlog::info(
+                "schema of table {} changed: hash {} (previous {} is still accepted from "
+                "nodes not yet upgraded)",
+                name, st->hash, st->previous.empty() ? "none" : st->previous.front());
+        stats_.set_schema(local.by_name());
+      }
       stats_.tables_tracked = static_cast<int64_t>(tables.size());
       schema_version = db.query_int("PRAGMA schema_version");
       ++schema_generation_;
@@ -108,17 +125,26 @@ void Publisher::run(const std::atomic<bool>& stop) {
           // Fewer write transactions mean fewer "database is locked" errors for applications
           // that run without a busy timeout.
           Batch batch;
+          bool schema_moved = false;
           bool done = write_transaction(
               db, stop,
               [&] {
                 if (acked) mark_published(db, *acked);
-                batch = pending ? collect_pending(db, tables, options_.node, options_.batch_rows)
-                                : Batch{};
+                // DDL between the check above and this transaction: collect with the new
+                // columns and hashes instead (next round), never with stale ones.
+                schema_moved = db.query_int("PRAGMA schema_version") != schema_version;
+                batch = pending && !schema_moved
+                            ? collect_pending(db, tables, options_.node, options_.batch_rows)
+                            : Batch{};
               },
               "collecting changes");
           if (!done) break;
           acked.reset();
           data_version = db.query_int("PRAGMA data_version");
+          if (schema_moved) {
+            check_now = true;
+            continue;  // capture and hashes first (top of the loop), then collect
+          }
           if (!batch.rows.empty()) {
             if (batch.rows.size() >= options_.batch_rows)
               spdlog::warn(
@@ -138,8 +164,12 @@ void Publisher::run(const std::atomic<bool>& stop) {
     if (in_flight) {
       std::string error;
       ++in_flight->attempts;
+      const auto publish_started = std::chrono::steady_clock::now();
       if (transport_.publish(in_flight->parts, in_flight->batch.origin_node,
                              in_flight->batch.batch_id, error)) {
+        stats_.publish_latency.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_started)
+                .count());
         if (in_flight->attempts > 1)
           spdlog::info("batch {} ({} rows) published after {} attempts", in_flight->batch.batch_id,
                        in_flight->batch.rows.size(), in_flight->attempts);
