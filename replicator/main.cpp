@@ -1,6 +1,6 @@
 // harmonylite entry point: flags, config, then one of the modes (-version, -help, -cleanup,
-// -save-snapshot, replication). Exit codes: 0 ok, 1 runtime error (message logged), 2 bad flag
-// or config.
+// -save-snapshot, -schema-status, -schema-status-cluster, replication). Exit codes: 0 ok,
+// 1 runtime error (message logged), 2 bad flag or config.
 #include <cstdio>
 #include <iostream>
 
@@ -11,6 +11,7 @@
 #include "replicator/log.hpp"
 #include "replicator/nats_client.hpp"
 #include "replicator/replicator.hpp"
+#include "replicator/schema_registry.hpp"
 #include "replicator/snapshot_service.hpp"
 #include "replicator/version_info.hpp"
 #include "shared/error.hpp"
@@ -52,6 +53,10 @@ int main(int argc, char** argv) {
       rc = run_cleanup(config, cli.force);
     else if (cli.save_snapshot)
       rc = run_save_snapshot(config);
+    else if (cli.schema_status)
+      rc = run_schema_status(config);
+    else if (cli.schema_status_cluster)
+      rc = run_schema_status_cluster(config);
     else
       rc = run_replicator(config, cli);
   } catch (const Error& e) {

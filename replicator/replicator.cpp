@@ -22,7 +22,9 @@
 #include "replicator/log.hpp"
 #include "replicator/nats_client.hpp"
 #include "replicator/nats_server.hpp"
+#include "replicator/ops.hpp"
 #include "replicator/publisher.hpp"
+#include "replicator/schema_guard.hpp"
 #include "replicator/snapshot_service.hpp"
 #include "shared/capture.hpp"
 #include "shared/fold.hpp"
@@ -161,6 +163,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
   }
   uint64_t node = 0;
   SyncReport report;
+  std::vector<std::string> schema_changed;  // tables altered while the replicator was stopped
   write_transaction(
       db, stop,
       [&] {
@@ -168,6 +171,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
         if (config.node_id) set_node_id(db, config.node_id);
         node = node_id(db);
         report = sync_capture(db, selection_from(config));
+        schema_changed = record_schema_hashes(db, captured_tables(db));
       },
       "installing capture");
   setup_logging(config.logging.verbose, config.logging.format, node);
@@ -180,6 +184,15 @@ int run_replicator(const Config& config, const CliOptions& cli) {
   spdlog::info("harmonylite {} node {} on {}: replicating {} table(s): {}", build::kVersion, node,
                config.db_path, tables.size(), fmt::join(names, ", "));
   log_sync_report(report);
+  {
+    const LocalSchema local = LocalSchema::load(db);
+    for (const auto& t : schema_changed)
+      spdlog::info(
+          "schema of table {} changed while harmonylite was stopped: hash {} (previous "
+          "{} is still accepted from nodes not yet upgraded)",
+          t, local.find(t)->hash, local.find(t)->previous.front());
+    stats.set_schema(local.by_name());
+  }
   if (tables.empty())
     spdlog::warn(
         "no table is replicated: create tables with a PRIMARY KEY (capture is added as "
@@ -197,6 +210,9 @@ int run_replicator(const Config& config, const CliOptions& cli) {
     spdlog::warn(
         "replicate = false: changes from other nodes are not applied (stream positions "
         "do not advance)");
+
+  // Health and metrics answer from here on (a probe reports NATS as down until it connects).
+  OpsEndpoints endpoints(config, node, stats);
 
   // --- NATS -----------------------------------------------------------------------------------
   std::unique_ptr<EmbeddedServer> server;
@@ -286,7 +302,9 @@ int run_replicator(const Config& config, const CliOptions& cli) {
       "recording runtime info");
 
   // --- workers ----------------------------------------------------------------------------------
-  std::unique_ptr<SnapshotScheduler> snapshots;  // before `workers`: they join first
+  std::unique_ptr<SnapshotScheduler> snapshots;             // before `workers`: they join first
+  const TableSelection selection = selection_from(config);  // outlives the consumers
+  std::unique_ptr<OpsMonitor> monitor;                      // before `workers`: they join first
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<JetStreamTransport> transport;
   std::unique_ptr<Publisher> publisher;
@@ -317,6 +335,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
       co.stream = stream_name(config, shard);
       co.node = node;
       co.schema_generation = &publisher->schema_generation();
+      co.selection = &selection;
       if (auto own = own_until.find(co.stream); own != own_until.end())
         co.apply_own_until = own->second;
       consumers.push_back(std::make_unique<Consumer>(co, *sources.back(), stats));
@@ -329,10 +348,13 @@ int run_replicator(const Config& config, const CliOptions& cli) {
     snapshots = std::make_unique<SnapshotScheduler>(config, *conn, node);
     workers.push_back(std::make_unique<Worker>("snapshots", stop, [&] { snapshots->run(stop); }));
   }
+  monitor = std::make_unique<OpsMonitor>(config, node, stats, *conn, server.get());
+  workers.push_back(std::make_unique<Worker>("monitor", stop, [&] { monitor->run(stop); }));
   spdlog::info("node {} is replicating (publish={}, replicate={})", node, config.publish,
                config.replicate);
 
   // --- housekeeping until a signal --------------------------------------------------------------
+  auto snapshot_before_sleep = [&] {};  // see SNAPSHOT HOOK below
   auto last_activity = std::chrono::steady_clock::now();
   int64_t last_count = -1;
   auto next_housekeeping = std::chrono::steady_clock::now();
@@ -344,14 +366,22 @@ int run_replicator(const Config& config, const CliOptions& cli) {
       next_housekeeping =
           now + std::chrono::milliseconds(std::max<int64_t>(config.cleanup_interval_ms, 500));
       try {
-        stats.pending_rows = total_pending(db, captured_tables(db));
+        auto now_tables = captured_tables(db);
+        stats.pending_rows = total_pending(db, now_tables);
+        stats.dead_letters_stored = db.query_int("SELECT count(*) FROM __harmony_dead_letters");
+        bool installed = !now_tables.empty();
+        for (const auto& t : now_tables) installed = installed && triggers_installed(db, t);
+        stats.capture_installed = installed;
         stats.db_ok = true;
       } catch (const std::exception& e) {
         stats.db_ok = false;
         spdlog::warn("database check failed: {}", e.what());
       }
     }
-    int64_t activity = stats.rows_published + stats.rows_applied + stats.batches_skipped_own;
+    // HarmonyLite's "pulse": every publish and every received change counts as activity.
+    int64_t activity = stats.rows_published + stats.rows_applied + stats.batches_skipped_own +
+                       stats.rows_skipped_older + stats.rows_dead_lettered +
+                       stats.batches_dead_lettered;
     if (activity != last_count) {
       last_count = activity;
       last_activity = now;
@@ -360,6 +390,10 @@ int run_replicator(const Config& config, const CliOptions& cli) {
         now - last_activity > std::chrono::milliseconds(config.sleep_timeout_ms)) {
       spdlog::info("no replication activity for {} ms (sleep_timeout): exiting",
                    config.sleep_timeout_ms);
+      // SNAPSHOT HOOK (sleep_timeout): HarmonyLite saves a snapshot here when snapshots and
+      // publish are enabled and this node is the snapshot leader, then exits 0. The snapshot
+      // code provides this call; until then it does nothing.
+      snapshot_before_sleep();
       stop = true;
     }
   }
@@ -368,6 +402,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
   spdlog::info("stopping: finishing the batch in hand");
   if (publisher) publisher->wake();
   workers.clear();  // joins
+  monitor.reset();
   snapshots.reset();
   consumers.clear();
   sources.clear();
