@@ -42,15 +42,21 @@ void TestCluster::write_config(int i) {
   std::string toml = fmt::format(
       "db_path = \"{}\"\nnode_id = {}\n{}\n{}\n"
       "[replication_log]\nshards = {}\nreplicas = {}\nmax_entries = {}\ncompress = true\n"
-      "[nats]\n{}reconnect_wait_seconds = 1\n"
-      "[logging]\nverbose = {}\n",
+      "[nats]\n{}reconnect_wait_seconds = 1\n{}\n"
+      "[logging]\nverbose = {}\nformat = \"{}\"\n{}",
       n.db, i + 1, n.top_level_extra, options_.extra_config, options_.shards, options_.replicas,
-      options_.max_entries, nats, options_.verbose ? "true" : "false");
+      options_.max_entries, nats, options_.nats_extra, options_.verbose ? "true" : "false",
+      options_.log_format, n.sections);
   write_file(n.config, toml);
 }
 
 void TestCluster::set_node_config(int i, const std::string& top_level_extra) {
   nodes_.at(static_cast<size_t>(i)).top_level_extra = top_level_extra;
+  write_config(i);
+}
+
+void TestCluster::set_node_sections(int i, const std::string& sections) {
+  nodes_.at(static_cast<size_t>(i)).sections = sections;
   write_config(i);
 }
 

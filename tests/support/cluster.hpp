@@ -23,6 +23,8 @@ struct ClusterOptions {
   int64_t max_entries = 100000;
   std::string external_nats_url;  // set: every node uses it instead of an embedded server
   std::string extra_config;       // appended to every node's TOML (top-level keys first!)
+  std::string nats_extra;         // lines added to every node's [nats] table
+  std::string log_format = "console";
   bool verbose = false;
 };
 
@@ -46,6 +48,8 @@ class TestCluster {
   Process* process(int i) { return nodes_.at(i).process.get(); }
   // Rewrites node i's config with `extra` appended to the top-level keys (e.g. "publish=false").
   void set_node_config(int i, const std::string& top_level_extra);
+  // Appends whole TOML tables (e.g. "[health_check]\nenable = true\n") to node i's config.
+  void set_node_sections(int i, const std::string& sections);
 
   // Waits until node i logged that it is replicating.
   bool wait_ready(int i, std::chrono::milliseconds timeout = 60s);
@@ -66,6 +70,7 @@ class TestCluster {
     int cluster_port = 0;
     std::unique_ptr<Process> process;
     std::string top_level_extra;
+    std::string sections;
   };
   void write_config(int i);
   ClusterOptions options_;
