@@ -80,7 +80,9 @@ void OpsMonitor::poll_streams() {
     st.client_url = server_->client_url();
     stats_.set_nats_server(st);
   }
-  if (!conn_.connected()) return;
+  // Stream progress means "how far this node has applied"; a node that applies nothing
+  // (replicate = false) has no streams to report.
+  if (!config_.replicate || !conn_.connected()) return;
   for (int shard = 1; shard <= config_.replication_log.shards; ++shard) {
     const std::string name = stream_name(config_, shard);
     try {

@@ -479,7 +479,7 @@ TEST_CASE("embedded nats-servers: a cluster formed the seed-demo way serves an R
   REQUIRE(st->messages == 2);
 }
 
-TEST_CASE("nats client: connect keeps retrying until a server appears; stop interrupts it",
+TEST_CASE("nats client: connect keeps retrying until a server appears, stop interrupts it",
           "[nats]") {
   TempDir dir("nats-retry");
   int port = free_port();

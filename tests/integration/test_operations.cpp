@@ -243,8 +243,9 @@ TEST_CASE("json logs: one object per line with the node id, never the password",
   CHECK(server_log.find(password) == std::string::npos);
 }
 
-TEST_CASE("-version names harmonylite, git commit, build date, SQLite, nats.c, nats-server",
-          "[ops]") {
+TEST_CASE(
+    "the -version flag names harmonylite, git commit, build date, SQLite, nats.c, nats-server",
+    "[ops]") {
   auto r = harmonylite({"-version"});
   INFO(r.output);
   CHECK(r.exit_code == 0);
@@ -256,8 +257,9 @@ TEST_CASE("-version names harmonylite, git commit, build date, SQLite, nats.c, n
   CHECK(std::regex_search(r.output, std::regex(R"(nats-server v?2\.\d+\.\d+)")));
 }
 
-TEST_CASE("-cleanup refuses with pending changes, -force drops them and every __harmony_ object",
-          "[ops]") {
+TEST_CASE(
+    "the -cleanup flag refuses with pending changes, -force drops them and every __harmony_ object",
+    "[ops]") {
   TempDir dir("cleanup");
   const std::string db_path = dir.file("app.db"), config = dir.file("app.toml");
   {
@@ -322,7 +324,7 @@ TEST_CASE("sleep_timeout: the process exits 0 once replication has been idle tha
   CHECK(c.pending(0) == 0);
 }
 
-TEST_CASE("-schema-status prints hashes, previous hashes and capture state without NATS",
+TEST_CASE("the -schema-status flag prints hashes, previous hashes and capture state without NATS",
           "[ops][schema]") {
   TempDir dir("schema-status");
   const std::string db_path = dir.file("app.db"), config = dir.file("app.toml");
@@ -479,4 +481,38 @@ TEST_CASE(
       20s, 500ms));
   CHECK(status.output.find("Reviews") != std::string::npos);
   CHECK(metric(metrics(m2), "harmonylite_schema_mismatch_paused") == 0);
+}
+
+TEST_CASE("replicate = false: a node publishes but applies nothing and reports no stream",
+          "[ops]") {
+  TempDir natsdir("nats");
+  const int nats_port = free_port();
+  Process nats({"nats-server", "-js", "-sd", natsdir.file("js"), "-a", "127.0.0.1", "-p",
+                std::to_string(nats_port)},
+               natsdir.file("nats.log"));
+  REQUIRE(wait_until(
+      [&] {
+        return read_file(natsdir.file("nats.log")).find("Server is ready") != std::string::npos;
+      },
+      10s));
+  TestCluster c(ClusterOptions{.nodes = 2,
+                               .external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port)});
+  const int h2 = free_port(), m2 = free_port();
+  c.set_node_sections(0, kNoSnapshots);
+  c.set_node_config(1, "replicate = false\n");
+  c.set_node_sections(1, endpoints(h2, m2));
+  start_and_wait(c);
+  INFO(c.all_logs());
+  c.exec(1,
+         "INSERT INTO Books (id, title, author) VALUES (2, 'from the non-replicating node', 'b')");
+  REQUIRE(wait_until([&] { return c.query_int(0, "SELECT count(*) FROM Books WHERE id=2") == 1; },
+                     10s));
+  c.exec(0, "INSERT INTO Books (id, title, author) VALUES (1, 'not applied on node 2', 'a')");
+  std::this_thread::sleep_for(2s);
+  CHECK(c.query_int(1, "SELECT count(*) FROM Books WHERE id=1") == 0);
+  auto j = health(h2);
+  CHECK(j["status"] == "healthy");
+  CHECK(j["streams"].empty());
+  CHECK(metric(metrics(m2), "harmonylite_published") == 1);
+  CHECK(c.log(1).find("replicate = false") != std::string::npos);
 }

@@ -130,7 +130,9 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
 }
 
 CommandResult sqlite_shell(const std::string& db, const std::string& sql) {
-  return run_command({"sqlite3", "-batch", db, sql});
+  // Like any application sharing the file with the replicator, the shell waits for the lock
+  // instead of failing at once with "database is locked" (the stock shell has no busy timeout).
+  return run_command({"sqlite3", "-batch", "-cmd", ".timeout 10000", db, sql});
 }
 
 int free_port() {

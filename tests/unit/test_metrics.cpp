@@ -178,7 +178,7 @@ TEST_CASE("metric names take namespace and subsystem from the config", "[metrics
   CHECK(escape_label_value("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
 }
 
-TEST_CASE("health answer: 200 only with database, NATS and capture; HarmonyLite's fields",
+TEST_CASE("health answer: 200 only with database, NATS and capture, HarmonyLite's fields",
           "[metrics][health]") {
   ReplicatorStats stats;
   DbProbe probe{true, true, 2};

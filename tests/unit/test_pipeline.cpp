@@ -191,7 +191,7 @@ TEST_CASE("multi-part batches are reassembled and applied whole", "[pipeline]") 
   CHECK(checksum(a) == checksum(b));
 }
 
-TEST_CASE("restart resumes after the stored position; duplicates change nothing", "[pipeline]") {
+TEST_CASE("restart resumes after the stored position, duplicates change nothing", "[pipeline]") {
   TempDir dir("pipeline");
   auto a = make_db(dir, "a.db", 1), b = make_db(dir, "b.db", 2);
   FakeStream stream;

@@ -91,7 +91,7 @@ PublisherOptions publisher_options(const std::string& path, uint64_t node) {
 
 }  // namespace
 
-TEST_CASE("schema hashes: columns, types and key count; previous hashes are remembered",
+TEST_CASE("schema hashes: columns, types and key count, previous hashes are remembered",
           "[schema]") {
   TempDir dir("schema");
   auto path = make_db(dir, "a.db", 1);

@@ -166,7 +166,7 @@ TEST_CASE("a snapshot keeps versions, tombstones and positions and drops node-lo
   CHECK(q(a, "SELECT value FROM __harmony_meta WHERE key = 'runtime_pid'") == 4242);
 }
 
-TEST_CASE("restore keeps node id, meta and unpublished changes; open connections stay valid",
+TEST_CASE("restore keeps node id, meta and unpublished changes, open connections stay valid",
           "[snapshot]") {
   TempDir dir("snapshot");
   auto a = make_node(dir, "a.db", 1);
