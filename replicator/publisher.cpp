@@ -68,6 +68,7 @@ void Publisher::run(const std::atomic<bool>& stop) {
   auto retry_delay = std::chrono::milliseconds(100);
   auto last_failure_log = std::chrono::steady_clock::time_point{};
   bool check_now = true;
+  bool splitting_backlog = false;  // the last batch was full: a backlog is being split
 
   if (!state_->watcher.using_inotify() && options_.poll_interval.count() <= 0)
     spdlog::warn("no file notifications and polling_interval = 0: checking every second");
@@ -146,11 +147,17 @@ void Publisher::run(const std::atomic<bool>& stop) {
             continue;  // capture and hashes first (top of the loop), then collect
           }
           if (!batch.rows.empty()) {
-            if (batch.rows.size() >= options_.batch_rows)
+            // Said once per backlog, not once per batch: with a small scan_max_changes a
+            // backlog is thousands of batches.
+            const bool full = batch.rows.size() >= options_.batch_rows;
+            if (full && !splitting_backlog)
               spdlog::warn(
-                  "{} rows pending: publishing them in batches of {} (scan_max_changes); "
-                  "a replica may briefly show part of a larger transaction",
-                  batch.rows.size(), options_.batch_rows);
+                  "at least {} rows pending: publishing them in batches of {} "
+                  "(scan_max_changes); a replica may briefly show part of a larger transaction",
+                  options_.batch_rows, options_.batch_rows);
+            else if (!full && splitting_backlog)
+              spdlog::info("backlog published");
+            splitting_backlog = full;
             InFlight f;
             f.parts = split_frame(encode_batch(batch, options_.compress), batch.origin_node,
                                   batch.batch_id, options_.max_part_bytes);

@@ -73,7 +73,8 @@ CaptureSql render(const CapturedTable& t) {
                             fmt::arg("rows", t.rows), fmt::arg("log_keys", join(rows_keys, ", ")),
                             fmt::arg("rows_keys", join(rows_keys, ", ")),
                             fmt::arg("key_list", join(keys, ", ")),
-                            fmt::arg("dirty_index", quote_ident(names::dirty_index(t.id))));
+                            fmt::arg("dirty_index", quote_ident(names::dirty_index(t.id))),
+                            fmt::arg("old_dirty_index", quote_ident(names::old_dirty_index(t.id))));
   auto trg = [&](const char* kind) { return quote_ident(names::trigger(t.id, kind)); };
   out.triggers = fmt::format(
       fmt::runtime(sql::capture_triggers), fmt::arg("table", table), fmt::arg("log", t.log),

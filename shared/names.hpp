@@ -25,6 +25,10 @@ inline std::string rows_table(int64_t id) {
   return "__harmony_rows_" + std::to_string(id);
 }
 inline std::string dirty_index(int64_t id) {
+  return "__harmony_rows_" + std::to_string(id) + "_pending";
+}
+// Before 0.1.0 the pending rows were indexed on (dirty), which made every batch sort the backlog.
+inline std::string old_dirty_index(int64_t id) {
   return "__harmony_rows_" + std::to_string(id) + "_dirty";
 }
 inline std::string trigger(int64_t id, std::string_view kind) {

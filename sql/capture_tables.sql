@@ -18,4 +18,7 @@ CREATE TABLE IF NOT EXISTS {rows} (
   dirty INTEGER NOT NULL,
   PRIMARY KEY ({key_list})
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS {dirty_index} ON {rows} (dirty) WHERE dirty;
+-- The publisher reads pending rows oldest first, a batch at a time: indexing only the dirty rows
+-- by version makes each batch cost its own size, not the size of the whole backlog.
+DROP INDEX IF EXISTS {old_dirty_index};
+CREATE INDEX IF NOT EXISTS {dirty_index} ON {rows} (version) WHERE dirty;
