@@ -477,9 +477,9 @@ Config parse_config_text(const std::string& text, const std::string& path,
   cfg.source_path = path;
   Section top(root, "", path);
   top.warn_unknown({"db_path", "seq_map_path", "node_id", "publish", "replicate",
-                    "scan_max_changes", "cleanup_interval", "sleep_timeout", "polling_interval",
-                    "include_tables", "exclude_tables", "capture_existing_rows", "replication_log",
-                    "snapshot", "nats", "logging", "prometheus", "health_check"},
+                    "scan_max_changes", "apply_batch_rows", "cleanup_interval", "sleep_timeout",
+                    "polling_interval", "include_tables", "exclude_tables", "capture_existing_rows",
+                    "replication_log", "snapshot", "nats", "logging", "prometheus", "health_check"},
                    warnings);
   top.read("db_path", cfg.db_path, /*allow_empty=*/false);  // kept as written (relative to cwd)
   top.read("seq_map_path", cfg.seq_map_path);
@@ -488,6 +488,7 @@ Config parse_config_text(const std::string& text, const std::string& path,
   top.read("publish", cfg.publish);
   top.read("replicate", cfg.replicate);
   top.read("scan_max_changes", cfg.scan_max_changes, 1, kInt64Max);
+  top.read("apply_batch_rows", cfg.apply_batch_rows, 1, kInt64Max);
   top.read_ms("cleanup_interval", cfg.cleanup_interval_ms);
   top.read_ms("sleep_timeout", cfg.sleep_timeout_ms);
   top.read_ms("polling_interval", cfg.polling_interval_ms);

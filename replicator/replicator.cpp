@@ -334,6 +334,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
       co.db_path = config.db_path;
       co.stream = stream_name(config, shard);
       co.node = node;
+      co.max_rows_per_txn = static_cast<size_t>(config.apply_batch_rows);
       co.schema_generation = &publisher->schema_generation();
       co.selection = &selection;
       if (auto own = own_until.find(co.stream); own != own_until.end())

@@ -60,6 +60,7 @@ TEST_CASE("empty config file gives every default", "[config]") {
   CHECK(c.publish);
   CHECK(c.replicate);
   CHECK(c.scan_max_changes == 100000);
+  CHECK(c.apply_batch_rows == 20000);
   CHECK(c.cleanup_interval_ms == 5000);
   CHECK(c.sleep_timeout_ms == 0);
   CHECK(c.polling_interval_ms == 0);
@@ -449,6 +450,7 @@ TEST_CASE("wrong types and bad values throw ConfigError naming key and file", "[
       {"node_id = -1\n", "node_id", "must be a non-negative integer (got -1)"},
       {"node_id = \"7\"\n", "node_id", "(got \"7\")"},
       {"scan_max_changes = 0\n", "scan_max_changes", "positive integer"},
+      {"apply_batch_rows = 0\n", "apply_batch_rows", "positive integer"},
       {"db_path = \"\"\n", "db_path", "must not be empty"},
       {"db_path = 42\n", "db_path", "must be a string"},
       {"publish = \"false\"\n", "publish", "true or false"},
