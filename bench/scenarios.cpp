@@ -1,0 +1,468 @@
+// Throughput, delay, catch-up and snapshot scenarios of the replication benchmark (see
+// scenarios.hpp).
+#include "bench/scenarios.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <climits>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "shared/status.hpp"
+
+namespace harmony::bench {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+double mb(int64_t kb) {
+  return static_cast<double>(kb) / 1024.0;
+}
+
+// CPU used and memory peaks of one process over a run.
+struct ProcWindow {
+  ProcSample first, last;
+  int64_t peak_rss_kb = 0;
+  void start(const ProcSample& s) {
+    first = last = s;
+    peak_rss_kb = s.rss_kb;
+  }
+  void sample(const ProcSample& s) {
+    if (!s.ok) return;
+    last = s;
+    peak_rss_kb = std::max(peak_rss_kb, s.rss_kb);
+  }
+  json to_json(double wall) const {
+    const double cpu = last.cpu_seconds - first.cpu_seconds;
+    return {{"cpu_seconds", cpu},
+            {"cpu_percent", wall > 0 ? 100.0 * cpu / wall : 0.0},
+            {"peak_rss_mb", mb(peak_rss_kb)},
+            {"vm_hwm_mb", mb(last.hwm_kb)}};
+  }
+};
+
+struct NodeWindows {
+  std::array<ProcWindow, 3> replicator, nats;
+  void start(BenchCluster& bc) {
+    for (int i = 0; i < 3; ++i) {
+      replicator[static_cast<size_t>(i)].start(bc.replicator_sample(i));
+      nats[static_cast<size_t>(i)].start(bc.nats_sample(i));
+    }
+  }
+  void sample(BenchCluster& bc) {
+    for (int i = 0; i < 3; ++i) {
+      replicator[static_cast<size_t>(i)].sample(bc.replicator_sample(i));
+      nats[static_cast<size_t>(i)].sample(bc.nats_sample(i));
+    }
+  }
+  json to_json(double wall) const {
+    json out = json::array();
+    for (size_t i = 0; i < 3; ++i)
+      out.push_back({{"node", i + 1},
+                     {"replicator", replicator[i].to_json(wall)},
+                     {"nats_server", nats[i].to_json(wall)}});
+    return out;
+  }
+  double replicator_cpu_seconds() const {
+    double s = 0;
+    for (const auto& w : replicator) s += w.last.cpu_seconds - w.first.cpu_seconds;
+    return s;
+  }
+  double nats_cpu_seconds() const {
+    double s = 0;
+    for (const auto& w : nats) s += w.last.cpu_seconds - w.first.cpu_seconds;
+    return s;
+  }
+};
+
+// The first match of `pattern` in `text` after `from`, group 1 as a number (nullopt if none).
+std::optional<double> find_number(const std::string& text, const std::string& pattern,
+                                  size_t from = 0) {
+  std::smatch m;
+  std::string tail = text.substr(std::min(from, text.size()));
+  if (std::regex_search(tail, m, std::regex(pattern))) return std::stod(m[1].str());
+  return std::nullopt;
+}
+
+bool port_open(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+json run_throughput(BenchCluster& bc, const std::string& table, int txn_rows, double seconds,
+                    int64_t lag_cap) {
+  Writer writer(bc.db(0), table);
+  Progress p2(bc.db(1), table), p3(bc.db(2), table);
+  std::atomic<int64_t> committed{0}, applied_min{0};
+  std::atomic<bool> writing{true};
+  std::string writer_error;
+  NodeWindows windows;
+  windows.start(bc);
+  const auto t0 = Clock::now();
+  std::thread writer_thread([&] {
+    try {
+      int64_t next = 1;
+      while (seconds_between(t0, Clock::now()) < seconds) {
+        if (committed.load() - applied_min.load() > lag_cap) {
+          std::this_thread::sleep_for(1ms);
+          continue;
+        }
+        writer.write_txn(next, txn_rows);
+        next += txn_rows;
+        committed = next - 1;
+      }
+    } catch (const std::exception& e) {
+      writer_error = e.what();
+    }
+    writing = false;
+  });
+
+  json series = json::array();
+  auto next_series = t0;
+  auto next_proc = t0;
+  double end = -1;
+  const auto give_up_after_writer = std::chrono::seconds(120) + std::chrono::seconds(lag_cap / 500);
+  std::optional<Clock::time_point> writer_done_at;
+  while (true) {
+    const bool still_writing = writing.load();
+    const int64_t c = committed.load();
+    const int64_t a2 = p2.max_id(), a3 = p3.max_id();
+    applied_min = std::min(a2, a3);
+    const auto now = Clock::now();
+    const double t = seconds_between(t0, now);
+    if (now >= next_series) {
+      series.push_back({t, c, a2, a3});
+      next_series += 250ms;
+    }
+    if (now >= next_proc) {
+      windows.sample(bc);
+      next_proc += 500ms;
+    }
+    if (!still_writing) {
+      if (a2 >= c && a3 >= c) {
+        end = t;
+        series.push_back({t, c, a2, a3});
+        break;
+      }
+      if (!writer_done_at) writer_done_at = now;
+      if (now - *writer_done_at > give_up_after_writer) break;
+    }
+    std::this_thread::sleep_for(still_writing ? 20ms : 5ms);
+  }
+  writer_thread.join();
+  windows.sample(bc);
+  const int64_t rows = committed.load();
+  const double wall = end > 0 ? end : seconds_between(t0, Clock::now());
+  json out = {{"mode", mode_name(bc.mode())},
+              {"table", table},
+              {"txn_rows", txn_rows},
+              {"write_seconds", seconds},
+              {"lag_cap_rows", lag_cap},
+              {"rows", rows},
+              {"seconds", wall},
+              {"complete", end > 0},
+              {"rows_per_s", end > 0 ? static_cast<double>(rows) / end : 0.0},
+              {"replicator_cpu_us_per_row",
+               rows > 0 ? 1e6 * windows.replicator_cpu_seconds() / static_cast<double>(rows) : 0},
+              {"nats_cpu_us_per_row",
+               rows > 0 ? 1e6 * windows.nats_cpu_seconds() / static_cast<double>(rows) : 0},
+              {"nodes", windows.to_json(wall)},
+              {"series", std::move(series)}};
+  if (!writer_error.empty()) out["error"] = writer_error;
+  return out;
+}
+
+json run_delay(BenchCluster& bc, const std::string& table, double rate, double seconds) {
+  const auto n = static_cast<int64_t>(std::llround(rate * seconds));
+  std::vector<double> delays;
+  delays.reserve(static_cast<size_t>(n));
+  std::atomic<bool> writer_done{false};
+  std::atomic<int64_t> seen{0};
+  std::string reader_error;
+  Db rdb = Db::open(bc.db(1), SQLITE_OPEN_READWRITE);
+  rdb.set_busy_timeout(5000);
+  rdb.exec("PRAGMA query_only = 1");
+  Writer writer(bc.db(0), table);
+  std::thread reader([&] {
+    try {
+      Stmt dv = rdb.prepare("PRAGMA data_version");
+      Stmt q = rdb.prepare(
+          fmt::format("SELECT id, t_us FROM {} WHERE id > ?1 ORDER BY id", quote_ident(table)));
+      int64_t last_dv = -1, last_id = 0;
+      std::optional<Clock::time_point> give_up;
+      while (seen.load() < n) {
+        dv.reset();
+        dv.step();
+        const int64_t v = dv.column_int(0);
+        dv.reset();
+        if (v != last_dv) {
+          last_dv = v;
+          q.reset();
+          q.bind(1, last_id);
+          while (q.step()) {
+            const int64_t now = wall_us();
+            delays.push_back(static_cast<double>(now - q.column_int(1)) / 1000.0);
+            last_id = q.column_int(0);
+            ++seen;
+          }
+          q.reset();
+          continue;
+        }
+        if (writer_done && !give_up) give_up = Clock::now() + 30s;
+        if (give_up && Clock::now() > *give_up) break;
+        std::this_thread::sleep_for(200us);
+      }
+    } catch (const std::exception& e) {
+      reader_error = e.what();
+    }
+  });
+  const auto t0 = Clock::now();
+  std::string writer_error;
+  try {
+    for (int64_t k = 0; k < n; ++k) {
+      std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(k / rate)));
+      writer.write_one(k + 1);
+    }
+  } catch (const std::exception& e) {
+    writer_error = e.what();
+  }
+  const double write_seconds = seconds_between(t0, Clock::now());
+  writer_done = true;
+  reader.join();
+  Summary s = summarize(delays);
+  json cdf = json::array();
+  if (!delays.empty())
+    for (int i = 0; i <= 200; ++i) {
+      const double q = i / 200.0;
+      cdf.push_back({quantile(delays, std::max(q, 1e-9)), q});
+    }
+  json out = {{"mode", mode_name(bc.mode())},
+              {"table", table},
+              {"rate", rate},
+              {"rows", n},
+              {"seen", seen.load()},
+              {"achieved_rate", write_seconds > 0 ? static_cast<double>(n) / write_seconds : 0},
+              {"delay_ms", s.to_json()},
+              {"cdf", std::move(cdf)}};
+  if (!writer_error.empty()) out["error"] = writer_error;
+  if (!reader_error.empty()) out["error"] = reader_error;
+  return out;
+}
+
+json run_catchup(BenchCluster& bc, const std::string& table, int64_t rows) {
+  bc.stop(2);
+  Writer writer(bc.db(0), table);
+  Progress p2(bc.db(1), table);
+  const auto w0 = Clock::now();
+  for (int64_t id = 1; id <= rows; id += 1000)
+    writer.write_txn(id, static_cast<int>(std::min<int64_t>(1000, rows - id + 1)));
+  const double write_seconds = seconds_between(w0, Clock::now());
+  const auto node2_timeout = std::chrono::seconds(300 + rows / 500);
+  bool node2_ok = test::wait_until([&] { return p2.max_id() >= rows; }, node2_timeout, 20ms);
+  const double node2_seconds = seconds_between(w0, Clock::now());
+  json out = {{"mode", mode_name(bc.mode())},
+              {"table", table},
+              {"rows", rows},
+              {"write_seconds", write_seconds},
+              {"node2_seconds", node2_seconds},
+              {"node2_rows_per_s", static_cast<double>(rows) / node2_seconds}};
+  if (!node2_ok) {
+    out["error"] = "node 2 did not receive every row";
+    bc.restart(2);
+    bc.wait_ready(2, 60s);
+    return out;
+  }
+
+  Progress p3(bc.db(2), table);
+  const auto t0 = Clock::now();
+  bc.restart(2);
+  double ready = -1, done = -1;
+  int64_t peak_rss_kb = 0;
+  auto next_log = t0;
+  const auto deadline = t0 + std::chrono::seconds(300 + rows / 500);
+  while (Clock::now() < deadline) {
+    const auto now = Clock::now();
+    if (ready < 0 && now >= next_log) {
+      std::string log = bc.cluster().log(2);
+      auto start = log.rfind("===== start =====");
+      if (log.find("is replicating", start == std::string::npos ? 0 : start) != std::string::npos)
+        ready = seconds_between(t0, now);
+      next_log = now + 50ms;
+    }
+    auto s = bc.replicator_sample(2);
+    peak_rss_kb = std::max(peak_rss_kb, s.rss_kb);
+    if (p3.max_id() >= rows) {
+      done = seconds_between(t0, Clock::now());
+      break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  auto s = bc.replicator_sample(2);
+  bool identical = false;
+  if (done > 0) {
+    if (ready < 0) bc.wait_ready(2, 30s);
+    identical = test::wait_until(
+        [&] {
+          try {
+            return bc.cluster().checksum(0) == bc.cluster().checksum(2);
+          } catch (const std::exception&) {
+            return false;
+          }
+        },
+        60s, 200ms);
+  }
+  out["restart_to_identical_seconds"] = done;
+  out["restart_to_ready_seconds"] = ready;
+  out["rows_per_s"] = done > 0 ? static_cast<double>(rows) / done : 0.0;
+  out["rows_per_s_after_ready"] =
+      done > 0 && ready >= 0 && done > ready ? static_cast<double>(rows) / (done - ready) : 0.0;
+  out["identical"] = identical;
+  out["node3_peak_rss_mb"] = mb(std::max(peak_rss_kb, s.rss_kb));
+  out["node3_vm_hwm_mb"] = mb(s.hwm_kb);
+  if (done < 0) out["error"] = "node 3 did not catch up in time";
+  return out;
+}
+
+json run_snapshot(int64_t megabytes) {
+  json out;
+  test::TempDir dir("bench-snapshot");
+  const int port = test::free_port();
+  test::Process nats({"nats-server", "-js", "-sd", dir.file("nats"), "-a", "127.0.0.1", "-p",
+                      std::to_string(port), "-n", "bench-snapshot"},
+                     dir.file("nats.log"));
+  if (!test::wait_until([&] { return port_open(port); }, 30s))
+    throw Error("snapshot: nats-server did not start: " + test::read_file(dir.file("nats.log")));
+
+  test::ClusterOptions o;
+  o.nodes = 2;
+  o.schema = "CREATE TABLE big (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);";
+  o.external_nats_url = fmt::format("nats://127.0.0.1:{}", port);
+  o.max_entries = 10;
+  test::TestCluster c(o);
+
+  // About `megabytes` MB of incompressible 1000-byte rows on node 1 (node 2 has the empty table).
+  const int64_t rows = megabytes * 1000;
+  {
+    Db db = Db::open(c.db(0), SQLITE_OPEN_READWRITE);
+    db.exec("PRAGMA synchronous = OFF");
+    for (int64_t first = 1; first <= rows; first += 100000) {
+      Transaction tx(db);
+      auto ins = db.prepare(
+          "WITH RECURSIVE s(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM s WHERE i < ?2) "
+          "INSERT INTO big SELECT i, randomblob(1000) FROM s");
+      ins.bind(1, first).bind(2, std::min(rows, first + 99999)).run();
+      tx.commit();
+    }
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  // Node 1 takes no periodic snapshot of its own while we measure (its [snapshot] is off; the
+  // -save-snapshot run below uses a copy of its config with snapshots on).
+  c.set_node_config(0, "[snapshot]\nenabled = false\n");
+  c.start(0);
+  if (!c.wait_ready(0, 120s)) throw Error("snapshot: node 1 did not start:\n" + c.log(0));
+  // Three times max_entries batches, one at a time: the stream forgets its beginning, so a new
+  // node (position 0) must restore a snapshot.
+  {
+    Db db = Db::open(c.db(0), SQLITE_OPEN_READWRITE);
+    db.set_busy_timeout(10000);
+    for (int64_t k = 1; k <= 3 * o.max_entries; ++k) {
+      db.exec(fmt::format("INSERT INTO big VALUES ({}, x'00')", rows + k));
+      if (!test::wait_until([&] { return c.pending(0) == 0; }, 30s, 5ms))
+        throw Error("snapshot: node 1 does not publish:\n" + c.log(0));
+    }
+  }
+  const int64_t batches =
+      c.query_int(0, "SELECT value FROM __harmony_meta WHERE key = 'next_batch_id'") - 1;
+  if (!test::wait_until(
+          [&] {
+            return c.query_int(0, "SELECT coalesce(max(seq), 0) FROM __harmony_positions") >=
+                   batches;
+          },
+          30s, 100ms))
+    throw Error("snapshot: node 1 did not store its stream position:\n" + c.log(0));
+  const int64_t db_bytes = c.query_int(0, "PRAGMA page_count") * c.query_int(0, "PRAGMA page_size");
+  const double db_mb = static_cast<double>(db_bytes) / (1024.0 * 1024.0);
+  out["database_mb"] = db_mb;
+  out["rows"] = rows;
+  out["store"] = "nats (JetStream object store, R1)";
+
+  // Save through the real binary while node 1 runs.
+  std::string save_config = test::read_file(c.config(0));
+  save_config.replace(save_config.find("enabled = false"), 15, "enabled = true");
+  test::write_file(dir.file("save.toml"), save_config);
+  const auto s0 = Clock::now();
+  auto saved = test::run_command(
+      {test::harmonylite_path(), "-config", dir.file("save.toml"), "-save-snapshot"}, 1800s);
+  const double save_seconds = seconds_between(s0, Clock::now());
+  out["save_exit_code"] = saved.exit_code;
+  out["save_seconds"] = save_seconds;
+  out["save_mb_per_s"] = db_mb / save_seconds;
+  if (auto take = find_number(saved.output, R"(taken: [0-9.]+ MB in ([0-9.]+) s)"))
+    out["save_take_seconds"] = *take;
+  if (saved.exit_code != 0) {
+    out["error"] = "-save-snapshot failed: " + saved.output;
+    return out;
+  }
+
+  // Restore: node 2 starts with an empty table and position 0.
+  const auto r0 = Clock::now();
+  c.start(1);
+  double restored = -1, began = -1;
+  const auto deadline = r0 + std::chrono::seconds(600 + megabytes);
+  while (Clock::now() < deadline && c.running(1)) {
+    std::string log = c.log(1);
+    const auto now = Clock::now();
+    if (began < 0 && log.find("restoring the newest snapshot") != std::string::npos)
+      began = seconds_between(r0, now);
+    if (log.find("restored the snapshot") != std::string::npos) {
+      restored = seconds_between(r0, now);
+      if (auto copy = find_number(log, R"(restore: [0-9.]+ MB copied in ([0-9.]+) s)"))
+        out["restore_copy_seconds"] = *copy;
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  out["restore_seconds"] = restored;
+  out["restore_began_after_seconds"] = began;
+  out["restore_mb_per_s"] = restored > 0 ? db_mb / restored : 0.0;
+  if (restored < 0) {
+    out["error"] = "node 2 did not restore the snapshot:\n" + c.log(1);
+    return out;
+  }
+  out["identical"] = c.wait_ready(1, 120s) && test::wait_until(
+                                                  [&] {
+                                                    try {
+                                                      return c.checksum(0) == c.checksum(1);
+                                                    } catch (const std::exception&) {
+                                                      return false;
+                                                    }
+                                                  },
+                                                  120s, 500ms);
+  c.stop(1);
+  c.stop(0);
+  nats.stop(20s);
+  return out;
+}
+
+}  // namespace harmony::bench
