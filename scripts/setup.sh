@@ -15,7 +15,7 @@ PACKAGES=(
   libcpp-httplib-dev libssl-dev    # health/metrics endpoints; SHA-256 for snapshot digests
   catch2                           # unit tests (v2; Debian 12 has no v3)
   clang libclang-rt-14-dev         # libFuzzer targets
-  iptables                         # partition faults in the soak harness
+  iptables iproute2                # partition faults in the soak harness (namespaces, rules)
   gnuplot-nox                      # benchmark plots
   procps psmisc                    # pgrep/pkill/fuser used by scripts
 )

@@ -1,0 +1,68 @@
+// A randomized, seeded convergence run: a SoakCluster of real harmonylite processes, the soak
+// Workload writing on every node, faults injected one at a time from a seeded schedule, then
+// quiescing, waiting for convergence and the soak_check verdict. Owns the run's directory (kept
+// when the run fails or when asked), the fault timeline and the summary table. Used by
+// build/harmony_soak (tests/soak/) and by the short [soak] integration test.
+#pragma once
+#include <chrono>
+#include <functional>
+#include <map>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/soak_check.hpp"
+#include "tests/support/soak_workload.hpp"
+
+namespace harmony::test {
+
+enum class FaultKind { KillReplicator, KillNats, Partition, NatsDown, LongTxn };
+const char* fault_name(FaultKind kind);
+const std::vector<FaultKind>& all_fault_kinds();
+
+struct SoakOptions {
+  uint64_t seed = 1;
+  int nodes = 3;
+  std::chrono::seconds duration{60};  // writing phase; faults happen during it
+  WorkloadOptions workload;
+  std::set<FaultKind> faults;             // drawn at random, one at a time
+  std::vector<FaultKind> fault_sequence;  // instead: exactly these, in this order
+  std::chrono::milliseconds fault_gap_min{5000}, fault_gap_max{20000};
+  std::chrono::milliseconds replicator_down_min{500}, replicator_down_max{8000};
+  std::chrono::milliseconds partition_min{5000}, partition_max{30000};
+  std::chrono::milliseconds nats_down{30000};
+  std::chrono::milliseconds long_txn_min{2000}, long_txn_max{9000};
+  std::chrono::seconds converge_timeout{300};
+  std::string work_dir;  // "" = a fresh directory under /tmp
+  bool keep = false;     // keep the directory even when the run passes
+  bool verbose_replicators = false;
+  bool hold_on_failure = false;  // keep the cluster running after a failed check until interrupted
+  std::function<bool()> interrupted;  // polled; true = wind down now
+  std::ostream* out = nullptr;        // timeline and progress lines
+};
+
+struct SoakReport {
+  SoakOptions options;
+  std::string dir;
+  bool netns = false;
+  bool interrupted = false;
+  double run_seconds = 0;
+  int64_t transactions = 0, committed = 0, rolled_back = 0, failed = 0, statements = 0;
+  int64_t locked = 0, app_errors = 0, shell_runs = 0, extension_txns = 0, plain_txns = 0;
+  int64_t long_txns = 0;
+  std::map<FaultKind, int> faults;
+  int64_t bad_messages = 0;  // raw garbage published (not injected by this harness)
+  bool converged = false;
+  double converge_seconds = -1;
+  SoakCheckResult check;
+  std::vector<std::string> problems;  // harness-level: a node that did not come back...
+  std::vector<std::string> app_error_samples;
+  std::vector<std::string> replicator_errors;  // error lines from the replicators' logs
+  bool passed() const;
+  std::string summary() const;  // the table
+};
+
+SoakReport run_soak(const SoakOptions& options);
+
+}  // namespace harmony::test

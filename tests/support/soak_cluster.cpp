@@ -1,0 +1,197 @@
+// Soak-run replicator cluster (see soak_cluster.hpp).
+#include "tests/support/soak_cluster.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+
+#include <climits>
+#include <cstdlib>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "shared/sqlite_db.hpp"
+
+namespace harmony::test {
+
+namespace {
+constexpr int kNetnsClusterPort = 7422;
+constexpr const char* kStartMarker = "===== soak: start =====";
+}  // namespace
+
+std::vector<pid_t> child_pids(pid_t parent, const std::string& comm) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (!end || *end != '\0' || pid <= 0) continue;
+    std::string stat = read_file(fmt::format("/proc/{}/stat", pid));
+    // pid (comm) state ppid ...: comm may hold spaces or parentheses, so split at the last ')'.
+    auto open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    std::string name = stat.substr(open + 1, close - open - 1);
+    std::istringstream rest(stat.substr(close + 1));
+    std::string state;
+    long ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && name == comm) out.push_back(static_cast<pid_t>(pid));
+  }
+  closedir(d);
+  return out;
+}
+
+SoakCluster::SoakCluster(SoakClusterOptions options, const std::string& dir)
+    : options_(std::move(options)) {
+  if (options_.netns) lab_ = std::make_unique<NetnsLab>(options_.nodes);
+  nodes_.resize(static_cast<size_t>(options_.nodes));
+  for (int i = 0; i < size(); ++i) {
+    Node& n = node(i);
+    n.db = fmt::format("{}/node-{}.db", dir, i + 1);
+    n.config = fmt::format("{}/node-{}.toml", dir, i + 1);
+    n.log = fmt::format("{}/node-{}.log", dir, i + 1);
+    n.store = fmt::format("{}/nats-{}", dir, i + 1);
+    if (lab_) {
+      n.cluster_host = lab_->address(i);
+      n.cluster_port = kNetnsClusterPort;
+    } else {
+      n.cluster_host = "127.0.0.1";
+      n.cluster_port = free_port();
+    }
+    Db db = Db::open(n.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.exec("PRAGMA journal_mode=WAL;");
+    db.exec(options_.schema);
+    std::string exclude;
+    for (const auto& t : options_.exclude)
+      exclude += (exclude.empty() ? "" : ", ") + quote_ident(t);
+    write_file(n.config,
+               fmt::format("db_path = \"{}\"\nnode_id = {}\nexclude_tables = [{}]\n{}\n"
+                           "[replication_log]\nshards = 1\nreplicas = {}\nmax_entries = {}\n"
+                           "compress = true\n"
+                           "[nats]\nstore_dir = \"{}\"\nreconnect_wait_seconds = 1\n"
+                           "[logging]\nverbose = {}\n",
+                           n.db, i + 1, exclude, options_.extra_config, options_.replicas,
+                           options_.max_entries, n.store, options_.verbose ? "true" : "false"));
+  }
+}
+
+SoakCluster::~SoakCluster() {
+  stop_all();
+  // Processes first (a namespace lives on while a process runs in it), then the namespaces.
+  lab_.reset();
+}
+
+void SoakCluster::start(int i) {
+  Node& n = node(i);
+  if (n.process && n.process->running()) return;
+  std::vector<std::string> argv;
+  if (lab_) argv = {"ip", "netns", "exec", lab_->ns(i)};  // execs in place: same pid
+  argv.insert(argv.end(), {harmonylite_path(), "-config", n.config});
+  argv.push_back("-cluster-addr");
+  argv.push_back(fmt::format("{}:{}", n.cluster_host, n.cluster_port));
+  std::string peers;
+  for (int j = 0; j < size(); ++j) {
+    if (j == i) continue;
+    peers += fmt::format("{}nats://{}:{}/", peers.empty() ? "" : ",", node(j).cluster_host,
+                         node(j).cluster_port);
+  }
+  argv.push_back("-cluster-peers");
+  argv.push_back(peers);
+  write_file(n.log, read_file(n.log) + "\n" + kStartMarker + "\n");
+  n.process = std::make_unique<Process>(argv, n.log);
+}
+
+void SoakCluster::start_all() {
+  for (int i = 0; i < size(); ++i) start(i);
+}
+
+bool SoakCluster::wait_ready(int i, std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        if (!running(i)) return false;
+        std::string l = read_file(node(i).log);
+        auto start = l.rfind(kStartMarker);
+        return l.find("is replicating", start == std::string::npos ? 0 : start) !=
+               std::string::npos;
+      },
+      timeout, 100ms);
+}
+
+void SoakCluster::kill9(int i) {
+  auto& p = node(i).process;
+  if (p) p->kill9();
+  p.reset();
+}
+
+int SoakCluster::stop(int i) {
+  auto& p = node(i).process;
+  if (!p) return 0;
+  // A stopped nats-server child would hold the replicator's shutdown: let it run first.
+  signal_nats(i, SIGCONT);
+  int rc = p->stop(20s);
+  if (rc == INT_MIN) p->kill9();
+  p.reset();
+  return rc;
+}
+
+void SoakCluster::stop_all() {
+  for (int i = 0; i < size(); ++i) stop(i);
+}
+
+bool SoakCluster::running(int i) {
+  auto& p = node(i).process;
+  return p && p->running();
+}
+
+pid_t SoakCluster::pid(int i) {
+  return running(i) ? node(i).process->pid() : -1;
+}
+
+std::vector<pid_t> SoakCluster::nats_pids(int i) {
+  pid_t p = pid(i);
+  if (p <= 0) return {};
+  return child_pids(p, "nats-server");
+}
+
+int SoakCluster::signal_nats(int i, int sig) {
+  int n = 0;
+  for (pid_t c : nats_pids(i))
+    if (::kill(c, sig) == 0) ++n;
+  return n;
+}
+
+void SoakCluster::cut(int i) {
+  if (!lab_) throw std::runtime_error("partitions need the netns cluster");
+  lab_->cut(i);
+}
+
+void SoakCluster::heal(int i) {
+  if (lab_) lab_->heal(i);
+}
+
+bool SoakCluster::is_cut(int i) const {
+  return lab_ && lab_->is_cut(i);
+}
+
+std::string SoakCluster::log_tail(int i, int lines) const {
+  std::string l = read_file(node(i).log);
+  size_t pos = l.size();
+  for (int k = 0; k <= lines && pos != std::string::npos && pos > 0; ++k)
+    pos = l.rfind('\n', pos - 1);
+  return pos == std::string::npos ? l : l.substr(pos + 1);
+}
+
+std::vector<std::string> SoakCluster::grep_logs(const std::string& needle) const {
+  std::vector<std::string> out;
+  for (int i = 0; i < size(); ++i) {
+    std::istringstream in(read_file(node(i).log));
+    std::string line;
+    while (std::getline(in, line))
+      if (line.find(needle) != std::string::npos)
+        out.push_back(fmt::format("node {}: {}", i + 1, line));
+  }
+  return out;
+}
+
+}  // namespace harmony::test

@@ -1,0 +1,144 @@
+// The soak workload: the schema every soak node starts with, and the application writers that
+// hammer it. Owns the writer threads, the values and statements they generate and what the
+// harness must remember to check the outcome.
+//
+// Every write statement stamps the rows it writes with a unique write id (`wid`), and in the
+// same transaction appends one line per affected key to `soak_log` (a table the replicators are
+// told to exclude): 'U' with the write id for a row written, 'D' for a row deleted (logged just
+// before the DELETE, or before a primary-key change moves the row away). The log therefore holds
+// exactly the committed writes (a rollback takes its lines with it) in commit order per node
+// (its AUTOINCREMENT key is assigned under the write lock), which is what the checker needs.
+// Writers are in-process connections that never loaded the extension (with trusted_schema=OFF),
+// in-process connections that loaded build/libharmony, and the stock `sqlite3` shell process.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "shared/value.hpp"
+
+namespace harmony::test {
+
+// A replicated table of the soak schema and how the checker names its keys.
+struct SoakTable {
+  std::string name;
+  std::string key_expr;                    // canonical key text from the table's own columns
+  std::string rows_key_expr;               // the same from __harmony_rows_<id> (k1, k2, ...)
+  std::vector<std::string> value_columns;  // columns besides the key and wid
+};
+const std::vector<SoakTable>& soak_tables();
+std::string soak_schema();  // the replicated tables plus soak_log
+inline constexpr const char* kSoakLogTable = "soak_log";
+
+struct WorkloadOptions {
+  int nodes = 3;
+  int writers_per_node = 2;
+  double shell_fraction = 0.08;     // transactions run by a `sqlite3` shell process
+  double rollback_fraction = 0.08;  // transactions that end in ROLLBACK
+  double savepoint_fraction = 0.1;  // multi-statement transactions with a rolled-back savepoint
+  double multi_fraction = 0.4;      // transactions with several statements
+  int max_statements = 6;
+  int think_min_ms = 20;  // pause between a writer's transactions
+  int think_max_ms = 200;
+  int64_t transactions_per_writer = 0;  // 0 = until stop()
+  double long_text_fraction = 0.01;     // kv.val of 2-50 KB
+  double huge_text_fraction = 0.001;    // kv.val of 300-800 KB, hardly compressible
+  int busy_timeout_ms = 5000;
+  int kv_keys = 300;
+  int pair_keys = 30;
+};
+
+// Values 64-bit-hashed with their storage class, for "the final row holds what its write set".
+uint64_t value_hash(const Value& v);
+// A SQL literal that yields exactly `v` (invalid UTF-8 text as CAST(X'..' AS TEXT)).
+std::string sql_literal(const Value& v);
+std::string describe_value(const Value& v, size_t max_chars = 40);
+
+struct WorkloadCounters {
+  std::atomic<int64_t> transactions{0};  // attempted
+  std::atomic<int64_t> committed{0};
+  std::atomic<int64_t> rolled_back{0};  // on purpose
+  std::atomic<int64_t> failed{0};       // rolled back because a statement failed
+  std::atomic<int64_t> statements{0};
+  std::atomic<int64_t> locked{0};  // "database is locked" seen by an application
+  std::atomic<int64_t> errors{0};  // any other application error (should stay 0)
+  std::atomic<int64_t> shell_runs{0};
+  std::atomic<int64_t> extension_txns{0};
+  std::atomic<int64_t> plain_txns{0};
+  std::atomic<int64_t> long_txns{0};
+};
+
+class Workload {
+ public:
+  Workload(WorkloadOptions options, uint64_t seed, std::vector<std::string> dbs,
+           std::string scratch_dir);
+  ~Workload();
+  Workload(const Workload&) = delete;
+  Workload& operator=(const Workload&) = delete;
+
+  void start();
+  // Lets every writer finish its transaction, then joins them.
+  void stop();
+  // True when every writer has done its transactions_per_writer.
+  bool finished() const { return done_writers_ == static_cast<int>(threads_.size()); }
+  // An application transaction on node `node` that takes the write lock (BEGIN IMMEDIATE), writes
+  // a little, holds the lock for `hold` and commits (or rolls back). Runs on the caller's thread.
+  void long_transaction(int node, std::chrono::milliseconds hold, uint64_t seed, bool commit);
+
+  const WorkloadCounters& counters() const { return counters_; }
+  // Column hashes each write id set (only columns set to known values), every write generated.
+  std::unordered_map<std::string, std::vector<std::pair<std::string, uint64_t>>> expected() const;
+  // Write ids of transactions (or savepoints) that did not commit.
+  std::set<std::string> not_committed() const;
+  // Up to a few messages of unexpected application errors.
+  std::vector<std::string> error_samples() const;
+
+  struct Step {
+    std::string sql;  // ?N placeholders
+    std::vector<Value> args;
+  };
+  struct Op {
+    std::string wid;
+    std::vector<Step> steps;
+    std::vector<std::pair<std::string, Value>> sets;  // column -> value the write sets
+  };
+  struct Txn {
+    bool immediate = true;
+    std::vector<Op> ops;
+    int savepoint_from = -1, savepoint_to = -1;  // ops [from, to) rolled back to a savepoint
+    bool commit = true;
+  };
+
+ private:
+  enum class Kind { Plain, Extension };
+  void writer_loop(int node, int writer, Kind kind, uint64_t seed);
+  Op make_op(std::mt19937_64& rng, const std::string& wid, int writer, int64_t t_ms, bool shell);
+  // Returns "" on commit/rollback as planned, else the error.
+  std::string run_in_process(void* db, const Txn& txn);
+  std::string run_in_shell(int node, const Txn& txn, const std::string& tag);
+  void record(const Txn& txn, bool committed);
+  void note_error(const std::string& what);
+
+  WorkloadOptions options_;
+  uint64_t seed_;
+  std::vector<std::string> dbs_;
+  std::string scratch_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> done_writers_{0};
+  std::vector<std::thread> threads_;
+  WorkloadCounters counters_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::vector<std::pair<std::string, uint64_t>>> expected_;
+  std::set<std::string> not_committed_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace harmony::test
