@@ -491,7 +491,7 @@ void NatsObjectStore::put(const std::string& file, const SnapshotMeta& meta,
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = 30000;
-  jo.PublishAsync.MaxPending = 32;
+  jo.PublishAsync.MaxPending = 64;
   jo.PublishAsync.StallWait = 30000;
   jo.PublishAsync.AckHandler = &on_chunk_ack;
   jo.PublishAsync.AckHandlerClosure = &acks;

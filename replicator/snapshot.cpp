@@ -485,6 +485,7 @@ RestoreReport restore_into(const std::string& live_path, const std::string& snap
   LocalState local = read_local_state(reader, options.node);
   report.pending_rows = static_cast<int64_t>(local.pending.rows.size());
   report.pending_kept = merge_local_state(snap, local, options);
+  spdlog::debug("restore: local state read and merged in {:.2f} s", seconds_since(locked_at));
   report.bytes = static_cast<uint64_t>(snap.query_int("PRAGMA page_count")) *
                  static_cast<uint64_t>(snap.query_int("PRAGMA page_size"));
   auto copy_started = std::chrono::steady_clock::now();
@@ -502,9 +503,14 @@ RestoreReport restore_into(const std::string& live_path, const std::string& snap
       "restore: {:.1f} MB copied in {:.2f} s ({:.0f} MB/s); writers were locked out {:.2f} s",
       mb(report.bytes), copy_secs, report.copy_mb_per_s, report.lock_seconds);
   try {
-    // Shrink the write-ahead log the copy went through (best effort: readers may hold it).
-    live.set_busy_timeout(1000);
+    // Move the copy from the write-ahead log into the database file without blocking writers
+    // (PASSIVE), then shrink the log if that got everything (TRUNCATE has nothing left to copy
+    // then; it gives up at once when a reader still uses the log).
+    auto checkpoint_started = std::chrono::steady_clock::now();
+    live.set_busy_timeout(0);
+    live.exec("PRAGMA wal_checkpoint(PASSIVE)");
     live.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    spdlog::debug("restore: checkpoint took {:.2f} s", seconds_since(checkpoint_started));
   } catch (const SqliteError&) {
   }
   return report;

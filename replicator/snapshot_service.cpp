@@ -133,8 +133,8 @@ SnapshotMeta save_snapshot(const Config& config, SnapshotStore& store,
   for (int shard = 1; shard <= config.replication_log.shards; ++shard)
     meta.positions.try_emplace(stream_name(config, shard), 0);
   store.put(tmp.path, meta, on_tick);
-  spdlog::info("snapshot stored in {}: {:.1f} MB from node {}, positions {}", store.describe(),
-               static_cast<double>(meta.size) / (1024.0 * 1024.0), meta.origin_node,
+  spdlog::info("snapshot of node {} saved to {}: {:.1f} MB, positions {}", meta.origin_node,
+               store.describe(), static_cast<double>(meta.size) / (1024.0 * 1024.0),
                positions_text(meta.positions));
   return meta;
 }

@@ -249,7 +249,7 @@ TEST_CASE("the seed walkthrough: -save-snapshot while node 1 runs, node 3 catche
   auto r = save_snapshot(c.config(0), build_dir());
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  CHECK(r.output.find("snapshot stored in NATS object store") != std::string::npos);
+  CHECK(r.output.find("saved to NATS object store") != std::string::npos);
   c.exec(0,
          "INSERT INTO Books (title, author, publication_year) VALUES ('New book while offline', "
          "'Some Author', 2023)");
@@ -433,6 +433,35 @@ TEST_CASE("snapshot and restore speed on a database of more than 200 MB", "[.][s
   files.get(dir.file("down2.db"));
   double file_get = secs(t);
 
+  // The same object store with three replicas (three clustered servers, as in the walkthrough).
+  TempDir cdir("snapbench3");
+  std::vector<int> routes = {free_port(), free_port(), free_port()};
+  std::vector<std::unique_ptr<EmbeddedServer>> cluster;
+  for (int i = 0; i < 3; ++i) {
+    EmbeddedServerOptions so;
+    so.server_name = fmt::format("bench-{}", i + 1);
+    so.store_dir = cdir.file(so.server_name);
+    so.cluster_listen = fmt::format("127.0.0.1:{}", routes[static_cast<size_t>(i)]);
+    for (int j = 0; j < 3; ++j)
+      if (j != i)
+        so.routes.push_back(fmt::format("nats://127.0.0.1:{}/", routes[static_cast<size_t>(j)]));
+    cluster.push_back(std::make_unique<EmbeddedServer>(so));
+  }
+  for (auto& srv : cluster) srv->start(std::chrono::seconds(30));
+  ConnectOptions c3;
+  c3.urls = {cluster[0]->client_url()};
+  auto conn3 = NatsConnection::connect_once(c3);
+  NatsObjectStore store3(*conn3, "bench3", 3);
+  t = clock::now();
+  store3.put(dir.file("snap.db"), meta);
+  double upload3 = secs(t);
+  t = clock::now();
+  store3.get(dir.file("down3.db"));
+  double download3 = secs(t);
+  std::filesystem::remove(dir.file("down3.db"));
+  conn3.reset();
+  cluster.clear();
+
   // Restore into a live node with a small database and a few unpublished changes.
   std::string node = dir.file("node.db");
   prepare(node, 100);
@@ -455,11 +484,13 @@ TEST_CASE("snapshot and restore speed on a database of more than 200 MB", "[.][s
       "  take (backup API copy + scrub + SHA-256): {:.2f} s = {:.0f} MB/s\n"
       "  upload to the JetStream object store (R1, {} KiB chunks): {:.2f} s = {:.0f} MB/s\n"
       "  download + verify from the object store: {:.2f} s = {:.0f} MB/s\n"
+      "  R3 object store upload / download: {:.2f} s = {:.0f} MB/s / {:.2f} s = {:.0f} MB/s\n"
       "  file store put / get: {:.2f} s = {:.0f} MB/s / {:.2f} s = {:.0f} MB/s\n"
       "  restore into a live database (lock held {:.2f} s, copy {:.0f} MB/s): {:.2f} s = {:.0f} "
       "MB/s\n",
       mb, smb, take, mb / take, NatsObjectStore::kDefaultChunkSize / 1024, upload, smb / upload,
-      download, smb / download, file_put, smb / file_put, file_get, smb / file_get,
-      report.lock_seconds, report.copy_mb_per_s, restore, smb / restore);
+      download, smb / download, upload3, smb / upload3, download3, smb / download3, file_put,
+      smb / file_put, file_get, smb / file_get, report.lock_seconds, report.copy_mb_per_s, restore,
+      smb / restore);
   WARN(result);
 }
