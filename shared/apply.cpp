@@ -126,11 +126,58 @@ Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::str
   return raw;
 }
 
+namespace {
+
+// Errors that are not the row's fault (locks, a full disk, I/O): the caller retries the whole
+// transaction; dead-lettering the row would lose it here while other nodes have it.
+bool transient(const SqliteError& e) {
+  const int primary = e.code() & 0xff;
+  return e.busy() || primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM;
+}
+
+bool unique_violation(const SqliteError& e) {
+  return e.code() == SQLITE_CONSTRAINT_UNIQUE;
+}
+
+}  // namespace
+
+// A row of the batch that passed the version check, with its statements and local key.
+struct Applier::PendingRow {
+  const RowChange* row = nullptr;
+  TableStatements* st = nullptr;
+  std::vector<Value> key;
+  std::string table;
+  std::string error;  // the last failure, for the dead letter
+};
+
+void Applier::write_row(const PendingRow& p) {
+  if (p.row->deleted) {
+    p.st->remove.reset();
+    for (size_t i = 0; i < p.key.size(); ++i) p.st->remove.bind(static_cast<int>(i + 1), p.key[i]);
+    p.st->remove.run();
+  } else if (p.st->upsert) {
+    p.st->upsert.reset();
+    for (size_t i = 0; i < p.row->values.size(); ++i)
+      p.st->upsert.bind(static_cast<int>(i + 1), p.row->values[i]);
+    p.st->upsert.run();
+  }
+}
+
+void Applier::record_row(const PendingRow& p, uint64_t origin) {
+  p.st->record.reset();
+  for (size_t i = 0; i < p.key.size(); ++i) p.st->record.bind(static_cast<int>(i + 1), p.key[i]);
+  p.st->record.bind(static_cast<int>(p.key.size() + 1), p.row->hlc)
+      .bind(static_cast<int>(p.key.size() + 2), static_cast<int64_t>(origin))
+      .bind(static_cast<int>(p.key.size() + 3), int64_t{p.row->deleted ? 1 : 0});
+  p.st->record.run();
+}
+
 ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
   if (!open_) throw Error("Applier::apply called outside begin()/finish()");
   ApplyStats stats;
   const int64_t now = wall_clock_ms();
   const Version zero{};
+  std::vector<PendingRow> deferred;  // rows that hit a UNIQUE index, retried after the rest
   for (const auto& row : batch.rows) {
     const BatchTable& bt = batch.tables[row.table];
     auto reject = [&](const std::string& reason) {
@@ -152,18 +199,19 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
     stats.max_hlc = std::max(stats.max_hlc, row.hlc);
     clock_ = std::max(clock_, row.hlc);  // HLC receive rule: later local versions exceed it
 
-    std::vector<Value> key;
+    PendingRow p{&row, st, {}, bt.name, {}};
     bool null_key = false;
     for (int pos : st->key_positions) {
-      key.push_back(row.key[static_cast<size_t>(pos)]);
-      null_key = null_key || is_null(key.back());
+      p.key.push_back(row.key[static_cast<size_t>(pos)]);
+      null_key = null_key || is_null(p.key.back());
     }
     if (null_key) {
       reject("NULL primary key value");
       continue;
     }
     st->local_version.reset();
-    for (size_t i = 0; i < key.size(); ++i) st->local_version.bind(static_cast<int>(i + 1), key[i]);
+    for (size_t i = 0; i < p.key.size(); ++i)
+      st->local_version.bind(static_cast<int>(i + 1), p.key[i]);
     Version local = zero;
     if (st->local_version.step())
       local = Version{st->local_version.column_int(0),
@@ -176,35 +224,81 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
       continue;
     }
     try {
-      if (row.deleted) {
-        st->remove.reset();
-        for (size_t i = 0; i < key.size(); ++i) st->remove.bind(static_cast<int>(i + 1), key[i]);
-        st->remove.run();
-      } else if (st->upsert) {
-        st->upsert.reset();
-        for (size_t i = 0; i < row.values.size(); ++i)
-          st->upsert.bind(static_cast<int>(i + 1), row.values[i]);
-        st->upsert.run();
-      }
+      write_row(p);
     } catch (const SqliteError& e) {
-      // Locks, a full disk, I/O errors: not this row's fault. The caller retries the whole
-      // transaction; dead-lettering the row would lose it here while other nodes have it.
-      const int primary = e.code() & 0xff;
-      if (e.busy() || primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM)
-        throw;
+      if (transient(e)) throw;
       // A failed statement undoes only itself (ABORT), so the rest of the transaction stands.
-      reject(fmt::format("cannot apply to \"{}\": {}", bt.name, e.what()));
+      p.error = fmt::format("cannot apply to \"{}\": {}", bt.name, e.what());
+      if (unique_violation(e)) {
+        // Maybe only for now: the source transaction may have moved the value away from the
+        // row that holds it here (a swap, a rename chain) in a later row of this batch.
+        deferred.push_back(std::move(p));
+      } else {
+        reject(p.error);
+      }
       continue;
     }
-    st->record.reset();
-    for (size_t i = 0; i < key.size(); ++i) st->record.bind(static_cast<int>(i + 1), key[i]);
-    st->record.bind(static_cast<int>(key.size() + 1), row.hlc)
-        .bind(static_cast<int>(key.size() + 2), static_cast<int64_t>(batch.origin_node))
-        .bind(static_cast<int>(key.size() + 3), int64_t{row.deleted ? 1 : 0});
-    st->record.run();
+    record_row(p, batch.origin_node);
     ++stats.applied;
   }
+  if (!deferred.empty()) apply_deferred(deferred, batch, where, stats);
   return stats;
+}
+
+void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
+                             const MessageRef& where, ApplyStats& stats) {
+  // Chains (row A takes the value row B gives up later in the batch): retry while that helps.
+  for (bool progress = true; progress && !deferred.empty();) {
+    progress = false;
+    std::vector<PendingRow> still;
+    for (auto& p : deferred) {
+      try {
+        write_row(p);
+        record_row(p, batch.origin_node);
+        ++stats.applied;
+        progress = true;
+      } catch (const SqliteError& e) {
+        if (transient(e)) throw;
+        p.error = fmt::format("cannot apply to \"{}\": {}", p.table, e.what());
+        still.push_back(std::move(p));
+      }
+    }
+    deferred = std::move(still);
+  }
+  if (deferred.empty()) return;
+  // Cycles (two rows swap their values): no order works one row at a time. The batch is one
+  // source transaction's end state, so remove the rows it rewrites and write them all again;
+  // if a value is still taken, by a row outside the batch, undo that and dead-letter the rows.
+  db_.exec("SAVEPOINT harmony_unique_cycle");
+  bool all_written = true;
+  try {
+    for (auto& p : deferred) {
+      p.st->remove.reset();
+      for (size_t i = 0; i < p.key.size(); ++i)
+        p.st->remove.bind(static_cast<int>(i + 1), p.key[i]);
+      p.st->remove.run();
+    }
+    for (auto& p : deferred) write_row(p);
+  } catch (const SqliteError& e) {
+    if (transient(e)) {
+      db_.exec("ROLLBACK TO harmony_unique_cycle; RELEASE harmony_unique_cycle");
+      throw;
+    }
+    all_written = false;
+  }
+  if (!all_written) {
+    db_.exec("ROLLBACK TO harmony_unique_cycle; RELEASE harmony_unique_cycle");
+    for (const auto& p : deferred) {
+      dead_letter(where, batch.origin_node, batch.batch_id, p.table, p.error, {});
+      ++stats.dead_lettered;
+    }
+    return;
+  }
+  db_.exec("RELEASE harmony_unique_cycle");
+  for (const auto& p : deferred) {
+    record_row(p, batch.origin_node);
+    ++stats.applied;
+  }
 }
 
 void Applier::dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,

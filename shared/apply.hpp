@@ -50,7 +50,13 @@ class Applier {
 
  private:
   struct TableStatements;
+  struct PendingRow;
   TableStatements* statements_for(const BatchTable& bt, std::string& why_not);
+  void write_row(const PendingRow& p);
+  void record_row(const PendingRow& p, uint64_t origin);
+  // Rows that hit a UNIQUE index in the first pass: retried in order, then as one group.
+  void apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
+                      const MessageRef& where, ApplyStats& stats);
 
   Db& db_;
   uint64_t self_;

@@ -178,3 +178,54 @@ TEST_CASE("concurrent inserts of the same key are one row to LWW", "[capture][lw
   n.check_same("t");
   CHECK(show(*n.a.query_value("SELECT v FROM t WHERE id = 7")) == "'b'");
 }
+
+TEST_CASE("values of a UNIQUE column swapped or passed along in one transaction apply whole",
+          "[capture][lww][unique]") {
+  TwoNodes n("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, v INTEGER);");
+  n.shell_a("INSERT INTO u VALUES (1, 'x', 0), (2, 'y', 0), (3, 'z', 0);");
+  REQUIRE(n.sync().apply.applied == 3);
+
+  SECTION("a swap: each row takes the value the other gives up") {
+    n.shell_a(
+        "BEGIN; UPDATE u SET email = 'tmp' WHERE id = 1; UPDATE u SET email = 'x' WHERE id = 2;"
+        "UPDATE u SET email = 'y' WHERE id = 1; COMMIT;");
+    auto s = n.sync();
+    CHECK(s.apply.dead_lettered == 0);
+    CHECK(s.apply.applied == 2);
+  }
+  SECTION("a rotation of three values") {
+    n.shell_a(
+        "BEGIN; UPDATE u SET email = 't1' WHERE id = 1; UPDATE u SET email = 'x' WHERE id = 3;"
+        "UPDATE u SET email = 'z' WHERE id = 2; UPDATE u SET email = 'y' WHERE id = 1; COMMIT;");
+    CHECK(n.sync().apply.dead_lettered == 0);
+  }
+  SECTION("a chain: a row takes a value another row gives up to a fresh one") {
+    n.shell_a(
+        "BEGIN; UPDATE u SET email = 'w' WHERE id = 3; UPDATE u SET email = 'z' WHERE id = 1;"
+        "COMMIT;");
+    CHECK(n.sync().apply.dead_lettered == 0);
+  }
+  n.check_same("u");
+  CHECK(pending_total(n.b) == 0);
+}
+
+TEST_CASE("a UNIQUE value held here by a row outside the batch dead-letters the rows needing it",
+          "[capture][lww][unique]") {
+  TwoNodes n("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, v INTEGER);");
+  n.shell_a("INSERT INTO u VALUES (1, 'x', 0), (2, 'y', 0);");
+  REQUIRE(n.sync().apply.applied == 2);
+  // B wrote 'q' on its own row 9 (not sent to A); A swaps x/y and gives row 1 the value 'q'.
+  shell_ok(n.path_b, "INSERT INTO u VALUES (9, 'q', 0);");
+  n.shell_a(
+      "BEGIN; UPDATE u SET email = 'tmp' WHERE id = 1; UPDATE u SET email = 'x' WHERE id = 2;"
+      "UPDATE u SET email = 'q' WHERE id = 1; COMMIT;");
+  // Row 2 can take 'x' only if row 1 gives it up, and row 1 cannot take 'q': both rows go to the
+  // dead letters and B keeps its rows whole (never half a swap, never a row deleted on the way).
+  auto s = n.sync();
+  CHECK(s.apply.dead_lettered == 2);
+  CHECK(s.apply.applied == 0);
+  CHECK(n.b.query_int("SELECT count(*) FROM u WHERE (id, email) IN (VALUES (1, 'x'), (2, 'y'), "
+                      "(9, 'q'))") == 3);
+  CHECK(n.b.query_int("SELECT count(*) FROM __harmony_dead_letters WHERE reason LIKE "
+                      "'%UNIQUE constraint failed: u.email%'") == 2);
+}
