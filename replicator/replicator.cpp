@@ -24,6 +24,7 @@
 #include "replicator/nats_server.hpp"
 #include "replicator/ops.hpp"
 #include "replicator/publisher.hpp"
+#include "replicator/routes.hpp"
 #include "replicator/schema_guard.hpp"
 #include "replicator/snapshot_service.hpp"
 #include "shared/capture.hpp"
@@ -235,8 +236,11 @@ int run_replicator(const Config& config, const CliOptions& cli) {
     so.client_host = host;
     so.client_port = port;
     so.cluster_listen = cli.cluster_addr;
-    so.routes = cli.cluster_peers;
-    so.leaf_remotes = cli.leaf_servers;
+    // nats-server understands only nats:// routes: dns://name:port/ becomes one per address.
+    std::vector<std::string> route_problems;
+    so.routes = expand_routes(cli.cluster_peers, route_problems);
+    so.leaf_remotes = expand_routes(cli.leaf_servers, route_problems);
+    for (const auto& p : route_problems) spdlog::warn("{}; that route is left out", p);
     so.config_file = config.nats.server_config;
     so.store_dir = config.nats.store_dir.empty() ? config.db_path + "-nats" : config.nats.store_dir;
     so.user = config.nats.user_name;

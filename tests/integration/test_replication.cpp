@@ -262,3 +262,13 @@ TEST_CASE("SIGTERM stops a node and its nats-server within seconds", "[replicati
   auto r = run_command({"pgrep", "-P", std::to_string(pid)});
   CHECK(r.output.empty());
 }
+
+TEST_CASE("dns:// cluster peers are expanded into routes and the cluster replicates",
+          "[replication]") {
+  TestCluster c(ClusterOptions{.nodes = 2, .dns_peers = true});
+  start_and_wait(c);
+  INFO(c.all_logs());
+  c.exec(0, "INSERT INTO Books (id, title, author) VALUES (1, 'Routed by name', 'x')");
+  REQUIRE(wait_until([&] { return c.query_int(1, "SELECT count(*) FROM Books") == 1; }, 20s));
+  CHECK_THAT(c.log(0), Catch::Contains("routes [nats://127.0.0.1:"));
+}

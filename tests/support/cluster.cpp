@@ -71,7 +71,8 @@ void TestCluster::start(int i, const std::vector<std::string>& extra_flags) {
     for (int j = 0; j < size(); ++j) {
       if (j == i) continue;
       if (!peers.empty()) peers += ",";
-      peers += fmt::format("nats://127.0.0.1:{}/", nodes_[static_cast<size_t>(j)].cluster_port);
+      peers += fmt::format("{}:{}/", options_.dns_peers ? "dns://localhost" : "nats://127.0.0.1",
+                           nodes_[static_cast<size_t>(j)].cluster_port);
     }
     if (!peers.empty()) {
       argv.push_back("-cluster-peers");

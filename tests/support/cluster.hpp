@@ -26,6 +26,7 @@ struct ClusterOptions {
   std::string nats_extra;         // lines added to every node's [nats] table
   std::string log_format = "console";
   bool verbose = false;
+  bool dns_peers = false;  // -cluster-peers as dns://localhost:port/ (expanded by harmonylite)
 };
 
 class TestCluster {
