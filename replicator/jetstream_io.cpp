@@ -13,6 +13,10 @@ namespace harmony {
 namespace {
 // Async publishes in flight for one multi-part batch.
 constexpr int64_t kMaxPendingParts = 64;
+// A subscription silent this long is checked against the stream: the library's ordered consumer
+// can fail to recreate itself after an outage (its reset hits a JetStream API timeout) and then
+// stays silent forever. One stream-info request per idle interval and stream costs nothing.
+constexpr auto kStallCheckInterval = std::chrono::seconds(10);
 
 std::optional<std::string> header(natsMsg* m, const char* key) {
   const char* v = nullptr;
@@ -149,6 +153,7 @@ void JetStreamSource::stop() {
 void JetStreamSource::start(uint64_t start_seq) {
   stop();
   next_seq_ = std::max<uint64_t>(start_seq, 1);
+  last_message_ = std::chrono::steady_clock::now();
   subscribe();
 }
 
@@ -193,7 +198,10 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
   }
   natsMsg* m = nullptr;
   natsStatus s = natsSubscription_NextMsg(&m, sub_, timeout.count() > 0 ? timeout.count() : 1);
-  if (s == NATS_TIMEOUT) return std::nullopt;
+  if (s == NATS_TIMEOUT) {
+    check_stalled();
+    return std::nullopt;
+  }
   if (s != NATS_OK) {
     spdlog::warn("reading {} failed: {}; resubscribing from sequence {}", stream_,
                  nats_error_text(s), next_seq_);
@@ -214,7 +222,29 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
     out.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
   natsMsg_Destroy(m);
   if (out.stream_seq >= next_seq_) next_seq_ = out.stream_seq + 1;
+  last_message_ = std::chrono::steady_clock::now();
   return out;
+}
+
+void JetStreamSource::check_stalled() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_message_ < kStallCheckInterval || now < next_stall_check_) return;
+  next_stall_check_ = now + kStallCheckInterval;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsStreamInfo* raw = nullptr;
+  if (js_GetStreamInfo(&raw, js_, stream_.c_str(), nullptr, &jerr) != NATS_OK)
+    return;  // JetStream not answering: the outage is logged elsewhere; look again later
+  JsStreamInfoPtr info(raw);
+  const uint64_t last_seq = info->State.LastSeq;
+  if (last_seq < next_seq_) return;  // idle and up to date
+  spdlog::warn(
+      "no message from {} for {} s although it holds up to sequence {} and this node is at {}: "
+      "resubscribing",
+      stream_, std::chrono::duration_cast<std::chrono::seconds>(now - last_message_).count(),
+      last_seq, next_seq_ - 1);
+  stop();
+  last_message_ = now;
+  subscribe();
 }
 
 }  // namespace harmony

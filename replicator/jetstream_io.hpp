@@ -44,6 +44,8 @@ class JetStreamSource : public MessageSource {
 
  private:
   bool subscribe();
+  // Resubscribes when nothing arrived for a while although the stream holds more.
+  void check_stalled();
   natsConnection* nc_;
   jsCtx* js_ = nullptr;
   natsSubscription* sub_ = nullptr;
@@ -51,6 +53,8 @@ class JetStreamSource : public MessageSource {
   uint64_t next_seq_ = 1;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::steady_clock::time_point last_error_log_{};
+  std::chrono::steady_clock::time_point last_message_{};
+  std::chrono::steady_clock::time_point next_stall_check_{};
 };
 
 }  // namespace harmony
