@@ -76,17 +76,6 @@ class Mounted {
   std::string dir_;
 };
 
-std::unique_ptr<Process> start_nats(const TempDir& dir, int port) {
-  auto p = std::make_unique<Process>(
-      std::vector<std::string>{"nats-server", "-js", "-sd", dir.file("js"), "-a", "127.0.0.1", "-p",
-                               std::to_string(port), "-n", "local-trouble"},
-      dir.file("nats.log"));
-  REQUIRE(wait_until(
-      [&] { return read_file(dir.file("nats.log")).find("Server is ready") != std::string::npos; },
-      10s));
-  return p;
-}
-
 bool logged(const std::string& log_path, const std::string& text) {
   return read_file(log_path).find(text) != std::string::npos;
 }
@@ -234,7 +223,7 @@ TEST_CASE("a full disk: clear errors, nothing corrupted, everything applied once
   Mounted mounted(full);  // destroyed last: after the processes and connections below
 
   const int port = free_port();
-  auto nats = start_nats(dir, port);
+  auto nats = start_external_nats(dir, port);
   const std::string urls = fmt::format("urls = [\"nats://127.0.0.1:{}\"]", port);
   const std::string db1 = dir.file("node-1.db"), db2 = full + "/node-2.db";
   make_database(db1);

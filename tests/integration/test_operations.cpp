@@ -383,14 +383,7 @@ TEST_CASE(
   // An external nats-server, so that stopping node 1 does not take the stream away from node 2.
   TempDir natsdir("nats");
   const int nats_port = free_port();
-  Process nats({"nats-server", "-js", "-sd", natsdir.file("js"), "-a", "127.0.0.1", "-p",
-                std::to_string(nats_port)},
-               natsdir.file("nats.log"));
-  REQUIRE(wait_until(
-      [&] {
-        return read_file(natsdir.file("nats.log")).find("Server is ready") != std::string::npos;
-      },
-      10s));
+  auto nats = start_external_nats(natsdir, nats_port);
   TestCluster c(ClusterOptions{.nodes = 2,
                                .external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port)});
   const int h2 = free_port(), m2 = free_port();
@@ -487,14 +480,7 @@ TEST_CASE("replicate = false: a node publishes but applies nothing and reports n
           "[ops]") {
   TempDir natsdir("nats");
   const int nats_port = free_port();
-  Process nats({"nats-server", "-js", "-sd", natsdir.file("js"), "-a", "127.0.0.1", "-p",
-                std::to_string(nats_port)},
-               natsdir.file("nats.log"));
-  REQUIRE(wait_until(
-      [&] {
-        return read_file(natsdir.file("nats.log")).find("Server is ready") != std::string::npos;
-      },
-      10s));
+  auto nats = start_external_nats(natsdir, nats_port);
   TestCluster c(ClusterOptions{.nodes = 2,
                                .external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port)});
   const int h2 = free_port(), m2 = free_port();

@@ -11,21 +11,10 @@
 
 using namespace harmony::test;
 
-namespace {
-std::unique_ptr<Process> start_nats(const TempDir& dir, int port) {
-  auto p = std::make_unique<Process>(
-      std::vector<std::string>{"nats-server", "-js", "-sd", dir.file("js"), "-a", "127.0.0.1", "-p",
-                               std::to_string(port), "-n", "outage-test"},
-      dir.file("nats.log"));
-  REQUIRE(wait_until([&] { return read_file(dir.file("nats.log")).find("Server is ready") != std::string::npos; }, 10s));
-  return p;
-}
-}  // namespace
-
 TEST_CASE("NATS down while applications write: everything arrives after it returns", "[outage]") {
   TempDir natsdir("nats");
   int port = free_port();
-  auto nats = start_nats(natsdir, port);
+  auto nats = start_external_nats(natsdir, port);
   ClusterOptions o;
   o.nodes = 2;
   o.external_nats_url = fmt::format("nats://127.0.0.1:{}", port);
@@ -39,8 +28,11 @@ TEST_CASE("NATS down while applications write: everything arrives after it retur
 
   REQUIRE(nats->stop(10s) != INT_MIN);  // nats-server exits 1 on SIGTERM
   for (int i = 0; i < 40; ++i) {
-    c.exec(0, fmt::format("INSERT INTO Books (id, title, author) VALUES ({}, 'during outage', 'n1')", 100 + i));
-    c.exec(1, fmt::format("INSERT INTO Authors (id, name) VALUES ({}, 'during outage n2')", 100 + i));
+    c.exec(0,
+           fmt::format("INSERT INTO Books (id, title, author) VALUES ({}, 'during outage', 'n1')",
+                       100 + i));
+    c.exec(1,
+           fmt::format("INSERT INTO Authors (id, name) VALUES ({}, 'during outage n2')", 100 + i));
   }
   c.exec(0, "UPDATE Books SET title='updated during outage' WHERE id=1");
   std::this_thread::sleep_for(3s);
@@ -49,7 +41,7 @@ TEST_CASE("NATS down while applications write: everything arrives after it retur
   CHECK(c.running(0));
   CHECK(c.running(1));
 
-  nats = start_nats(natsdir, port);
+  nats = start_external_nats(natsdir, port);
   REQUIRE(c.wait_converged(60s));
   CHECK(c.query_int(1, "SELECT count(*) FROM Books") == 41);
   CHECK(c.query_int(0, "SELECT count(*) FROM Authors") == 40);

@@ -188,4 +188,18 @@ std::string TestCluster::all_logs() const {
   return out;
 }
 
+std::unique_ptr<Process> start_external_nats(const TempDir& dir, int port) {
+  auto p = std::make_unique<Process>(
+      std::vector<std::string>{"nats-server", "-js", "-sd", dir.file("js"), "-a", "127.0.0.1", "-p",
+                               std::to_string(port)},
+      dir.file("nats.log"));
+  if (!wait_until(
+          [&] {
+            return read_file(dir.file("nats.log")).find("Server is ready") != std::string::npos;
+          },
+          std::chrono::seconds(10)))
+    throw std::runtime_error("nats-server did not start:\n" + read_file(dir.file("nats.log")));
+  return p;
+}
+
 }  // namespace harmony::test

@@ -79,4 +79,8 @@ class TestCluster {
   std::vector<Node> nodes_;
 };
 
+// A standalone JetStream nats-server (the [nats] urls mode) on 127.0.0.1:`port`, its store and
+// log in `dir`; returns once it is ready (throws after 10 s). Restartable on the same store.
+std::unique_ptr<Process> start_external_nats(const TempDir& dir, int port);
+
 }  // namespace harmony::test

@@ -512,6 +512,22 @@ void Workload::record(const Txn& txn, bool committed) {
   }
 }
 
+void Workload::finish_txn(const Txn& txn, bool commit, const std::string& error,
+                          const std::string& context) {
+  record(txn, error.empty() && commit);
+  if (error.empty()) {
+    ++(commit ? counters_.committed : counters_.rolled_back);
+    return;
+  }
+  ++counters_.failed;
+  if (error.find("database is locked") != std::string::npos) {
+    ++counters_.locked;
+  } else {
+    ++counters_.errors;
+    note_error(fmt::format("{}: {}", context, error));
+  }
+}
+
 void Workload::note_error(const std::string& what) {
   std::lock_guard lk(mu_);
   if (errors_.size() < 20) errors_.push_back(what);
@@ -622,20 +638,9 @@ void Workload::writer_loop(int node, int writer, Kind kind, uint64_t seed) {
                      nullptr);
       }
     }
-    bool committed = error.empty() && txn.commit;
-    record(txn, committed);
-    if (error.empty()) {
-      ++(txn.commit ? counters_.committed : counters_.rolled_back);
-    } else {
-      ++counters_.failed;
-      if (error.find("database is locked") != std::string::npos)
-        ++counters_.locked;
-      else {
-        ++counters_.errors;
-        note_error(fmt::format("n{}w{} txn {}{}: {}", node + 1, writer, txn_no,
-                               shell ? " (sqlite3 shell)" : "", error));
-      }
-    }
+    finish_txn(
+        txn, txn.commit, error,
+        fmt::format("n{}w{} txn {}{}", node + 1, writer, txn_no, shell ? " (sqlite3 shell)" : ""));
     auto think =
         std::chrono::milliseconds(uniform(rng, options_.think_min_ms, options_.think_max_ms));
     for (auto until = std::chrono::steady_clock::now() + think;
@@ -687,18 +692,7 @@ void Workload::long_transaction(int node, std::chrono::milliseconds hold, uint64
     error = e.what();
     sqlite3_exec(handle, "ROLLBACK", nullptr, nullptr, nullptr);
   }
-  record(txn, error.empty() && commit);
-  if (error.empty()) {
-    ++(commit ? counters_.committed : counters_.rolled_back);
-  } else {
-    ++counters_.failed;
-    if (error.find("database is locked") != std::string::npos)
-      ++counters_.locked;
-    else {
-      ++counters_.errors;
-      note_error(fmt::format("long transaction on node {}: {}", node + 1, error));
-    }
-  }
+  finish_txn(txn, commit, error, fmt::format("long transaction on node {}", node + 1));
 }
 
 std::unordered_map<std::string, std::vector<std::pair<std::string, uint64_t>>> Workload::expected()

@@ -126,6 +126,9 @@ class Workload {
   std::string run_in_shell(int node, const Txn& txn, const std::string& tag);
   void record(const Txn& txn, bool committed);
   void note_error(const std::string& what);
+  // Records the transaction and counts its outcome; `context` names it in an error note.
+  void finish_txn(const Txn& txn, bool commit, const std::string& error,
+                  const std::string& context);
 
   WorkloadOptions options_;
   uint64_t seed_;
