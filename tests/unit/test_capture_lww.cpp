@@ -229,3 +229,21 @@ TEST_CASE("a UNIQUE value held here by a row outside the batch dead-letters the 
   CHECK(n.b.query_int("SELECT count(*) FROM __harmony_dead_letters WHERE reason LIKE "
                       "'%UNIQUE constraint failed: u.email%'") == 2);
 }
+
+TEST_CASE("a newer delete of a row already deleted here moves the tombstone's version",
+          "[capture][lww]") {
+  TwoNodes n(kSchema);
+  n.shell_a("INSERT INTO t VALUES (1, 'x', 0);");
+  n.sync();
+  shell_ok(n.path_b, "DELETE FROM t WHERE id = 1;");
+  fold_now(n.b);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  n.shell_a("DELETE FROM t WHERE id = 1;");
+  fold_now(n.a);
+  const int64_t newer = n.a.query_int("SELECT version FROM __harmony_rows_1");
+  REQUIRE(newer > n.b.query_int("SELECT version FROM __harmony_rows_1"));
+  auto s = replicate_once(n.a, n.b);
+  CHECK(s.apply.applied == 1);
+  CHECK(n.b.query_int("SELECT version FROM __harmony_rows_1") == newer);
+  CHECK(n.b.query_int("SELECT node FROM __harmony_rows_1") == static_cast<int64_t>(node_id(n.a)));
+}
