@@ -282,9 +282,11 @@ std::vector<std::string> render_plots(const json& results, const std::string& wo
     g << "set terminal pngcairo size 1100,650 noenhanced font ',10'\n"
       << "set grid\nset key bottom right\n";
     if (!delay_plots.empty()) {
-      g << "set output '" << out_dir << "/delay.png'\n"
-        << "set title 'Replication delay, commit on node 1 -> visible on node 2 (CDF)\\n"
-        << title << "'\n"
+      g << "set output '" << out_dir
+        << "/delay.png'\n"
+        // Double quotes: gnuplot expands \n only there.
+        << "set title \"Replication delay, commit on node 1 -> visible on node 2 (CDF)\\n"
+        << title << "\"\n"
         << "set logscale x\nset xlabel 'delay (ms, log scale)'\nset ylabel 'fraction of rows'\n"
         << "set yrange [0:1]\n"
         << "plot " << delay_plots << "\n"
@@ -293,8 +295,8 @@ std::vector<std::string> render_plots(const json& results, const std::string& wo
     }
     if (!tp_plots.empty()) {
       g << "set output '" << out_dir << "/throughput.png'\n"
-        << "set title 'Replication throughput over time (rows/s over 1 s windows)\\n"
-        << title << "'\n"
+        << "set title \"Replication throughput over time (rows/s over 1 s windows)\\n"
+        << title << "\"\n"
         << "set logscale y\nset key top right\nset xlabel 'seconds since the writer started'\n"
         << "set ylabel 'rows/s (log scale)'\n"
         << "plot " << tp_plots << "\n";
