@@ -150,11 +150,15 @@ struct Applier::PendingRow {
   std::string error;  // the last failure, for the dead letter
 };
 
+void Applier::remove_row(const PendingRow& p) {
+  p.st->remove.reset();
+  for (size_t i = 0; i < p.key.size(); ++i) p.st->remove.bind(static_cast<int>(i + 1), p.key[i]);
+  p.st->remove.run();
+}
+
 void Applier::write_row(const PendingRow& p) {
   if (p.row->deleted) {
-    p.st->remove.reset();
-    for (size_t i = 0; i < p.key.size(); ++i) p.st->remove.bind(static_cast<int>(i + 1), p.key[i]);
-    p.st->remove.run();
+    remove_row(p);
   } else if (p.st->upsert) {
     p.st->upsert.reset();
     for (size_t i = 0; i < p.row->values.size(); ++i)
@@ -272,12 +276,7 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
   db_.exec("SAVEPOINT harmony_unique_cycle");
   bool all_written = true;
   try {
-    for (auto& p : deferred) {
-      p.st->remove.reset();
-      for (size_t i = 0; i < p.key.size(); ++i)
-        p.st->remove.bind(static_cast<int>(i + 1), p.key[i]);
-      p.st->remove.run();
-    }
+    for (auto& p : deferred) remove_row(p);
     for (auto& p : deferred) write_row(p);
   } catch (const SqliteError& e) {
     if (transient(e)) {

@@ -52,6 +52,7 @@ class Applier {
   struct TableStatements;
   struct PendingRow;
   TableStatements* statements_for(const BatchTable& bt, std::string& why_not);
+  void remove_row(const PendingRow& p);
   void write_row(const PendingRow& p);
   void record_row(const PendingRow& p, uint64_t origin);
   // Rows that hit a UNIQUE index in the first pass: retried in order, then as one group.
