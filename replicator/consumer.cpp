@@ -78,7 +78,7 @@ void Consumer::run(const std::atomic<bool>& stop) {
   source_.start(position + 1);
   spdlog::info("consuming {} from sequence {}", options_.stream, position + 1);
 
-  BatchAssembler assembler;
+  BatchAssembler assembler, replay_assembler;
   uint64_t last_seen = position;        // highest sequence handed to the assembler
   std::deque<IncomingMessage> backlog;  // received but left for the next transaction
   uint64_t unsaved_position = 0;        // advanced over own batches, not yet stored
@@ -98,6 +98,7 @@ void Consumer::run(const std::atomic<bool>& stop) {
       source_.stop();
       backlog.clear();
       assembler = BatchAssembler{};
+      replay_assembler = BatchAssembler{};
       if (!wait_for_schema(db, held->batch, options_.stream, schema, stop,
                            options_.schema_generation, options_.selection))
         break;
@@ -157,8 +158,8 @@ void Consumer::run(const std::atomic<bool>& stop) {
       }
       IncomingMessage m = std::move(msgs.front());
       msgs.pop_front();
-      if (m.stream_seq <= last_seen) continue;  // redelivery after a reset
-      if (m.stream_seq != last_seen + 1 && m.stream_seq != 0) {
+      if (m.stream_seq <= last_seen && !m.replay) continue;  // redelivery after a reset
+      if (!m.replay && m.stream_seq != last_seen + 1 && m.stream_seq != 0) {
         // A hole: retention removed messages before this node applied them. Applying what
         // follows would leave this node diverged for good, so the stream stops here (what came
         // before is still applied below); a restart restores the newest snapshot.
@@ -167,7 +168,8 @@ void Consumer::run(const std::atomic<bool>& stop) {
         backlog.clear();
         break;
       }
-      last_seen = m.stream_seq;
+      // A replay lies at or below what was read already: the position does not move for it.
+      last_seen = std::max(last_seen, m.stream_seq);
       IncomingPart part;
       part.stream_seq = m.stream_seq;
       if (auto err = parse_part_headers(m.origin, m.batch, m.part, part)) {
@@ -175,7 +177,9 @@ void Consumer::run(const std::atomic<bool>& stop) {
         continue;
       }
       part.payload = std::move(m.payload);
-      auto result = assembler.add(std::move(part));
+      // Replays are reassembled apart: they must neither supersede nor complete a batch that
+      // is being read in order, nor move the safe position.
+      auto result = (m.replay ? replay_assembler : assembler).add(std::move(part));
       for (auto& d : result.dropped) spdlog::warn("{}: {}", options_.stream, d);
       if (!result.complete) continue;
       auto& done = *result.complete;

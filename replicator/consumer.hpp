@@ -20,6 +20,9 @@ struct IncomingMessage {
   uint64_t stream_seq = 0;
   std::optional<std::string> origin, batch, part;  // Harmony-* headers
   std::string payload;
+  // The stream leader's message at a sequence this node already read, where it read something
+  // else (replicator/stream_audit.hpp): applied although it lies at or below the position.
+  bool replay = false;
 };
 
 // Seam between the consumer and JetStream (an in-memory fake in unit tests).

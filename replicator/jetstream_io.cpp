@@ -18,10 +18,24 @@ constexpr int64_t kMaxPendingParts = 64;
 // stays silent forever. One stream-info request per idle interval and stream costs nothing.
 constexpr auto kStallCheckInterval = std::chrono::seconds(10);
 
+// Leader requests of the audit: short, so an unreachable leader costs the consumer little.
+constexpr int64_t kLeaderRequestTimeoutMs = 2000;
+
 std::optional<std::string> header(natsMsg* m, const char* key) {
   const char* v = nullptr;
   if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v) return std::nullopt;
   return std::string(v);
+}
+
+// Headers and payload; the stream sequence is the caller's to set.
+IncomingMessage to_incoming(natsMsg* m) {
+  IncomingMessage out;
+  out.origin = header(m, kHeaderOrigin);
+  out.batch = header(m, kHeaderBatch);
+  out.part = header(m, kHeaderPart);
+  if (natsMsg_GetDataLength(m) > 0)
+    out.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+  return out;
 }
 
 natsMsg* make_part_message(const std::string& subject, const OutgoingPart& p, uint64_t origin,
@@ -131,15 +145,98 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
   return error.empty() && acked_ == static_cast<int>(parts.size());
 }
 
-JetStreamSource::JetStreamSource(natsConnection* nc, std::string stream, std::string subject)
-    : nc_(nc), stream_(std::move(stream)), subject_(std::move(subject)) {
+JetStreamSource::JetStreamSource(natsConnection* nc, std::string stream, std::string subject,
+                                 ReplicatorStats* stats)
+    : nc_(nc), stats_(stats), stream_(std::move(stream)), subject_(std::move(subject)) {
   natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
   if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = kLeaderRequestTimeoutMs;
+  jsCtx* audit = nullptr;
+  s = natsConnection_JetStream(&audit, nc_, &o);
+  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
+  audit_js_.reset(audit);
+  // A new stream leader may serve a different history than the old one did.
+  const std::string advisory = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED." + stream_;
+  natsSubscription* sub = nullptr;
+  s = natsConnection_Subscribe(&sub, nc_, advisory.c_str(), &JetStreamSource::on_leader_elected,
+                               this);
+  if (s != NATS_OK) throw Error("cannot subscribe to " + advisory + ": " + nats_error_text(s));
+  leader_advisories_.reset(sub);
+  reconnects_seen_ = reconnects();
 }
 
 JetStreamSource::~JetStreamSource() {
   stop();
+  // Drained, so no callback still runs with `this` once the subscription is gone.
+  if (natsSubscription_Drain(leader_advisories_.get()) == NATS_OK)
+    natsSubscription_WaitForDrainCompletion(leader_advisories_.get(), 1000);
+  leader_advisories_.reset();
+  audit_js_.reset();
   jsCtx_Destroy(js_);
+}
+
+void JetStreamSource::on_leader_elected(natsConnection*, natsSubscription*, natsMsg* msg,
+                                        void* closure) {
+  static_cast<JetStreamSource*>(closure)->leader_changed_ = true;
+  natsMsg_Destroy(msg);
+}
+
+uint64_t JetStreamSource::reconnects() const {
+  natsStatistics* raw = nullptr;
+  uint64_t count = 0;
+  if (natsStatistics_Create(&raw) != NATS_OK) return 0;
+  if (natsConnection_GetStats(nc_, raw) == NATS_OK)
+    natsStatistics_GetCounts(raw, nullptr, nullptr, nullptr, nullptr, &count);
+  natsStatistics_Destroy(raw);
+  return count;
+}
+
+LeaderMessage JetStreamSource::leader_message(uint64_t seq) {
+  LeaderMessage out;
+  natsMsg* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  // STREAM.MSG.GET is answered by the stream leader only.
+  natsStatus s = js_GetMsg(&raw, audit_js_.get(), stream_.c_str(), seq, nullptr, &jerr);
+  NatsMsgPtr m(raw);
+  if (s == NATS_OK && m) {
+    out.status = LeaderMessage::Status::Found;
+    out.message = to_incoming(m.get());
+    out.identity = StreamAudit::identity(header(m.get(), kHeaderMsgId), out.message.payload);
+  } else if (jerr == JSNoMessageFoundErr) {
+    out.status = LeaderMessage::Status::Gone;
+  }
+  return out;
+}
+
+void JetStreamSource::audit() {
+  const auto now = std::chrono::steady_clock::now();
+  if (leader_changed_.exchange(false)) audit_.suspect(now);
+  if (!audit_.due(now)) return;
+  if (const uint64_t r = reconnects(); r != reconnects_seen_) {
+    // Reconnected, perhaps to another server: what it serves may differ.
+    reconnects_seen_ = r;
+    audit_.suspect(now);
+  }
+  AuditCounters counters;
+  auto differing = audit_.run(
+      now, [this](uint64_t seq) { return leader_message(seq); }, counters);
+  if (stats_) {
+    stats_->stream_messages_checked += static_cast<int64_t>(counters.checked);
+    stats_->stream_messages_repaired += static_cast<int64_t>(counters.mismatched);
+  }
+  if (differing.empty()) return;
+  spdlog::warn(
+      "{}: {} message(s) this node read differ from the stream leader's copy (the first at "
+      "sequence {}); the stream's replicas diverged. Re-applying the leader's messages (last "
+      "writer wins makes that safe) and reading on from a new consumer",
+      stream_, differing.size(), differing.front().stream_seq);
+  for (auto& m : differing) repairs_.push_back(std::move(m));
+  if (sub_) {
+    stop();
+    subscribe();
+  }
 }
 
 void JetStreamSource::stop() {
@@ -169,6 +266,9 @@ bool JetStreamSource::subscribe() {
   if (s == NATS_OK) {
     // Catch-up can deliver far more than the library's default pending limits.
     natsSubscription_SetPendingLimits(sub_, -1, 256 * 1024 * 1024);
+    // A new consumer may be served by another replica than the last one.
+    if (subscribed_before_) audit_.suspect(std::chrono::steady_clock::now());
+    subscribed_before_ = true;
     return true;
   }
   sub_ = nullptr;
@@ -183,6 +283,12 @@ bool JetStreamSource::subscribe() {
 }
 
 std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds timeout) {
+  if (repairs_.empty()) audit();
+  if (!repairs_.empty()) {
+    IncomingMessage m = std::move(repairs_.front());
+    repairs_.pop_front();
+    return m;
+  }
   if (!sub_) {
     if (std::chrono::steady_clock::now() < retry_at_ || !subscribe()) {
       std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(100)));
@@ -209,17 +315,15 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
     retry_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
     return std::nullopt;
   }
-  IncomingMessage out;
+  IncomingMessage out = to_incoming(m);
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta) {
     out.stream_seq = meta->Sequence.Stream;
     jsMsgMetaData_Destroy(meta);
   }
-  out.origin = header(m, kHeaderOrigin);
-  out.batch = header(m, kHeaderBatch);
-  out.part = header(m, kHeaderPart);
-  if (natsMsg_GetDataLength(m) > 0)
-    out.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+  if (out.stream_seq > 0)
+    audit_.record(out.stream_seq, StreamAudit::identity(header(m, kHeaderMsgId), out.payload),
+                  out.payload.size());
   natsMsg_Destroy(m);
   if (out.stream_seq >= next_seq_) next_seq_ = out.stream_seq + 1;
   last_message_ = std::chrono::steady_clock::now();

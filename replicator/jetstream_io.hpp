@@ -1,17 +1,23 @@
 // JetStream implementations of the publisher's BatchTransport and the consumer's
 // MessageSource, on nats.c: publishes with Nats-Msg-Id (dedup) and ExpectStream, reads with an
 // ordered push consumer starting at the stored position + 1 (positions live in the database,
-// so the server keeps no consumer state for us).
+// so the server keeps no consumer state for us), and checks what it read against the stream
+// leader's copy (replicator/stream_audit.hpp), handing back the leader's messages where a
+// replica served something else.
 #pragma once
 #include <nats/nats.h>
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <mutex>
 #include <string>
 
 #include "replicator/consumer.hpp"
+#include "replicator/nats_client.hpp"
 #include "replicator/publisher.hpp"
+#include "replicator/stats.hpp"
+#include "replicator/stream_audit.hpp"
 
 namespace harmony {
 
@@ -36,7 +42,9 @@ class JetStreamTransport : public BatchTransport {
 
 class JetStreamSource : public MessageSource {
  public:
-  JetStreamSource(natsConnection* nc, std::string stream, std::string subject);
+  // `stats` (optional) receives the audit counters.
+  JetStreamSource(natsConnection* nc, std::string stream, std::string subject,
+                  ReplicatorStats* stats = nullptr);
   ~JetStreamSource() override;
   void start(uint64_t start_seq) override;
   std::optional<IncomingMessage> next(std::chrono::milliseconds timeout) override;
@@ -46,7 +54,20 @@ class JetStreamSource : public MessageSource {
   bool subscribe();
   // Resubscribes when nothing arrived for a while although the stream holds more.
   void check_stalled();
+  // Runs the due checks against the stream leader; differing messages go to repairs_.
+  void audit();
+  LeaderMessage leader_message(uint64_t seq);
+  uint64_t reconnects() const;
+  static void on_leader_elected(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   natsConnection* nc_;
+  ReplicatorStats* stats_;
+  JsCtxPtr audit_js_;  // leader requests with a short timeout
+  NatsSubscriptionPtr leader_advisories_;
+  std::atomic<bool> leader_changed_{false};
+  StreamAudit audit_;
+  std::deque<IncomingMessage> repairs_;
+  uint64_t reconnects_seen_ = 0;
+  bool subscribed_before_ = false;
   jsCtx* js_ = nullptr;
   natsSubscription* sub_ = nullptr;
   std::string stream_, subject_;

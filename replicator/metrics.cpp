@@ -119,6 +119,13 @@ std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, in
            d(s.batches_dead_lettered));
   w.single("batches_skipped_own_total", "counter",
            "This node's own batches seen in the streams and skipped.", d(s.batches_skipped_own));
+  w.single("stream_messages_checked_total", "counter",
+           "Messages read from the streams and compared with the stream leader's copy.",
+           d(s.stream_messages_checked));
+  w.single("stream_messages_repaired_total", "counter",
+           "Messages this node read differently from the stream leader's copy (diverged stream "
+           "replicas), re-applied from the leader.",
+           d(s.stream_messages_repaired));
   w.single("dead_letters", "gauge", "Rows currently in __harmony_dead_letters.",
            d(s.dead_letters_stored));
   w.single("last_applied_timestamp_seconds", "gauge",

@@ -333,7 +333,7 @@ int run_replicator(const Config& config, const CliOptions& cli) {
   if (config.replicate) {
     for (int shard = 1; shard <= config.replication_log.shards; ++shard) {
       sources.push_back(std::make_unique<JetStreamSource>(conn->get(), stream_name(config, shard),
-                                                          subject_name(config, shard)));
+                                                          subject_name(config, shard), &stats));
       ConsumerOptions co;
       co.db_path = config.db_path;
       co.stream = stream_name(config, shard);

@@ -89,6 +89,9 @@ struct ReplicatorStats {
   std::atomic<int64_t> rows_applied{0}, rows_skipped_older{0}, rows_dead_lettered{0};
   std::atomic<int64_t> batches_applied{0}, batches_dead_lettered{0}, batches_skipped_own{0};
   std::atomic<int64_t> pending_rows{0};
+  // Messages compared with the stream leader's copy, and those found different and re-applied
+  // (replicator/stream_audit.hpp).
+  std::atomic<int64_t> stream_messages_checked{0}, stream_messages_repaired{0};
   std::atomic<int64_t> dead_letters_stored{0};  // rows in __harmony_dead_letters
   std::atomic<int64_t> last_published_ms{0}, last_applied_ms{0};
   std::atomic<bool> nats_connected{false}, db_ok{false}, capture_installed{false};

@@ -159,6 +159,11 @@ TEST_CASE("health and metrics of a live pair follow what happens", "[ops]") {
   CHECK(metric(after, "harmonylite_stream_paused", stream) == 0);
   CHECK(metric(after, "harmonylite_nats_connected") == 1);
   CHECK(metric(after, "harmonylite_published") == 0);  // node 2 wrote nothing
+  // What node 2 read is checked against the stream leader's copy within a tick (5 s), and
+  // matches it (a mismatch here would mean the leader's messages are compared wrongly).
+  REQUIRE(wait_until(
+      [&] { return metric(metrics(m2), "harmonylite_stream_messages_checked_total") >= 2; }, 15s));
+  CHECK(metric(metrics(m2), "harmonylite_stream_messages_repaired_total") == 0);
 
   std::string m1;
   REQUIRE(wait_until(
