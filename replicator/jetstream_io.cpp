@@ -13,10 +13,16 @@ namespace harmony {
 namespace {
 // Async publishes in flight for one multi-part batch.
 constexpr int64_t kMaxPendingParts = 64;
-// A subscription silent this long is checked against the stream: the library's ordered consumer
-// can fail to recreate itself after an outage (its reset hits a JetStream API timeout) and then
-// stays silent forever. One stream-info request per idle interval and stream costs nothing.
+// A subscription silent this long is checked against the stream: a consumer lost with its
+// server (or deleted after an outage) stays silent forever. One stream-info request per idle
+// interval and stream costs nothing.
 constexpr auto kStallCheckInterval = std::chrono::seconds(10);
+// Server heartbeats on an idle consumer (nats.c reports missed ones to the error handler) and
+// flow control, as the library's ordered consumer uses them.
+constexpr int64_t kConsumerHeartbeatNs = 5'000'000'000;
+// How long the server keeps our ephemeral consumer while this client is away: longer than a
+// nats-server restart, so a short reconnect does not lose it; a resubscribe deletes it anyway.
+constexpr int64_t kConsumerInactiveNs = 30'000'000'000;
 
 // Leader requests of the audit: short, so an unreachable leader costs the consumer little.
 constexpr int64_t kLeaderRequestTimeoutMs = 2000;
@@ -215,9 +221,15 @@ void JetStreamSource::audit() {
   if (leader_changed_.exchange(false)) audit_.suspect(now);
   if (!audit_.due(now)) return;
   if (const uint64_t r = reconnects(); r != reconnects_seen_) {
-    // Reconnected, perhaps to another server: what it serves may differ.
+    // Reconnected, perhaps to another server: the consumer may have gone with the old one, and
+    // what the new one serves may differ. A fresh consumer from the next sequence costs little.
     reconnects_seen_ = r;
     audit_.suspect(now);
+    if (sub_) {
+      spdlog::info("{}: reconnected to NATS; resubscribing from sequence {}", stream_, next_seq_);
+      stop();
+      subscribe();
+    }
   }
   AuditCounters counters;
   auto differing = audit_.run(
@@ -258,7 +270,18 @@ bool JetStreamSource::subscribe() {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream_.c_str();
-  so.Ordered = true;
+  // A plain ephemeral push consumer that this class recreates itself, not the library's ordered
+  // consumer: that one recreates itself on a thread of its own, and unsubscribing while it does
+  // so races inside nats.c 3.4.1 (jsSub_deleteConsumer uses the consumer name the reset thread
+  // frees); the 20-minute soak saw a replicator abort in glibc's mutex code right after such a
+  // resubscribe. Gaps in the delivery sequence, missing deliveries and reconnects resubscribe
+  // from the next stream sequence below.
+  so.Config.AckPolicy = js_AckNone;
+  so.Config.FlowControl = true;
+  so.Config.Heartbeat = kConsumerHeartbeatNs;
+  so.Config.InactiveThreshold = kConsumerInactiveNs;
+  so.Config.Replicas = 1;
+  so.Config.MemoryStorage = true;
   so.Config.DeliverPolicy = next_seq_ <= 1 ? js_DeliverAll : js_DeliverByStartSequence;
   if (next_seq_ > 1) so.Config.OptStartSeq = next_seq_;
   jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -266,6 +289,7 @@ bool JetStreamSource::subscribe() {
   if (s == NATS_OK) {
     // Catch-up can deliver far more than the library's default pending limits.
     natsSubscription_SetPendingLimits(sub_, -1, 256 * 1024 * 1024);
+    next_delivery_ = 1;
     // A new consumer may be served by another replica than the last one.
     if (subscribed_before_) audit_.suspect(std::chrono::steady_clock::now());
     subscribed_before_ = true;
@@ -317,10 +341,23 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
   }
   IncomingMessage out = to_incoming(m);
   jsMsgMetaData* meta = nullptr;
+  uint64_t delivery = 0;
   if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta) {
     out.stream_seq = meta->Sequence.Stream;
+    delivery = meta->Sequence.Consumer;
     jsMsgMetaData_Destroy(meta);
   }
+  if (delivery != 0 && delivery != next_delivery_) {
+    // Deliveries were lost between the server and us (dropped as a slow consumer, or the
+    // consumer was recreated under the same subject): read again from the next sequence.
+    spdlog::warn("{}: delivery {} arrived where {} was expected; resubscribing from sequence {}",
+                 stream_, delivery, next_delivery_, next_seq_);
+    natsMsg_Destroy(m);
+    stop();
+    subscribe();
+    return std::nullopt;
+  }
+  next_delivery_ = delivery + 1;
   if (out.stream_seq > 0)
     audit_.record(out.stream_seq, StreamAudit::identity(header(m, kHeaderMsgId), out.payload),
                   out.payload.size());

@@ -1,7 +1,8 @@
 // JetStream implementations of the publisher's BatchTransport and the consumer's
 // MessageSource, on nats.c: publishes with Nats-Msg-Id (dedup) and ExpectStream, reads with an
-// ordered push consumer starting at the stored position + 1 (positions live in the database,
-// so the server keeps no consumer state for us), and checks what it read against the stream
+// ephemeral push consumer (recreated here on gaps, reconnects and silence) starting at the
+// stored position + 1 (positions live in the database, so the server keeps no consumer state
+// for us), and checks what it read against the stream
 // leader's copy (replicator/stream_audit.hpp), handing back the leader's messages where a
 // replica served something else.
 #pragma once
@@ -72,6 +73,7 @@ class JetStreamSource : public MessageSource {
   natsSubscription* sub_ = nullptr;
   std::string stream_, subject_;
   uint64_t next_seq_ = 1;
+  uint64_t next_delivery_ = 1;  // consumer (delivery) sequence expected next
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::steady_clock::time_point last_error_log_{};
   std::chrono::steady_clock::time_point last_message_{};

@@ -316,6 +316,15 @@ class Run {
       auto level = line.substr(first + 1, line.find(' ', first + 1) - first - 1);
       if ((level == "error" || level == "critical") && r_.replicator_errors.size() < 30)
         r_.replicator_errors.push_back(line);
+      // "<stream>: <n> message(s) this node read differ from the stream leader's copy ..."
+      if (auto at = line.find(" message(s) this node read differ"); at != std::string::npos) {
+        auto start = line.rfind(' ', at - 1);
+        try {
+          r_.repaired_messages += std::stoll(line.substr(start + 1, at - start - 1));
+          ++r_.repairs;
+        } catch (const std::exception&) {
+        }
+      }
     }
   }
 
@@ -444,6 +453,8 @@ std::string SoakReport::summary() const {
   row("rows lost", std::to_string(check.rows_lost));
   row("nodes diverged", std::to_string(check.nodes_diverged));
   row("dead letters", std::to_string(check.dead_letters));
+  row("messages re-applied from stream leader",
+      fmt::format("{} (in {} repairs of diverged stream replicas)", repaired_messages, repairs));
   row("pending after convergence", std::to_string(check.pending));
   row("time to converge", converged ? fmt::format("{:.1f} s", converge_seconds)
                                     : (interrupted ? std::string("interrupted")
