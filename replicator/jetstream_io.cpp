@@ -377,7 +377,20 @@ void JetStreamSource::check_stalled() {
     return;  // JetStream not answering: the outage is logged elsewhere; look again later
   JsStreamInfoPtr info(raw);
   const uint64_t last_seq = info->State.LastSeq;
-  if (last_seq < next_seq_) return;  // idle and up to date
+  if (last_seq < next_seq_) {
+    // Idle and up to date, but is the consumer still there? One lost with its server (or
+    // removed while this client was away) would deliver nothing when writes resume.
+    jsConsumerInfo* ci = nullptr;
+    jerr = static_cast<jsErrCode>(0);
+    natsSubscription_GetConsumerInfo(&ci, sub_, nullptr, &jerr);
+    JsConsumerInfoPtr consumer(ci);
+    if (jerr != JSConsumerNotFoundErr) return;
+    spdlog::info("{}: the consumer is gone from the server; resubscribing from sequence {}",
+                 stream_, next_seq_);
+    stop();
+    subscribe();
+    return;
+  }
   spdlog::warn(
       "no message from {} for {} s although it holds up to sequence {} and this node is at {}: "
       "resubscribing",
