@@ -240,10 +240,11 @@ void JetStreamSource::audit() {
   }
   if (differing.empty()) return;
   spdlog::warn(
-      "{}: {} message(s) this node read differ from the stream leader's copy (the first at "
-      "sequence {}); the stream's replicas diverged. Re-applying the leader's messages (last "
-      "writer wins makes that safe) and reading on from a new consumer",
-      stream_, differing.size(), differing.front().stream_seq);
+      "{}: {} message(s) this node read differ from the stream leader's copy (sequences {}..{}; "
+      "{}); the stream's replicas diverged. Re-applying the leader's messages (last writer wins "
+      "makes that safe) and reading on from a new consumer",
+      stream_, differing.size(), differing.front().stream_seq, differing.back().stream_seq,
+      counters.example);
   for (auto& m : differing) repairs_.push_back(std::move(m));
   if (sub_) {
     stop();

@@ -89,6 +89,9 @@ std::vector<IncomingMessage> StreamAudit::run(Clock::time_point now,
     ++counters.checked;
     if (leader.identity == it->identity) continue;
     ++counters.mismatched;
+    if (counters.example.empty())
+      counters.example = fmt::format("sequence {}: read {}, leader has {}", it->seq, it->identity,
+                                     leader.identity);
     it->identity = leader.identity;
     leader.message.stream_seq = it->seq;
     leader.message.replay = true;

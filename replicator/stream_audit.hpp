@@ -38,6 +38,7 @@ struct LeaderMessage {
 struct AuditCounters {
   uint64_t checked = 0;     // sequences compared with the leader
   uint64_t mismatched = 0;  // ... that held a different message there
+  std::string example;      // the newest difference: "seq N: read <id>, leader has <id>"
 };
 
 class StreamAudit {
