@@ -237,7 +237,11 @@ TEST_CASE("the consumer applies the leader's message at a sequence it already pa
   Consumer con(co, source, stats_b);
   std::atomic<bool> stop_con{false};
   std::thread tc([&] { con.run(stop_con); });
-  auto rows = [&] { return Db::open(b).query_int("SELECT count(*) FROM Books"); };
+  auto rows = [&] {
+    Db d = Db::open(b);
+    d.set_busy_timeout(5000);  // the consumer may be writing
+    return d.query_int("SELECT count(*) FROM Books");
+  };
   REQUIRE(wait_until([&] { return con.position() == 2; }, 5s));
   CHECK(rows() == 1);  // 'two' never reached this node
 
