@@ -227,8 +227,7 @@ void JetStreamSource::audit() {
     audit_.suspect(now);
     if (sub_) {
       spdlog::info("{}: reconnected to NATS; resubscribing from sequence {}", stream_, next_seq_);
-      stop();
-      subscribe();
+      resubscribe();
     }
   }
   AuditCounters counters;
@@ -247,8 +246,7 @@ void JetStreamSource::audit() {
       counters.example);
   for (auto& m : differing) repairs_.push_back(std::move(m));
   if (sub_) {
-    stop();
-    subscribe();
+    resubscribe();
   }
 }
 
@@ -264,6 +262,11 @@ void JetStreamSource::start(uint64_t start_seq) {
   stop();
   next_seq_ = std::max<uint64_t>(start_seq, 1);
   last_message_ = std::chrono::steady_clock::now();
+  subscribe();
+}
+
+void JetStreamSource::resubscribe() {
+  stop();
   subscribe();
 }
 
@@ -354,8 +357,7 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
     spdlog::warn("{}: delivery {} arrived where {} was expected; resubscribing from sequence {}",
                  stream_, delivery, next_delivery_, next_seq_);
     natsMsg_Destroy(m);
-    stop();
-    subscribe();
+    resubscribe();
     return std::nullopt;
   }
   next_delivery_ = delivery + 1;
@@ -388,8 +390,7 @@ void JetStreamSource::check_stalled() {
     if (jerr != JSConsumerNotFoundErr) return;
     spdlog::info("{}: the consumer is gone from the server; resubscribing from sequence {}",
                  stream_, next_seq_);
-    stop();
-    subscribe();
+    resubscribe();
     return;
   }
   spdlog::warn(
@@ -397,9 +398,8 @@ void JetStreamSource::check_stalled() {
       "resubscribing",
       stream_, std::chrono::duration_cast<std::chrono::seconds>(now - last_message_).count(),
       last_seq, next_seq_ - 1);
-  stop();
   last_message_ = now;
-  subscribe();
+  resubscribe();
 }
 
 }  // namespace harmony

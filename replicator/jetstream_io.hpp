@@ -2,9 +2,9 @@
 // MessageSource, on nats.c: publishes with Nats-Msg-Id (dedup) and ExpectStream, reads with an
 // ephemeral push consumer (recreated here on gaps, reconnects and silence) starting at the
 // stored position + 1 (positions live in the database, so the server keeps no consumer state
-// for us), and checks what it read against the stream
-// leader's copy (replicator/stream_audit.hpp), handing back the leader's messages where a
-// replica served something else.
+// for us), and checks what it read against the stream leader's copy
+// (replicator/stream_audit.hpp), handing back the leader's messages where a replica served
+// something else.
 #pragma once
 #include <nats/nats.h>
 
@@ -53,6 +53,8 @@ class JetStreamSource : public MessageSource {
 
  private:
   bool subscribe();
+  // A fresh consumer from the next sequence (the old one is deleted first).
+  void resubscribe();
   // Resubscribes when nothing arrived for a while although the stream holds more.
   void check_stalled();
   // Runs the due checks against the stream leader; differing messages go to repairs_.

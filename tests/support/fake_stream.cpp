@@ -60,4 +60,20 @@ std::optional<IncomingMessage> FakeSource::next(std::chrono::milliseconds timeou
   return m;
 }
 
+PublisherOptions fake_publisher_options(const std::string& db_path, uint64_t node) {
+  PublisherOptions o;
+  o.db_path = db_path;
+  o.node = node;
+  o.poll_interval = std::chrono::milliseconds(50);
+  return o;
+}
+
+ConsumerOptions fake_consumer_options(const std::string& db_path, uint64_t node) {
+  ConsumerOptions o;
+  o.db_path = db_path;
+  o.node = node;
+  o.stream = "s-1";
+  return o;
+}
+
 }  // namespace harmony::test

@@ -53,4 +53,9 @@ class FakeSource : public MessageSource {
   uint64_t next_ = 1;
 };
 
+// Options for running a Publisher / Consumer on `db_path` against a FakeStream: the stream is
+// named "s-1"; the publisher polls every 50 ms so tests do not wait on the default second.
+PublisherOptions fake_publisher_options(const std::string& db_path, uint64_t node);
+ConsumerOptions fake_consumer_options(const std::string& db_path, uint64_t node);
+
 }  // namespace harmony::test

@@ -62,22 +62,6 @@ std::string checksum(const std::string& path) {
   return table_checksum(d, "Books");
 }
 
-PublisherOptions publisher_options(const std::string& path, uint64_t node) {
-  PublisherOptions o;
-  o.db_path = path;
-  o.node = node;
-  o.poll_interval = std::chrono::milliseconds(50);
-  return o;
-}
-
-ConsumerOptions consumer_options(const std::string& path, uint64_t node) {
-  ConsumerOptions o;
-  o.db_path = path;
-  o.node = node;
-  o.stream = "s-1";
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("changes flow from one node to another through the stream", "[pipeline]") {
@@ -86,9 +70,9 @@ TEST_CASE("changes flow from one node to another through the stream", "[pipeline
   FakeStream stream;
   FakeTransport transport(stream);
   ReplicatorStats stats_a, stats_b;
-  Publisher pub(publisher_options(a, 1), transport, stats_a);
+  Publisher pub(fake_publisher_options(a, 1), transport, stats_a);
   FakeSource source(stream);
-  Consumer con(consumer_options(b, 2), source, stats_b);
+  Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rp([&](auto& stop) { pub.run(stop); });
   Runner rc([&](auto& stop) { con.run(stop); });
 
@@ -117,9 +101,9 @@ TEST_CASE("nothing is lost while publishing fails", "[pipeline]") {
   FakeTransport transport(stream);
   transport.fail = true;
   ReplicatorStats stats_a, stats_b;
-  Publisher pub(publisher_options(a, 1), transport, stats_a);
+  Publisher pub(fake_publisher_options(a, 1), transport, stats_a);
   FakeSource source(stream);
-  Consumer con(consumer_options(b, 2), source, stats_b);
+  Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rp([&](auto& stop) { pub.run(stop); });
   Runner rc([&](auto& stop) { con.run(stop); });
   for (int i = 1; i <= 20; ++i)
@@ -141,7 +125,7 @@ TEST_CASE("garbage is dead-lettered and later changes still apply", "[pipeline]"
   FakeStream stream;
   ReplicatorStats stats;
   FakeSource source(stream);
-  Consumer con(consumer_options(b, 2), source, stats);
+  Consumer con(fake_consumer_options(b, 2), source, stats);
   Runner rc([&](auto& stop) { con.run(stop); });
 
   stream.append(IncomingMessage{0, std::nullopt, std::nullopt, std::nullopt, "random bytes"});
@@ -173,7 +157,7 @@ TEST_CASE("multi-part batches are reassembled and applied whole", "[pipeline]") 
   FakeStream stream;
   FakeTransport transport(stream);
   ReplicatorStats stats_a, stats_b;
-  auto po = publisher_options(a, 1);
+  auto po = fake_publisher_options(a, 1);
   po.max_part_bytes = 1000;  // force many parts
   po.compress = false;
   Publisher pub(po, transport, stats_a);
@@ -191,7 +175,7 @@ TEST_CASE("multi-part batches are reassembled and applied whole", "[pipeline]") 
   auto msgs = stream.snapshot();
   REQUIRE(msgs.back().part.value().find('/') != std::string::npos);
   FakeSource source(stream);
-  Consumer con(consumer_options(b, 2), source, stats_b);
+  Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rc([&](auto& stop) { con.run(stop); });
   REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 500; }, 10s));
   CHECK(checksum(a) == checksum(b));
@@ -203,13 +187,13 @@ TEST_CASE("restart resumes after the stored position, duplicates change nothing"
   FakeStream stream;
   FakeTransport transport(stream);
   ReplicatorStats stats_a, stats_b;
-  Publisher pub(publisher_options(a, 1), transport, stats_a);
+  Publisher pub(fake_publisher_options(a, 1), transport, stats_a);
   Runner rp([&](auto& stop) { pub.run(stop); });
   REQUIRE(sqlite_shell(a, "INSERT INTO Books(title) VALUES ('one')").exit_code == 0);
   REQUIRE(wait_until([&] { return stream.size() == 1; }, 5s));
   {
     FakeSource source(stream);
-    Consumer con(consumer_options(b, 2), source, stats_b);
+    Consumer con(fake_consumer_options(b, 2), source, stats_b);
     Runner rc([&](auto& stop) { con.run(stop); });
     REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 1; }, 5s));
   }
@@ -220,7 +204,7 @@ TEST_CASE("restart resumes after the stored position, duplicates change nothing"
   REQUIRE(sqlite_shell(a, "INSERT INTO Books(title) VALUES ('two')").exit_code == 0);
   REQUIRE(wait_until([&] { return stream.size() == 3; }, 5s));
   FakeSource source(stream);
-  Consumer con(consumer_options(b, 2), source, stats_b);
+  Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rc([&](auto& stop) { con.run(stop); });
   REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 2; }, 5s));
   CHECK(count(b, "SELECT title FROM Books WHERE id=1") == 0);  // text, not the int 0 fallback

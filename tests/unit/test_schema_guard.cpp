@@ -73,22 +73,6 @@ void append(FakeStream& s, const Batch& b) {
                            encode_batch(b, true)});
 }
 
-ConsumerOptions consumer_options(const std::string& path, uint64_t node) {
-  ConsumerOptions o;
-  o.db_path = path;
-  o.node = node;
-  o.stream = "s-1";
-  return o;
-}
-
-PublisherOptions publisher_options(const std::string& path, uint64_t node) {
-  PublisherOptions o;
-  o.db_path = path;
-  o.node = node;
-  o.poll_interval = std::chrono::milliseconds(50);
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("schema hashes: columns, types and key count, previous hashes are remembered",
@@ -173,7 +157,7 @@ TEST_CASE("a schema mismatch pauses the stream without loss and resumes after lo
   FakeStream stream;
   FakeTransport transport(stream);
   ReplicatorStats stats_a, stats_b;
-  Publisher pub(publisher_options(a, 1), transport, stats_a);
+  Publisher pub(fake_publisher_options(a, 1), transport, stats_a);
   Runner rp([&](auto& stop) { pub.run(stop); });
 
   // A raw batch without a hash applies when its columns fit.
@@ -198,7 +182,7 @@ TEST_CASE("a schema mismatch pauses the stream without loss and resumes after lo
 
   {
     FakeSource source(stream);
-    Consumer con(consumer_options(b, 2), source, stats_b);
+    Consumer con(fake_consumer_options(b, 2), source, stats_b);
     Runner rc([&](auto& stop) { con.run(stop); });
     REQUIRE(wait_until([&] { return stats_b.streams()["s-1"].paused; }, 5s));
     std::this_thread::sleep_for(500ms);
@@ -212,7 +196,7 @@ TEST_CASE("a schema mismatch pauses the stream without loss and resumes after lo
   }
   // A restart while paused waits at the same place.
   FakeSource source(stream);
-  Consumer con(consumer_options(b, 2), source, stats_b);
+  Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rc([&](auto& stop) { con.run(stop); });
   REQUIRE(wait_until([&] { return stats_b.schema_pauses == 2; }, 5s));
   CHECK(count(b, "SELECT count(*) FROM Books WHERE id >= 2 AND id < 100") == 0);

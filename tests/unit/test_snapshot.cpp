@@ -22,6 +22,7 @@
 #include "shared/fold.hpp"
 #include "shared/outbox.hpp"
 #include "shared/status.hpp"
+#include "tests/support/fake_stream.hpp"
 #include "tests/support/support.hpp"
 
 using namespace harmony;
@@ -424,11 +425,7 @@ TEST_CASE("a consumer pauses its stream at a gap instead of applying past it", "
   ScriptedSource source(
       {message(1, 7, 1, 1), message(2, 7, 2, 2), message(5, 7, 3, 5), message(6, 7, 4, 6)});
   ReplicatorStats stats;
-  ConsumerOptions co;
-  co.db_path = b;
-  co.node = 2;
-  co.stream = "s-1";
-  Consumer consumer(co, source, stats);
+  Consumer consumer(fake_consumer_options(b, 2), source, stats);
   std::atomic<bool> stop{false};
   std::thread t([&] { consumer.run(stop); });
   bool returned = wait_until([&] { return stats.streams()["s-1"].paused; }, 5s);

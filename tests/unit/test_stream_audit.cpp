@@ -210,11 +210,7 @@ TEST_CASE("the consumer applies the leader's message at a sequence it already pa
   FakeStream leader_copy;
   FakeTransport transport(leader_copy);
   ReplicatorStats stats_a, stats_b;
-  PublisherOptions po;
-  po.db_path = a;
-  po.node = 1;
-  po.poll_interval = 50ms;
-  Publisher pub(po, transport, stats_a);
+  Publisher pub(fake_publisher_options(a, 1), transport, stats_a);
   std::atomic<bool> stop_pub{false};
   std::thread tp([&] { pub.run(stop_pub); });
   REQUIRE(sqlite_shell(a, "INSERT INTO Books VALUES (1, 'one')").exit_code == 0);
@@ -230,11 +226,7 @@ TEST_CASE("the consumer applies the leader's message at a sequence it already pa
   replica.append(messages[0]);
   replica.append(messages[0]);
   ReplayingSource source(replica);
-  ConsumerOptions co;
-  co.db_path = b;
-  co.node = 2;
-  co.stream = "s-1";
-  Consumer con(co, source, stats_b);
+  Consumer con(fake_consumer_options(b, 2), source, stats_b);
   std::atomic<bool> stop_con{false};
   std::thread tc([&] { con.run(stop_con); });
   auto rows = [&] {
