@@ -21,6 +21,15 @@ namespace {
 constexpr auto kMaxRetryDelay = std::chrono::seconds(5);
 constexpr auto kFailureLogEvery = std::chrono::seconds(10);
 constexpr auto kFoldIntervalWhenNotPublishing = std::chrono::seconds(5);
+// A file event can arrive before the commit that caused it is visible to other connections:
+// SQLite writes the WAL frames (inotify IN_MODIFY) and, under synchronous=FULL, fsyncs them
+// before it publishes the commit in the shared-memory WAL index (an mmap store: no event at
+// all). A connection that stays open produces no later event (a short-lived one does, when it
+// closes the file), so a wake-up that finds nothing new must look again shortly: after 1, 2,
+// 4 ... 256 ms (about half a second in all, a few cheap `PRAGMA data_version` reads), long
+// enough for a slow fsync, before falling back to the idle timer.
+constexpr auto kFirstRecheckAfterEvent = std::chrono::milliseconds(1);
+constexpr auto kLastRecheckAfterEvent = std::chrono::milliseconds(256);
 
 struct InFlight {
   Batch batch;
@@ -69,6 +78,9 @@ void Publisher::run(const std::atomic<bool>& stop) {
   auto last_failure_log = std::chrono::steady_clock::time_point{};
   bool check_now = true;
   bool splitting_backlog = false;  // the last batch was full: a backlog is being split
+  // > 0 while a file event may still stand for a commit we cannot see yet: look again after
+  // this delay (doubling) instead of sleeping until the idle timer. See kFirstRecheckAfterEvent.
+  std::chrono::milliseconds recheck{0};
 
   if (!state_->watcher.using_inotify() && options_.poll_interval.count() <= 0)
     spdlog::warn("no file notifications and polling_interval = 0: checking every second");
@@ -206,9 +218,14 @@ void Publisher::run(const std::atomic<bool>& stop) {
       continue;
     }
 
-    auto wait = options_.poll_interval.count() > 0 ? options_.poll_interval
-                                                   : std::chrono::milliseconds(1000);
-    if (!state_->watcher.wait(wait)) check_now = true;  // timer tick: look again anyway
+    const auto idle_wait = options_.poll_interval.count() > 0 ? options_.poll_interval
+                                                              : std::chrono::milliseconds(1000);
+    if (state_->watcher.wait(recheck.count() > 0 ? recheck : idle_wait))
+      recheck = kFirstRecheckAfterEvent;
+    else if (recheck.count() > 0)
+      recheck = recheck * 2 > kLastRecheckAfterEvent ? std::chrono::milliseconds(0) : recheck * 2;
+    else
+      check_now = true;  // timer tick: look again anyway
   }
   if (acked) {
     try {  // best effort: if the database is locked now, the rows are re-sent at next start

@@ -2,6 +2,7 @@
 #include "tests/support/cluster.hpp"
 
 #include <climits>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -17,7 +18,13 @@ TestCluster::TestCluster(ClusterOptions options) : options_(std::move(options)),
   nodes_.resize(static_cast<size_t>(options_.nodes));
   for (int i = 0; i < size(); ++i) {
     Node& n = nodes_[static_cast<size_t>(i)];
-    n.db = dir_.file(fmt::format("node-{}.db", i + 1));
+    if (options_.separate_dirs) {
+      std::string sub = dir_.file(fmt::format("node-{}", i + 1));
+      std::filesystem::create_directories(sub);
+      n.db = sub + "/data.db";
+    } else {
+      n.db = dir_.file(fmt::format("node-{}.db", i + 1));
+    }
     n.config = dir_.file(fmt::format("node-{}.toml", i + 1));
     n.log = dir_.file(fmt::format("node-{}.log", i + 1));
     n.cluster_port = free_port();

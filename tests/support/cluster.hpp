@@ -27,6 +27,10 @@ struct ClusterOptions {
   std::string log_format = "console";
   bool verbose = false;
   bool dns_peers = false;  // -cluster-peers as dns://localhost:port/ (expanded by harmonylite)
+  // Each database in a directory of its own (node-<i>/data.db), as in most deployments: then
+  // nothing but the application and the replicator touches that directory, and file events
+  // from other nodes' files cannot wake a publisher early.
+  bool separate_dirs = false;
 };
 
 class TestCluster {
