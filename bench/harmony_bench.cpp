@@ -2,7 +2,9 @@
 // cluster of real harmonylite processes (each with its embedded nats-server):
 //   (1) capture overhead        capture_bench (run as a child, its JSON included)
 //   (2) replication throughput  1,000-row and 1-row transactions, sustained
-//   (3) replication delay       commit on node 1 -> visible on node 2 at 100 and 1,000 txn/s
+//   (3) replication delay       commit on node 1 -> visible on node 2 at 50, 100 and 1,000
+//                               txn/s; long-lived writer and reader connections, each database
+//                               in a directory of its own (as applications run)
 //   (4) catch-up                node 3 restarted after 1,000,000 rows changed
 //   (5) snapshot                -save-snapshot and restore at start-up of a 1 GB database
 //   (6) resources               RSS and CPU of each replicator during (2)
@@ -174,11 +176,11 @@ int main(int argc, char** argv) {
         progress(fmt::format("    {} rows/s", human_rate(r["rows_per_s"])));
       }
     }
-    for (double rate : {100.0, 1000.0}) {
+    for (double rate : kDelayRates) {
       for (auto& c : clusters) {
         progress(fmt::format("(3) delay at {:.0f} txn/s, {}", rate, mode_name(c->mode())));
         results["delay"].push_back(
-            run_delay(*c, rate == 100 ? "delay_100" : "delay_1000", rate, o.delay_seconds));
+            run_delay(*c, fmt::format("delay_{:.0f}", rate), rate, o.delay_seconds));
         const auto& d = results["delay"].back()["delay_ms"];
         progress(fmt::format("    p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms",
                              d["p50"].get<double>(), d["p99"].get<double>(),

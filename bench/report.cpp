@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "bench/bench_util.hpp"
+#include "bench/workload.hpp"
 
 namespace harmony::bench {
 
@@ -127,8 +128,10 @@ std::string summary_table(json& results) {
   }
 
   // (3) delay.
-  section("(3) replication delay, commit on node 1 -> visible on node 2 (ms)");
-  for (double rate : {100.0, 1000.0}) {
+  section(
+      "(3) replication delay, commit on node 1 -> visible on node 2 (ms; long-lived "
+      "connections, each database in its own directory)");
+  for (double rate : kDelayRates) {
     const json* o = find_run(results["delay"], "ours", "rate", rate);
     const json* n = find_run(results["delay"], "naive", "rate", rate);
     if (!o) continue;

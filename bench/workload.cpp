@@ -45,6 +45,9 @@ BenchCluster::BenchCluster(Mode mode, int replicas, int64_t max_entries) : mode_
   o.replicas = replicas;
   o.max_entries = max_entries;
   o.extra_config = mode_config(mode);
+  // Each database in its own directory, as deployed: a shared directory lets one node's file
+  // events wake another node's publisher and hides a missed wake-up.
+  o.separate_dirs = true;
   cluster_ = std::make_unique<test::TestCluster>(o);
 }
 

@@ -16,7 +16,10 @@
 namespace harmony::bench {
 
 // Every table the scenarios use has this shape; `t_us` is the writer's wall clock at commit.
-constexpr const char* kTables[] = {"warm",      "tp_txn1000", "tp_txn1",
+// Delay is measured at these commit rates (txn/s), each into its own table delay_<rate>; 50/s is
+// an application's steady pace, where a missed wake-up shows as the publisher's 1 s timer.
+constexpr double kDelayRates[] = {50.0, 100.0, 1000.0};
+constexpr const char* kTables[] = {"warm",      "tp_txn1000", "tp_txn1", "delay_50",
                                    "delay_100", "delay_1000", "catchup"};
 std::string bench_schema();
 // About 80 bytes of text that differs per row (compresses like ordinary data, not like zeros).
