@@ -212,7 +212,7 @@ struct Bad {
 }  // namespace
 
 TEST_CASE("every kind of bad message is dead-lettered with its reason, valid changes still apply",
-          "[badinput]") {
+          "[badinput][smoke]") {
   TestCluster c(ClusterOptions{.nodes = 2});
   const int metrics_port[2] = {free_port(), free_port()};
   for (int i = 0; i < 2; ++i)  // whole tables: [replication_log] follows them in the file

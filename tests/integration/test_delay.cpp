@@ -71,7 +71,7 @@ DelayFigures measure(Db& writer, Db& reader, int64_t first_id, bool explicit_tra
 }  // namespace
 
 TEST_CASE("long-lived connections see each other's writes within milliseconds",
-          "[replication][delay]") {
+          "[replication][delay][serial]") {
   ClusterOptions o;
   o.separate_dirs = true;
   TestCluster c(o);

@@ -104,7 +104,7 @@ std::string expect_start_error(EmbeddedServer& server) {
 
 }  // namespace
 
-TEST_CASE("embedded nats-server: single node, discovered ports, JetStream streams", "[nats]") {
+TEST_CASE("embedded nats-server: single node, discovered ports, JetStream streams", "[nats][smoke]") {
   TempDir dir("nats-single");
   EmbeddedServer server(server_opts(dir, "harmonylite-1"));
   server.start(std::chrono::seconds(10));

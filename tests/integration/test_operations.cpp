@@ -104,7 +104,7 @@ CommandResult harmonylite(const std::vector<std::string>& args) {
 
 }  // namespace
 
-TEST_CASE("health and metrics of a live pair follow what happens", "[ops]") {
+TEST_CASE("health and metrics of a live pair follow what happens", "[ops][smoke]") {
   TestCluster c(ClusterOptions{.nodes = 2});
   const int shared = free_port(), h2 = free_port(), m2 = free_port();
   c.set_node_sections(0, endpoints(shared, shared));  // one listener serves both paths

@@ -47,7 +47,7 @@ std::string nats_url_of(TestCluster& c, int i) {
 
 }  // namespace
 
-TEST_CASE("insert, update, delete, several tables and volume reach every node", "[replication]") {
+TEST_CASE("insert, update, delete, several tables and volume reach every node", "[replication][smoke]") {
   TestCluster c;
   start_and_wait(c);
   INFO(c.all_logs());
@@ -158,7 +158,7 @@ TEST_CASE("a multi-row transaction appears whole on replicas", "[replication]") 
 }
 
 TEST_CASE("a replicator restarted after kill -9 catches up without loss or double apply",
-          "[replication]") {
+          "[replication][smoke]") {
   // Three replicas: a killed node takes its nats-server down with it, the streams keep a quorum.
   TestCluster c(ClusterOptions{.replicas = 3});
   start_and_wait(c);
@@ -223,7 +223,7 @@ TEST_CASE("publish = false keeps local changes home and still applies others", "
 }
 
 TEST_CASE("garbage and duplicates on the wire: dead letters, no effect, later changes apply",
-          "[replication]") {
+          "[replication][smoke]") {
   TestCluster c(ClusterOptions{.nodes = 2});
   start_and_wait(c);
   INFO(c.all_logs());

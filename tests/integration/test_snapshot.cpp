@@ -232,7 +232,7 @@ TEST_CASE("save-snapshot with nothing to store into fails with a clear message",
 }
 
 TEST_CASE("the seed walkthrough: -save-snapshot while node 1 runs, node 3 catches up",
-          "[snapshot]") {
+          "[snapshot][smoke]") {
   ClusterOptions o;
   o.shards = 2;
   o.replicas = 3;
