@@ -1,6 +1,8 @@
 // Collecting pending changes into batches and acknowledging them (see outbox.hpp).
 #include "shared/outbox.hpp"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "shared/fold.hpp"
@@ -8,55 +10,104 @@
 
 namespace harmony {
 
+namespace {
+
+// One table's dirty rows, oldest version first, stepped only as far as the merge below takes
+// them (the partial index on version where dirty serves the ORDER BY without a sort).
+struct PendingCursor {
+  const CapturedTable* table = nullptr;
+  Stmt dirty;
+  bool has_row = false;
+
+  PendingCursor(Db& db, const CapturedTable& t, size_t max_rows) : table(&t) {
+    std::string key_list;
+    const auto keys = key_columns(t.key_count());
+    for (size_t i = 0; i < keys.size(); ++i) key_list += (i ? ", " : "") + keys[i];
+    dirty = db.prepare(
+        fmt::format("SELECT {}, version, deleted FROM {} WHERE dirty ORDER BY version LIMIT ?1",
+                    key_list, t.rows));
+    dirty.bind(1, static_cast<int64_t>(max_rows));
+    advance();
+  }
+  void advance() { has_row = dirty.step(); }
+  int64_t version() const { return dirty.column_int(static_cast<int>(table->key_count())); }
+};
+
+// A table's entry in the batch, created when its first row is taken, and the statement that
+// reads a live row's current values.
+struct BatchTableReader {
+  uint32_t batch_index = 0;
+  Stmt read;
+};
+
+BatchTableReader add_batch_table(Db& db, const CapturedTable& t, Batch& batch) {
+  BatchTable bt;
+  bt.name = t.name;
+  bt.schema_hash = t.info.schema_hash();
+  bt.local_id = t.id;
+  std::string select_cols;
+  for (const auto* c : t.info.replicated_columns()) {
+    bt.columns.push_back(c->name);
+    select_cols += (select_cols.empty() ? "" : ", ") + quote_ident(c->name);
+  }
+  for (const auto* c : t.info.primary_key()) bt.key_columns.push_back(c->name);
+  BatchTableReader reader;
+  reader.batch_index = static_cast<uint32_t>(batch.tables.size());
+  reader.read = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", select_cols,
+                                       quote_ident(t.name), key_match(quoted_pk(t.info), 1)));
+  batch.tables.push_back(std::move(bt));
+  return reader;
+}
+
+// The row under `cursor`, with its current values unless it is a tombstone.
+RowChange take_row(const PendingCursor& cursor, BatchTableReader& reader) {
+  const size_t n = cursor.table->key_count();
+  RowChange row;
+  row.table = reader.batch_index;
+  for (size_t i = 0; i < n; ++i) row.key.push_back(cursor.dirty.column(static_cast<int>(i)));
+  row.hlc = cursor.version();
+  row.deleted = cursor.dirty.column_int(static_cast<int>(n + 1)) != 0;
+  if (!row.deleted) {
+    reader.read.reset();
+    for (size_t i = 0; i < n; ++i) reader.read.bind(static_cast<int>(i + 1), row.key[i]);
+    if (reader.read.step()) {
+      for (int c = 0; c < reader.read.column_count(); ++c)
+        row.values.push_back(reader.read.column(c));
+    } else {
+      row.deleted = true;  // cannot happen after a fold in this transaction; be safe anyway
+    }
+  }
+  return row;
+}
+
+}  // namespace
+
 Batch collect_pending(Db& db, const std::vector<CapturedTable>& tables, uint64_t node,
                       size_t max_rows) {
   fold_all(db, tables, node);
   Batch batch;
   batch.origin_node = node;
-  for (const auto& t : tables) {
-    if (batch.rows.size() >= max_rows) break;
-    const size_t n = t.key_count();
-    const auto keys = key_columns(n);
-    std::string key_list;
-    for (size_t i = 0; i < n; ++i) key_list += (i ? ", " : "") + keys[i];
-    auto dirty = db.prepare(
-        fmt::format("SELECT {}, version, deleted FROM {} WHERE dirty ORDER BY version LIMIT ?1",
-                    key_list, t.rows));
-    dirty.bind(1, static_cast<int64_t>(max_rows - batch.rows.size()));
-
-    BatchTable bt;
-    bt.name = t.name;
-    bt.schema_hash = t.info.schema_hash();
-    bt.local_id = t.id;
-    std::string select_cols;
-    for (const auto* c : t.info.replicated_columns()) {
-      bt.columns.push_back(c->name);
-      select_cols += (select_cols.empty() ? "" : ", ") + quote_ident(c->name);
-    }
-    for (const auto* c : t.info.primary_key()) bt.key_columns.push_back(c->name);
-    auto read = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", select_cols,
-                                       quote_ident(t.name), key_match(quoted_pk(t.info), 1)));
-    const auto table_index = static_cast<uint32_t>(batch.tables.size());
-    bool used = false;
-    while (dirty.step()) {
-      RowChange row;
-      row.table = table_index;
-      for (size_t i = 0; i < n; ++i) row.key.push_back(dirty.column(static_cast<int>(i)));
-      row.hlc = dirty.column_int(static_cast<int>(n));
-      row.deleted = dirty.column_int(static_cast<int>(n + 1)) != 0;
-      if (!row.deleted) {
-        read.reset();
-        for (size_t i = 0; i < n; ++i) read.bind(static_cast<int>(i + 1), row.key[i]);
-        if (read.step()) {
-          for (int c = 0; c < read.column_count(); ++c) row.values.push_back(read.column(c));
-        } else {
-          row.deleted = true;  // cannot happen after a fold in this transaction; be safe anyway
-        }
+  std::vector<PendingCursor> cursors;
+  cursors.reserve(tables.size());
+  for (const auto& t : tables) cursors.emplace_back(db, t, max_rows);
+  std::vector<std::optional<BatchTableReader>> readers(tables.size());
+  // Merge by version across tables: the fold issues versions in commit order from one clock, so
+  // the oldest rows overall go first, a busy table cannot starve the others, and a batch cut at
+  // max_rows still holds whole source transactions up to the cut.
+  while (batch.rows.size() < max_rows) {
+    PendingCursor* oldest = nullptr;
+    size_t oldest_index = 0;
+    for (size_t i = 0; i < cursors.size(); ++i) {
+      if (cursors[i].has_row && (!oldest || cursors[i].version() < oldest->version())) {
+        oldest = &cursors[i];
+        oldest_index = i;
       }
-      batch.rows.push_back(std::move(row));
-      used = true;
     }
-    if (used) batch.tables.push_back(std::move(bt));
+    if (!oldest) break;
+    auto& reader = readers[oldest_index];
+    if (!reader) reader = add_batch_table(db, *oldest->table, batch);
+    batch.rows.push_back(take_row(*oldest, *reader));
+    oldest->advance();
   }
   if (!batch.rows.empty()) {
     int64_t id = meta_get_int(db, "next_batch_id", 1);

@@ -10,8 +10,9 @@
 
 namespace harmony {
 
-// Inside a write transaction: folds the logs, then reads up to `max_rows` dirty rows (oldest
-// versions first) with their current values. Allocates the batch id from __harmony_meta.
+// Inside a write transaction: folds the logs, then reads up to `max_rows` dirty rows with their
+// current values, the oldest versions first across all tables (rows in version order). Allocates
+// the batch id from __harmony_meta.
 // Returns a batch with no rows when nothing is pending.
 Batch collect_pending(Db& db, const std::vector<CapturedTable>& tables, uint64_t node,
                       size_t max_rows);
