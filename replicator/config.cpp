@@ -20,6 +20,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "replicator/address.hpp"
+
 namespace harmony {
 
 namespace {
@@ -75,30 +77,6 @@ std::string range_text(int64_t lo, int64_t hi) {
   if (lo == 0 && hi == kInt64Max) return "a non-negative integer";
   if (lo == 1 && hi == kInt64Max) return "a positive integer";
   return fmt::format("an integer between {} and {}", lo, hi);
-}
-
-// host:port where host may be empty, a name, an IPv4 address or a bracketed IPv6 address, and
-// port is 0..65535 (or -1 = random, when allowed).
-bool valid_host_port(std::string_view s, bool allow_random_port) {
-  auto colon = s.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  std::string_view host = s.substr(0, colon), port = s.substr(colon + 1);
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return false;
-  } else if (host.find(':') != std::string_view::npos) {
-    return false;  // unbracketed IPv6 is ambiguous
-  }
-  for (char c : host) {
-    if (c == ' ' || c == '\t' || c == '/') return false;
-  }
-  if (allow_random_port && port == "-1") return true;
-  if (port.empty() || port.size() > 5) return false;
-  int value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + (c - '0');
-  }
-  return value <= 65535;
 }
 
 // JetStream stream and object-store bucket names: letters, digits, '-' and '_'.
@@ -244,7 +222,7 @@ class Section {
   void check_host_port(std::string_view key, bool allow_random_port) const {
     const toml::node* n = table_.get(key);
     if (!n || !n->is_string()) return;
-    if (!valid_host_port(n->as_string()->get(), allow_random_port)) {
+    if (!parse_host_port(n->as_string()->get(), allow_random_port)) {
       fail(key,
            allow_random_port ? "must be host:port (port 0-65535, or -1 for a random port)"
                              : "must be host:port (port 0-65535)",

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "replicator/address.hpp"
+
 namespace harmony {
 
 namespace {
@@ -99,29 +101,6 @@ std::vector<std::string> split_list(std::string_view s) {
   return out;
 }
 
-// host:port with a non-empty numeric port (0-65535); host may be empty (all interfaces), a name,
-// an IPv4 address or a bracketed IPv6 address.
-bool valid_host_port(std::string_view s) {
-  auto colon = s.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  std::string_view host = s.substr(0, colon), port = s.substr(colon + 1);
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return false;
-  } else if (host.find(':') != std::string_view::npos) {
-    return false;
-  }
-  for (char c : host) {
-    if (c == ' ' || c == '\t' || c == '/') return false;
-  }
-  if (port.empty() || port.size() > 5) return false;
-  int value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9') return false;
-    value = value * 10 + (c - '0');
-  }
-  return value <= 65535;
-}
-
 [[noreturn]] void bad_value(std::string_view name, std::string_view value, std::string_view why) {
   throw UsageError{fmt::format("invalid value \"{}\" for flag -{}: {}", value, name, why)};
 }
@@ -137,7 +116,7 @@ void set_value(CliOptions& o, std::string_view name, const std::string& v) {
     }
     o.node_id = id;
   } else if (name == "cluster-addr") {
-    if (!valid_host_port(v)) bad_value(name, v, "must be host:port, e.g. localhost:4221");
+    if (!parse_host_port(v)) bad_value(name, v, "must be host:port, e.g. localhost:4221");
     o.cluster_addr = v;
   } else if (name == "cluster-peers") {
     o.cluster_peers = split_list(v);

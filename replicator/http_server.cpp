@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "replicator/address.hpp"
 #include "shared/error.hpp"
 
 namespace harmony {
@@ -18,23 +19,11 @@ std::pair<std::string, int> parse_bind_address(const std::string& bind, const st
     return Error(fmt::format("{} \"{}\": {} (expected host:port, e.g. 0.0.0.0:8090 or :8090)", what,
                              bind, why));
   };
-  const auto colon = bind.rfind(':');
-  if (colon == std::string::npos) throw bad("no port");
-  std::string host = bind.substr(0, colon);
-  const std::string port_text = bind.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty()) host = "0.0.0.0";
-  int port = -1;
-  try {
-    size_t used = 0;
-    port = std::stoi(port_text, &used);
-    if (used != port_text.size()) port = -1;
-  } catch (const std::exception&) {
-    port = -1;
-  }
-  if (port < 0 || port > 65535) throw bad("bad port");
-  return {host, port};
+  auto address = parse_host_port(bind);
+  if (!address) throw bad("not host:port with a port 0-65535");
+  // An empty host means every interface (HarmonyLite's ":8090").
+  if (address->host.empty()) address->host = "0.0.0.0";
+  return {address->host, address->port};
 }
 
 struct HttpServer::Impl {

@@ -25,6 +25,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "replicator/address.hpp"
 #include "shared/error.hpp"
 
 namespace harmony {
@@ -108,29 +109,6 @@ std::string describe_status(int status) {
   return "status " + std::to_string(status);
 }
 
-// "host:port", "[v6]:port" or ":port" -> host, port ("" host when absent).
-void split_host_port(const std::string& hp, std::string& host, std::string& port) {
-  std::string s = hp;
-  if (auto p = s.find("://"); p != std::string::npos) s = s.substr(p + 3);
-  while (!s.empty() && s.back() == '/') s.pop_back();
-  if (!s.empty() && s[0] == '[') {
-    auto close = s.find(']');
-    host = s.substr(1, close == std::string::npos ? std::string::npos : close - 1);
-    port = close != std::string::npos && close + 1 < s.size() && s[close + 1] == ':'
-               ? s.substr(close + 2)
-               : "";
-    return;
-  }
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos) {
-    host = s;
-    port = "";
-  } else {
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-  }
-}
-
 // Where to dial a listener bound to `host`: wildcard binds are reached on loopback.
 std::string dial_host(const std::string& host) {
   if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
@@ -138,18 +116,9 @@ std::string dial_host(const std::string& host) {
   return host;
 }
 
-std::string url_host(const std::string& host) {
-  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
 int port_of_url(const std::string& url) {
-  std::string host, port;
-  split_host_port(url, host, port);
-  try {
-    return std::stoi(port);
-  } catch (...) {
-    return -1;
-  }
+  const auto address = parse_url_address(url);
+  return address ? address->port : -1;
 }
 
 // Connects to host:port and waits for the server's "INFO " greeting.
@@ -384,10 +353,10 @@ void EmbeddedServer::write_config() {
   if (!opts_.cluster_listen.empty() && opts_.routes.empty()) {
     // nats-server 2.9 refuses clustered JetStream without routes ("JetStream cluster requires
     // configured routes"); a route to ourselves satisfies it and is detected as a self-connection.
-    std::string host, port;
-    split_host_port(opts_.cluster_listen, host, port);
-    conf << "cluster { routes: [ " << conf_quote("nats://" + url_host(dial_host(host)) + ":" + port)
-         << " ] }\n";
+    const auto listen = parse_url_address(opts_.cluster_listen);
+    if (!listen) throw Error("cluster address \"" + opts_.cluster_listen + "\" is not host:port");
+    conf << "cluster { routes: [ "
+         << conf_quote(format_url("nats", {dial_host(listen->host), listen->port})) << " ] }\n";
   }
   if (!opts_.leaf_remotes.empty()) {
     if (user_sets({"leaf", "leafnodes"})) {
@@ -643,10 +612,9 @@ void EmbeddedServer::supervise(std::chrono::milliseconds ready_timeout) {
       started_ = true;
       start_done_ = true;
       cv_.notify_all();
-      spdlog::info(
-          "embedded nats-server started: pid {}, client {}, monitor port {}", child,
-          "nats://" + url_host(dial_host(opts_.client_host)) + ":" + std::to_string(ports_.client),
-          ports_.monitor);
+      spdlog::info("embedded nats-server started: pid {}, client {}, monitor port {}", child,
+                   format_url("nats", {dial_host(opts_.client_host), ports_.client}),
+                   ports_.monitor);
     } else if (child > 0 && error.empty()) {
       spdlog::info("embedded nats-server restarted: pid {}, client port {}", child, ports_.client);
     } else if (child > 0 && !exited) {
@@ -736,7 +704,7 @@ void EmbeddedServer::start(std::chrono::milliseconds ready_timeout) {
 
 std::string EmbeddedServer::client_url() const {
   std::lock_guard lk(mu_);
-  return "nats://" + url_host(dial_host(opts_.client_host)) + ":" + std::to_string(ports_.client);
+  return format_url("nats", {dial_host(opts_.client_host), ports_.client});
 }
 
 int EmbeddedServer::client_port() const {

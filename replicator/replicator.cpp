@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "harmony_version.hpp"
+#include "replicator/address.hpp"
 #include "replicator/capture_sync.hpp"
 #include "replicator/consumer.hpp"
 #include "replicator/database.hpp"
@@ -40,12 +41,6 @@ namespace {
 constexpr auto kPublishAckTimeout = std::chrono::seconds(5);
 // How long a fresh embedded nats-server may take to accept clients.
 constexpr auto kServerReadyTimeout = std::chrono::seconds(30);
-
-std::pair<std::string, int> split_host_port(const std::string& hp) {
-  auto colon = hp.rfind(':');
-  if (colon == std::string::npos) return {hp, -1};
-  return {hp.substr(0, colon), std::stoi(hp.substr(colon + 1))};
-}
 
 TableSelection selection_from(const Config& c) {
   TableSelection s;
@@ -232,9 +227,14 @@ int run_replicator(const Config& config, const CliOptions& cli) {
     EmbeddedServerOptions so;
     so.binary = config.nats.server_binary;
     so.server_name = fmt::format("harmonylite-{}", node);
-    auto [host, port] = split_host_port(config.nats.bind_address);
-    so.client_host = host;
-    so.client_port = port;
+    // Validated when the config was loaded. The host stays bare (no brackets) from here on:
+    // nats-server's -a takes "::1", and client_url() adds the brackets a URL needs.
+    const auto bind = parse_host_port(config.nats.bind_address, true);
+    if (!bind)
+      throw Error(
+          fmt::format("[nats] bind_address \"{}\" is not host:port", config.nats.bind_address));
+    so.client_host = bind->host;
+    so.client_port = bind->port;
     so.cluster_listen = cli.cluster_addr;
     // nats-server understands only nats:// routes: dns://name:port/ becomes one per address.
     std::vector<std::string> route_problems;

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "replicator/address.hpp"
+
 namespace harmony {
 
 std::vector<std::string> expand_routes(const std::vector<std::string>& urls,
@@ -20,14 +22,14 @@ std::vector<std::string> expand_routes(const std::vector<std::string>& urls,
       out.push_back(url);
       continue;
     }
-    std::string rest = url.substr(prefix.size());
-    rest = rest.substr(0, rest.find_first_of("/?"));
-    auto colon = rest.rfind(':');
-    if (colon == std::string::npos || colon == 0) {
-      problems.push_back(fmt::format("route {} has no port (expected dns://name:port/)", url));
+    const auto address = parse_url_address(url);
+    if (!address || address->host.empty()) {
+      problems.push_back(
+          fmt::format("route {} is not dns://name:port/ (a name and a port are needed)", url));
       continue;
     }
-    std::string host = rest.substr(0, colon), port = rest.substr(colon + 1);
+    const std::string& host = address->host;
+    const std::string port = std::to_string(address->port);
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -46,8 +48,7 @@ std::vector<std::string> expand_routes(const std::vector<std::string>& urls,
               ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
               : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
       if (!inet_ntop(a->ai_family, addr, ip, sizeof ip)) continue;
-      std::string expanded = a->ai_family == AF_INET6 ? fmt::format("nats://[{}]:{}/", ip, port)
-                                                      : fmt::format("nats://{}:{}/", ip, port);
+      std::string expanded = format_url("nats", {ip, address->port}) + "/";
       if (seen.insert(expanded).second) out.push_back(expanded);
     }
     freeaddrinfo(res);
