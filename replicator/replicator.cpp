@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -50,11 +51,32 @@ TableSelection selection_from(const Config& c) {
   return s;
 }
 
+constexpr std::string_view kExecutableName = "harmonylite";
+
+// The file name of the program `pid` runs: its executable, or argv[0] when /proc/<pid>/exe cannot
+// be read (another user's process).
+std::string program_name(int64_t pid) {
+  const std::string proc = fmt::format("/proc/{}", pid);
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink(proc + "/exe", ec);
+  if (!ec) {
+    std::string name = exe.filename().string();
+    // A binary replaced while it runs (an upgrade, a rebuild) reads as "harmonylite (deleted)".
+    constexpr std::string_view kDeleted = " (deleted)";
+    if (name.ends_with(kDeleted)) name.resize(name.size() - kDeleted.size());
+    return name;
+  }
+  std::ifstream cmdline(proc + "/cmdline", std::ios::binary);
+  std::string argv0;
+  std::getline(cmdline, argv0, '\0');
+  return std::filesystem::path(argv0).filename().string();
+}
+
+// A live process running the harmonylite executable. Only the program counts, not its
+// arguments: after kill -9 the recorded pid may be reused by, say, `sqlite3 harmonylite-1.db`.
 bool pid_is_harmonylite(int64_t pid) {
   if (pid <= 0 || kill(static_cast<pid_t>(pid), 0) != 0) return false;
-  std::ifstream f(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
-  std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return cmd.find("harmonylite") != std::string::npos;
+  return program_name(pid) == kExecutableName;
 }
 
 // A thread that runs a loop body until `stop`; logs and keeps the process alive on failure
