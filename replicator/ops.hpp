@@ -1,4 +1,4 @@
-// Operations plumbing that run_replicator starts: the HTTP endpoints ([health_check] and
+// Operations plumbing that a Node starts: the HTTP endpoints ([health_check] and
 // [prometheus], one listener per distinct bind address) and the monitor thread that keeps the
 // stats current for them (stream last sequences for lag, the embedded nats-server's pid and
 // restarts) and keeps this node's entry in the schema registry fresh.

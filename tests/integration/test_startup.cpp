@@ -6,11 +6,16 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <future>
+#include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 
+#include "replicator/config.hpp"
 #include "replicator/replicator.hpp"
 #include "shared/capture.hpp"
+#include "shared/error.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/support.hpp"
 
@@ -86,6 +91,37 @@ TEST_CASE("start-up: bind_address [::1] starts the embedded server on IPv6 loopb
   CHECK(url.rfind("nats://[::1]:", 0) == 0);
   CHECK(url.find("[[") == std::string::npos);
   CHECK(c.stop(0) == 0);
+}
+
+TEST_CASE("start-up: a step failing after the publisher started returns the error, no hang",
+          "[startup]") {
+  TempDir dir("startup-fail");
+  Config config;
+  config.db_path = dir.file("app.db");
+  {
+    Db db = Db::open(config.db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  }
+  config.nats.store_dir = dir.file("nats");
+  config.snapshot.enabled = false;
+  StartupHooks hooks;
+  hooks.worker_started = [](const std::string& worker) {
+    if (worker == "publisher") throw Error("injected failure after the publisher started");
+  };
+  // A detached thread, so that a hang fails this test instead of blocking the test binary.
+  auto outcome = std::make_shared<std::promise<std::string>>();
+  auto result = outcome->get_future();
+  std::thread([config, hooks, outcome] {
+    try {
+      run_replicator(config, CliOptions{}, hooks);
+      outcome->set_value("returned without an error");
+    } catch (const std::exception& e) {
+      outcome->set_value(e.what());
+    }
+  }).detach();
+  constexpr auto kNoHang = std::chrono::seconds(40);  // start-up of nats-server included
+  REQUIRE(result.wait_for(kNoHang) == std::future_status::ready);
+  CHECK(result.get() == "injected failure after the publisher started");
 }
 
 TEST_CASE("start-up: a stale runtime pid reused by another program is not a running replicator",
