@@ -266,10 +266,14 @@ void Node::run_until_stopped() {
     if (sleep_timeout.count() > 0 && now - last_activity > sleep_timeout) {
       spdlog::info("no replication activity for {} ms (sleep_timeout): exiting",
                    config_.sleep_timeout_ms);
+      slept_ = true;
       stop_ = true;
     }
   }
   stop_workers();
+  // HarmonyLite's scale-to-zero: the next node to wake restores from a recent snapshot. After
+  // the workers stopped, so the publisher finished its batch and the scheduler let the lease go.
+  if (slept_) save_snapshot_before_sleep(config_, *conn_, node_);
 }
 
 void Node::stop_workers() {

@@ -63,7 +63,8 @@ class Node {
   bool connect();
   // Starts the publisher, the consumers, the snapshot scheduler and the monitor.
   void start_workers(const StartupHooks& hooks);
-  // Housekeeping until `stop` (a signal) or sleep_timeout; then stops the workers.
+  // Housekeeping until `stop` (a signal) or sleep_timeout; then stops the workers and, after
+  // sleep_timeout, saves a snapshot when snapshots are enabled.
   void run_until_stopped();
 
  private:
@@ -81,6 +82,7 @@ class Node {
   ReplicatorStats stats_;
   Db db_;
   uint64_t node_ = 0;
+  bool slept_ = false;  // stopped by sleep_timeout
   const TableSelection selection_;
   std::unique_ptr<OpsEndpoints> endpoints_;
   std::unique_ptr<EmbeddedServer> server_;

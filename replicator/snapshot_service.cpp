@@ -84,6 +84,10 @@ bool has_hole(const StreamView& v) {
   return v.state.first_seq > v.position + 1;
 }
 
+std::string lease_bucket(const Config& config) {
+  return config.nats.stream_prefix + "-snapshot-lease";
+}
+
 // Why `meta` cannot bring these streams back to a state they can continue from, or "".
 std::string unusable_because(const SnapshotMeta& meta, const std::vector<StreamView>& views) {
   std::vector<std::string> why;
@@ -292,6 +296,37 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
 
 // ---------------------------------------------------------------------------------------------
 
+void save_snapshot_before_sleep(const Config& config, NatsConnection& conn, uint64_t node) {
+  if (!config.snapshot.enabled) return;
+  if (!config.publish || !config.replicate) {
+    spdlog::info("no snapshot before sleeping: publish = {}, replicate = {} (both are needed)",
+                 config.publish, config.replicate);
+    return;
+  }
+  try {
+    SnapshotLeader lease(conn, lease_bucket(config), node, config.snapshot.leader_ttl_ms,
+                         config.snapshot.nats.replicas);
+    if (!lease.tick()) {
+      spdlog::info("no snapshot before sleeping: another node holds the snapshot lease");
+      return;
+    }
+    Db db = open_database(config.db_path);
+    for (const auto& v : stream_views(config, conn, db)) {
+      if (has_hole(v)) {
+        spdlog::warn("no snapshot before sleeping: this node is behind what {} retains", v.name);
+        lease.release();
+        return;
+      }
+    }
+    spdlog::info("saving a snapshot before sleeping (sleep_timeout)");
+    auto store = make_snapshot_store(config, &conn);
+    save_snapshot(config, *store, [&] { lease.tick(); });
+    lease.release();
+  } catch (const std::exception& e) {
+    spdlog::warn("the snapshot before sleeping failed: {}; exiting without it", e.what());
+  }
+}
+
 SnapshotScheduler::SnapshotScheduler(const Config& config, NatsConnection& conn, uint64_t node)
     : config_(config), conn_(conn), node_(node) {}
 
@@ -302,9 +337,9 @@ void SnapshotScheduler::run(const std::atomic<bool>& stop) {
   for (auto last_log = std::chrono::steady_clock::time_point{}; !lease && !stop;) {
     try {
       if (!store) store = make_snapshot_store(config_, &conn_);
-      lease = std::make_unique<SnapshotLeader>(
-          conn_, config_.nats.stream_prefix + "-snapshot-lease", node_,
-          config_.snapshot.leader_ttl_ms, config_.snapshot.nats.replicas);
+      lease = std::make_unique<SnapshotLeader>(conn_, lease_bucket(config_), node_,
+                                               config_.snapshot.leader_ttl_ms,
+                                               config_.snapshot.nats.replicas);
     } catch (const Error& e) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_log > 5min) {

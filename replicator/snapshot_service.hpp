@@ -43,6 +43,13 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
                                                    NatsConnection& conn, uint64_t node,
                                                    const std::atomic<bool>& stop);
 
+// sleep_timeout expired (HarmonyLite's scale-to-zero): with snapshots and publish enabled (and
+// replicate, like the periodic snapshots) and this node holding or taking the snapshot lease,
+// saves a snapshot so that the next node to wake finds a recent one. Call after the workers
+// stopped (the periodic scheduler released the lease). Never throws: a failure is logged and
+// the process exits anyway.
+void save_snapshot_before_sleep(const Config& config, NatsConnection& conn, uint64_t node);
+
 // Periodic snapshots ([snapshot] interval, every_entries, and a retention guard): only the node
 // holding the lease takes them. Thread body: run() returns when `stop` becomes true.
 // Triggers, checked every second by the lease holder:

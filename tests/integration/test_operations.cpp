@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "replicator/object_store.hpp"
 #include "shared/capture.hpp"
 #include "shared/schema.hpp"
 #include "tests/support/cluster.hpp"
@@ -327,6 +328,28 @@ TEST_CASE("sleep_timeout: the process exits 0 once replication has been idle tha
   CHECK(c.stop(0) == 0);  // already exited: returns its status
   CHECK(c.log(0).find("sleep_timeout") != std::string::npos);
   CHECK(c.pending(0) == 0);
+}
+
+TEST_CASE("sleep_timeout: with snapshots enabled a snapshot is saved before exiting",
+          "[ops][snapshot]") {
+  TempDir store_dir("sleep-snapshots");
+  ClusterOptions o;
+  o.nodes = 1;
+  o.extra_config = "sleep_timeout = 1500\n";
+  TestCluster c(o);
+  c.set_node_sections(0,
+                      fmt::format("[snapshot]\nstore = \"file\"\n[snapshot.file]\ndir = \"{}\"\n",
+                                  store_dir.path()));
+  c.start(0);
+  REQUIRE(c.wait_ready(0));
+  INFO(c.all_logs());
+  c.exec(0, "INSERT INTO Books (title, author) VALUES ('before sleep', 'a')");
+  REQUIRE(wait_until([&] { return !c.running(0); }, 20s));
+  CHECK(c.stop(0) == 0);
+  auto saved = FileSnapshotStore(store_dir.path()).info();
+  REQUIRE(saved.has_value());
+  CHECK(saved->origin_node == 1);
+  CHECK(c.log(0).find("before sleeping") != std::string::npos);
 }
 
 TEST_CASE("the -schema-status flag prints hashes, previous hashes and capture state without NATS",
