@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -94,97 +95,86 @@ std::map<std::string, std::string> user_table_hashes(Db& db) {
   return out;
 }
 
+// Reads the rows of one table's pending keys into `batch` (values as they are now).
+class PendingRows {
+ public:
+  PendingRows(Db& db, const CapturedTable& t, Batch& batch)
+      : batch_(batch), table_index_(static_cast<uint32_t>(batch.tables.size())) {
+    table_.name = t.name;
+    table_.schema_hash = t.info.schema_hash();
+    table_.local_id = t.id;
+    std::string cols;
+    for (const auto* c : t.info.replicated_columns()) {
+      table_.columns.push_back(c->name);
+      cols += (cols.empty() ? "" : ", ") + quote_ident(c->name);
+    }
+    for (const auto* c : t.info.primary_key()) table_.key_columns.push_back(c->name);
+    read_ = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", cols, quote_ident(t.name),
+                                   key_match(quoted_pk(t.info), 1)));
+  }
+
+  void add(std::vector<Value> key, int64_t version, bool deleted) {
+    RowChange row;
+    row.table = table_index_;
+    row.hlc = version;
+    row.deleted = deleted;
+    row.key = std::move(key);
+    if (!row.deleted) {
+      read_.reset();
+      for (size_t i = 0; i < row.key.size(); ++i) read_.bind(static_cast<int>(i + 1), row.key[i]);
+      if (read_.step()) {
+        for (int c = 0; c < read_.column_count(); ++c) row.values.push_back(read_.column(c));
+      } else {
+        row.deleted = true;  // gone since it was folded: the fold would say so too
+      }
+      read_.reset();
+    }
+    batch_.rows.push_back(std::move(row));
+    used_ = true;
+  }
+
+  // Adds the table to the batch when any of its rows was added.
+  void finish() {
+    if (used_) batch_.tables.push_back(std::move(table_));
+  }
+
+ private:
+  Batch& batch_;
+  uint32_t table_index_;
+  BatchTable table_;
+  Stmt read_;
+  bool used_ = false;
+};
+
 // This node's unpublished changes as a batch, read without writing: dirty rows as they are,
-// and the change logs folded in memory exactly as fold_all would (same version rule, same
+// and the change logs through fold_log, the rule fold_all folds them by (same versions, same
 // order, same shared clock). `clock` ends as the clock fold_all would have stored.
 Batch read_pending(Db& db, uint64_t node, int64_t& clock) {
   Batch batch;
   batch.origin_node = node;
   clock = load_clock(db);
   if (!has_table(db, names::kTables)) return batch;
-  const int64_t now_ms = std::min(wall_clock_ms(), kMaxHlcMs);
+  FoldClock fold = start_fold(db);
+  FoldStats ignored;  // fold_all counts these when it runs
   for (const auto& t : captured_tables(db)) {
     const size_t n = t.key_count();
-    const auto keys = key_columns(n);
-    std::string key_list;
-    for (size_t i = 0; i < n; ++i) key_list += (i ? ", " : "") + keys[i];
-    BatchTable bt;
-    bt.name = t.name;
-    bt.schema_hash = t.info.schema_hash();
-    bt.local_id = t.id;
-    std::string cols;
-    for (const auto* c : t.info.replicated_columns()) {
-      bt.columns.push_back(c->name);
-      cols += (cols.empty() ? "" : ", ") + quote_ident(c->name);
-    }
-    for (const auto* c : t.info.primary_key()) bt.key_columns.push_back(c->name);
-    auto read = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", cols, quote_ident(t.name),
-                                       key_match(quoted_pk(t.info), 1)));
-    auto exists = db.prepare(fmt::format("SELECT 1 FROM {} WHERE {}", quote_ident(t.name),
-                                         key_match(quoted_pk(t.info), 1)));
-    auto previous =
-        db.prepare(fmt::format("SELECT version FROM {} WHERE {}", t.rows, key_match(keys, 1)));
-    const auto table_index = static_cast<uint32_t>(batch.tables.size());
-    bool used = false;
-    auto add = [&](std::vector<Value> key, int64_t version, bool deleted) {
-      RowChange row;
-      row.table = table_index;
-      row.hlc = version;
-      row.deleted = deleted;
-      row.key = std::move(key);
-      if (!row.deleted) {
-        read.reset();
-        for (size_t i = 0; i < n; ++i) read.bind(static_cast<int>(i + 1), row.key[i]);
-        if (read.step()) {
-          for (int c = 0; c < read.column_count(); ++c) row.values.push_back(read.column(c));
-        } else {
-          row.deleted = true;  // gone since it was folded: the fold would say so too
-        }
-        read.reset();
-      }
-      batch.rows.push_back(std::move(row));
-      used = true;
-    };
-
-    auto dirty = db.prepare(fmt::format(
-        "SELECT {}, version, deleted FROM {} WHERE dirty ORDER BY version", key_list, t.rows));
+    PendingRows rows(db, t, batch);
+    auto dirty =
+        db.prepare(fmt::format("SELECT {}, version, deleted FROM {} WHERE dirty ORDER BY version",
+                               fmt::join(key_columns(n), ", "), t.rows));
     while (dirty.step()) {
       std::vector<Value> key;
       for (size_t i = 0; i < n; ++i) key.push_back(dirty.column(static_cast<int>(i)));
-      add(std::move(key), dirty.column_int(static_cast<int>(n)),
-          dirty.column_int(static_cast<int>(n + 1)) != 0);
+      rows.add(std::move(key), dirty.column_int(static_cast<int>(n)),
+               dirty.column_int(static_cast<int>(n + 1)) != 0);
     }
-    // The logs, as fold_table folds them (a later entry for a key also in the dirty rows carries
-    // a higher version, so last-writer-wins keeps it when both are applied in this order).
-    auto logged = db.prepare(
-        fmt::format("SELECT {0}, max(ms), min(weak IS NOT NULL), max(seq) FROM {1} GROUP BY {0} "
-                    "ORDER BY max(seq)",
-                    key_list, t.log));
-    while (logged.step()) {
-      std::vector<Value> key;
-      bool null_key = false;
-      for (size_t i = 0; i < n; ++i) {
-        key.push_back(logged.column(static_cast<int>(i)));
-        null_key = null_key || is_null(key.back());
-      }
-      if (null_key) continue;  // cannot be replicated (fold_all counts these)
-      int64_t ms = std::clamp<int64_t>(logged.column_int(static_cast<int>(n)), 0, now_ms);
-      bool only_weak = logged.column_int(static_cast<int>(n + 1)) != 0;
-      exists.reset();
-      for (size_t i = 0; i < n; ++i) exists.bind(static_cast<int>(i + 1), key[i]);
-      bool present = exists.step();
-      exists.reset();
-      if (only_weak && present) continue;
-      int64_t version = hlc_next(clock, ms);
-      previous.reset();
-      for (size_t i = 0; i < n; ++i) previous.bind(static_cast<int>(i + 1), key[i]);
-      if (previous.step()) version = std::max(version, previous.column_int(0) + 1);
-      previous.reset();
-      clock = version;
-      add(std::move(key), version, !present);
-    }
-    if (used) batch.tables.push_back(std::move(bt));
+    // A later log entry for a key also among the dirty rows carries a higher version, so
+    // last-writer-wins keeps it when both are applied in this order.
+    fold_log(db, t, fold, ignored,
+             [&](const FoldedKey& k) { rows.add(k.key, k.version, k.deleted); });
+    rows.finish();
   }
+  clock = fold.clock;
   return batch;
 }
 

@@ -37,36 +37,68 @@ void store_clock(Db& db, int64_t hlc) {
   meta_set(db, "hlc", hlc);
 }
 
-static void fold_table(Db& db, const CapturedTable& t, uint64_t node, int64_t now_ms,
-                       int64_t& clock, FoldStats& stats) {
-  const size_t n = t.key_count();
-  const auto keys = key_columns(n);
-  std::string key_list;
-  for (size_t i = 0; i < n; ++i) key_list += (i ? ", " : "") + keys[i];
+namespace {
 
-  // One entry per key, in the order of its latest change (commit order: one writer at a time).
-  auto pending = db.prepare(
-      fmt::format("SELECT {0}, max(ms), min(weak IS NOT NULL), max(seq) FROM {1} GROUP BY {0} "
-                  "ORDER BY max(seq)",
-                  key_list, t.log));
-  auto exists = db.prepare(fmt::format("SELECT 1 FROM {} WHERE {}", quote_ident(t.name),
-                                       key_match(quoted_pk(t.info), 1)));
+// "k1, k2, ..." for one of our storage tables.
+std::string key_list(size_t n) {
+  std::string out;
+  for (const auto& k : key_columns(n)) out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
+// Binds `key` to parameters 1..n of `s`, after a reset.
+void bind_key(Stmt& s, const std::vector<Value>& key) {
+  s.reset();
+  for (size_t i = 0; i < key.size(); ++i) s.bind(static_cast<int>(i + 1), key[i]);
+}
+
+void fold_table(Db& db, const CapturedTable& t, uint64_t node, FoldClock& clock, FoldStats& stats) {
+  const size_t n = t.key_count();
   std::string params;
   for (size_t i = 1; i <= n; ++i) params += fmt::format("?{}, ", i);
   auto upsert = db.prepare(fmt::format(
       "INSERT INTO {0} ({1}, version, node, deleted, dirty) VALUES ({2}?{3}, ?{4}, ?{5}, 1) "
-      "ON CONFLICT DO UPDATE SET version = max(excluded.version, version + 1), "
-      "node = excluded.node, deleted = excluded.deleted, dirty = 1 RETURNING version",
-      t.rows, key_list, params, n + 1, n + 2, n + 3));
+      "ON CONFLICT DO UPDATE SET version = excluded.version, node = excluded.node, "
+      "deleted = excluded.deleted, dirty = 1",
+      t.rows, key_list(n), params, n + 1, n + 2, n + 3));
+  const int64_t read = fold_log(db, t, clock, stats, [&](const FoldedKey& k) {
+    bind_key(upsert, k.key);
+    upsert.bind(static_cast<int>(n + 1), k.version)
+        .bind(static_cast<int>(n + 2), static_cast<int64_t>(node))
+        .bind(static_cast<int>(n + 3), int64_t{k.deleted ? 1 : 0});
+    upsert.run();
+    ++stats.keys;
+  });
+  if (read > 0) db.exec("DELETE FROM " + t.log);
+}
 
-  bool any = false;
+}  // namespace
+
+FoldClock start_fold(Db& db) {
+  return FoldClock{load_clock(db), std::min(wall_clock_ms(), kMaxHlcMs)};
+}
+
+int64_t fold_log(Db& db, const CapturedTable& t, FoldClock& clock, FoldStats& stats,
+                 const std::function<void(const FoldedKey&)>& emit) {
+  const size_t n = t.key_count();
+  const auto keys = key_columns(n);
+  // One entry per key, in the order of its latest change (commit order: one writer at a time).
+  auto pending = db.prepare(
+      fmt::format("SELECT {0}, max(ms), min(weak IS NOT NULL), max(seq) FROM {1} GROUP BY {0} "
+                  "ORDER BY max(seq)",
+                  key_list(n), t.log));
+  auto exists = db.prepare(fmt::format("SELECT 1 FROM {} WHERE {}", quote_ident(t.name),
+                                       key_match(quoted_pk(t.info), 1)));
+  auto previous =
+      db.prepare(fmt::format("SELECT version FROM {} WHERE {}", t.rows, key_match(keys, 1)));
+  int64_t read = 0;
   while (pending.step()) {
-    any = true;
-    std::vector<Value> key;
+    ++read;
+    FoldedKey folded;
     bool null_key = false;
     for (size_t i = 0; i < n; ++i) {
-      key.push_back(pending.column(static_cast<int>(i)));
-      null_key = null_key || is_null(key.back());
+      folded.key.push_back(pending.column(static_cast<int>(i)));
+      null_key = null_key || is_null(folded.key.back());
     }
     if (null_key) {
       ++stats.null_keys;
@@ -74,40 +106,34 @@ static void fold_table(Db& db, const CapturedTable& t, uint64_t node, int64_t no
     }
     // The ms a trigger logged, never beyond the clock now: a wall clock that was stepped back
     // since the write must not issue versions peers reject as being from the future.
-    int64_t ms = std::clamp<int64_t>(pending.column_int(static_cast<int>(n)), 0, now_ms);
-    bool only_weak = pending.column_int(static_cast<int>(n + 1)) != 0;
-
+    const int64_t ms =
+        std::clamp<int64_t>(pending.column_int(static_cast<int>(n)), 0, clock.now_ms);
+    const bool only_weak = pending.column_int(static_cast<int>(n + 1)) != 0;
+    bind_key(exists, folded.key);
+    const bool present = exists.step();
     exists.reset();
-    for (size_t i = 0; i < n; ++i) exists.bind(static_cast<int>(i + 1), key[i]);
-    bool present = exists.step();
     if (only_weak && present) {
       ++stats.ignored_weak;  // the row a REPLACE could have removed is still there
       continue;
     }
-    upsert.reset();
-    for (size_t i = 0; i < n; ++i) upsert.bind(static_cast<int>(i + 1), key[i]);
-    int64_t version = hlc_next(clock, ms);
-    upsert.bind(static_cast<int>(n + 1), version)
-        .bind(static_cast<int>(n + 2), static_cast<int64_t>(node))
-        .bind(static_cast<int>(n + 3), int64_t{present ? 0 : 1});
-    if (upsert.step())
-      clock = std::max(version, upsert.column_int(0));
-    else
-      clock = version;
-    while (upsert.step()) {
-    }
-    ++stats.keys;
+    bind_key(previous, folded.key);
+    std::optional<int64_t> row_version;
+    if (previous.step()) row_version = previous.column_int(0);
+    previous.reset();
+    folded.version = next_version(clock.clock, ms, row_version);
+    folded.deleted = !present;
+    clock.clock = folded.version;
+    emit(folded);
   }
-  if (any) db.exec("DELETE FROM " + t.log);
+  return read;
 }
 
 FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t node) {
   FoldStats stats;
-  int64_t clock = load_clock(db);
-  const int64_t before = clock;
-  const int64_t now_ms = std::min(wall_clock_ms(), kMaxHlcMs);
-  for (const auto& t : tables) fold_table(db, t, node, now_ms, clock, stats);
-  if (clock != before) store_clock(db, clock);
+  FoldClock clock = start_fold(db);
+  const int64_t before = clock.clock;
+  for (const auto& t : tables) fold_table(db, t, node, clock, stats);
+  if (clock.clock != before) store_clock(db, clock.clock);
   if (stats.null_keys > 0)  // reported by harmony_status() (capture_problems)
     meta_set(db, "null_key_changes", meta_get_int(db, "null_key_changes", 0) + stats.null_keys);
   return stats;

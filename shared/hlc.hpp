@@ -6,6 +6,7 @@
 #include <chrono>
 #include <compare>
 #include <cstdint>
+#include <optional>
 
 namespace harmony {
 
@@ -26,6 +27,14 @@ inline int64_t hlc_physical_ms(int64_t hlc) {
 // The next local version after `last` (the highest version this database has issued or seen).
 inline int64_t hlc_next(int64_t last, int64_t wall_ms) {
   return std::max(last + 1, hlc_from_ms(wall_ms));
+}
+
+// The version folding gives a changed row: the next local version, and above the row's own
+// previous version when it has one (a version received from a peer may be ahead of our clock
+// only for that row). The one rule used by fold_all and by a restore's in-memory fold.
+inline int64_t next_version(int64_t last, int64_t wall_ms, std::optional<int64_t> previous) {
+  const int64_t next = hlc_next(last, wall_ms);
+  return previous ? std::max(next, *previous + 1) : next;
 }
 
 // True when a received hlc is plausible: not negative, not absurdly far in the future.
