@@ -31,12 +31,6 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
-std::vector<std::string> key_names(size_t n) {
-  std::vector<std::string> out;
-  for (size_t i = 1; i <= n; ++i) out.push_back("k" + std::to_string(i));
-  return out;
-}
-
 CapturedTable make_captured(int64_t id, TableInfo info) {
   CapturedTable c;
   c.id = id;
@@ -57,7 +51,7 @@ struct CaptureSql {
 CaptureSql render(const CapturedTable& t) {
   CaptureSql out;
   const auto pk = t.info.primary_key();
-  const auto keys = key_names(pk.size());
+  const auto keys = key_columns(pk.size());
   std::vector<std::string> rows_keys, new_keys, old_keys, pk_cols, old_ne_new, pk_is_old;
   for (size_t i = 0; i < pk.size(); ++i) {
     const std::string col = quote_ident(pk[i]->name);
@@ -238,6 +232,12 @@ std::optional<int64_t> registry_id(Db& db, const std::string& name) {
 
 }  // namespace
 
+std::vector<std::string> key_columns(size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 1; i <= n; ++i) out.push_back("k" + std::to_string(i));
+  return out;
+}
+
 std::optional<Value> meta_get(Db& db, const std::string& key) {
   auto s = db.prepare("SELECT value FROM __harmony_meta WHERE key = ?1");
   s.bind(1, key);
@@ -341,7 +341,7 @@ bool enable_table(Db& db, const std::string& name, const EnableOptions& options)
   if (!existing && options.capture_existing_rows) {
     std::vector<std::string> cols;
     for (const auto* c : t.info.primary_key()) cols.push_back(quote_ident(c->name));
-    auto keys = key_names(cols.size());
+    auto keys = key_columns(cols.size());
     db.exec(fmt::format("INSERT INTO {} ({}, ms) SELECT {}, {} FROM {}", t.log, join(keys, ", "),
                         join(cols, ", "), kNowMsSql, quote_ident(t.name)));
   }
@@ -362,7 +362,7 @@ int enable_all(Db& db, const EnableOptions& options, std::vector<std::string>* s
 }
 
 int64_t pending_changes(Db& db, const CapturedTable& t) {
-  auto keys = join(key_names(t.key_count()), ", ");
+  auto keys = join(key_columns(t.key_count()), ", ");
   return db.query_int(fmt::format(
       "SELECT count(*) FROM (SELECT {0} FROM {1} WHERE weak IS NULL UNION SELECT {0} FROM {2} "
       "WHERE dirty)",

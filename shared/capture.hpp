@@ -24,6 +24,9 @@ struct CapturedTable {
   size_t key_count() const { return info.primary_key().size(); }
 };
 
+// The key columns of a table's log and rows tables: k1..kn, in primary key order.
+std::vector<std::string> key_columns(size_t n);
+
 struct EnableOptions {
   // false (default): rows already in the table are taken as identical on every node (the seed's
   // case: every database starts with the same seven books) and are not published.

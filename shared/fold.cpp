@@ -9,12 +9,6 @@
 
 namespace harmony {
 
-std::vector<std::string> key_columns(size_t n) {
-  std::vector<std::string> out;
-  for (size_t i = 1; i <= n; ++i) out.push_back("k" + std::to_string(i));
-  return out;
-}
-
 std::vector<std::string> quoted_pk(const TableInfo& info) {
   std::vector<std::string> out;
   for (const auto* c : info.primary_key()) out.push_back(quote_ident(c->name));

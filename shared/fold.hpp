@@ -53,7 +53,6 @@ void store_clock(Db& db, int64_t hlc);
 
 // SQL fragment "k1 = ?N AND k2 = ?N+1 ..." for key lookups, with parameters from `first`.
 std::string key_match(const std::vector<std::string>& columns, int first);
-std::vector<std::string> key_columns(size_t n);             // k1..kn
 std::vector<std::string> quoted_pk(const TableInfo& info);  // "id", "x" in PK order
 
 }  // namespace harmony
