@@ -321,17 +321,7 @@ void Applier::dead_letter(const MessageRef& where, uint64_t origin, uint64_t bat
 }
 
 void Applier::set_position(const std::string& stream, uint64_t seq) {
-  auto s = db_.prepare(
-      "INSERT INTO __harmony_positions(stream, seq) VALUES (?1, ?2) "
-      "ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq");
-  s.bind(1, stream).bind(2, static_cast<int64_t>(seq)).run();
-}
-
-std::map<std::string, uint64_t> load_positions(Db& db) {
-  std::map<std::string, uint64_t> out;
-  auto s = db.prepare("SELECT stream, seq FROM __harmony_positions");
-  while (s.step()) out[s.column_text(0)] = static_cast<uint64_t>(s.column_int(1));
-  return out;
+  store_position(db_, stream, seq);
 }
 
 }  // namespace harmony

@@ -10,6 +10,7 @@
 
 #include "shared/batch.hpp"
 #include "shared/capture.hpp"
+#include "shared/meta_store.hpp"
 
 namespace harmony {
 
@@ -66,7 +67,5 @@ class Applier {
   int64_t clock_ = 0;
   bool open_ = false;
 };
-
-std::map<std::string, uint64_t> load_positions(Db& db);
 
 }  // namespace harmony

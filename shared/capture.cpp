@@ -31,16 +31,6 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
-CapturedTable make_captured(int64_t id, TableInfo info) {
-  CapturedTable c;
-  c.id = id;
-  c.name = info.name;
-  c.info = std::move(info);
-  c.log = quote_ident(names::log_table(id));
-  c.rows = quote_ident(names::rows_table(id));
-  return c;
-}
-
 // The SQL that installs capture on one table: storage tables, then the trigger script.
 struct CaptureSql {
   std::string storage;
@@ -149,62 +139,10 @@ void drop_objects(Db& db, int64_t id) {
   db.exec("DROP TABLE IF EXISTS " + quote_ident(names::rows_table(id)));
 }
 
-bool have_registry(Db& db) {
-  return db.query_int(
-             "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = "
-             "'__harmony_tables'") > 0;
-}
-
-// Canonical spelling of an ordinary table in main, or "" when there is none by that name.
-std::string ordinary_table(Db& db, const std::string& name) {
-  if (name.empty()) return "";
-  auto s = db.prepare(
-      "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND "
-      "name = ?1 COLLATE NOCASE");
-  s.bind(1, name);
-  return s.step() ? s.column_text(0) : std::string();
-}
-
-// One registry entry and the table it captures now. Our triggers follow a table through
-// ALTER TABLE ... RENAME TO, so the table a trigger is attached to wins over the registered
-// name; an entry without triggers (dropped and recreated table) falls back to its name unless
-// another entry's triggers claim that table.
-struct Entry {
-  int64_t id = 0;
-  std::string registered;
-  std::string table;  // "" when the table is gone
-};
-
-std::vector<Entry> registry(Db& db) {
-  std::vector<Entry> out;
-  if (!have_registry(db)) return out;
-  std::vector<std::string> via_trigger;
-  {
-    auto s = db.prepare(
-        "SELECT r.id, r.name, (SELECT s.tbl_name FROM sqlite_schema s WHERE s.type = 'trigger' "
-        "AND s.name LIKE '\\_\\_harmony\\_trg\\_' || r.id || '\\_%' ESCAPE '\\' LIMIT 1) "
-        "FROM __harmony_tables r ORDER BY r.id");
-    while (s.step()) {
-      out.push_back({s.column_int(0), s.column_text(1), ""});
-      via_trigger.push_back(s.column_text(2));
-    }
-  }
-  for (size_t i = 0; i < out.size(); ++i) out[i].table = ordinary_table(db, via_trigger[i]);
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (!out[i].table.empty()) continue;
-    std::string candidate = ordinary_table(db, out[i].registered);
-    bool claimed = false;
-    for (const auto& e : out)
-      claimed = claimed || (!candidate.empty() && same_ident(e.table, candidate));
-    if (!claimed) out[i].table = candidate;
-  }
-  return out;
-}
-
 // Brings registered names up to date after renames. A dropped table's entry whose name is now
 // used by a live captured table is removed with its objects (its table and changes are gone).
 void sync_registry(Db& db) {
-  auto entries = registry(db);
+  auto entries = capture_entries(db);
   for (const auto& e : entries) {
     if (!e.table.empty()) continue;
     for (const auto& live : entries)
@@ -222,42 +160,7 @@ void sync_registry(Db& db) {
   }
 }
 
-std::optional<int64_t> registry_id(Db& db, const std::string& name) {
-  if (!have_registry(db)) return std::nullopt;
-  auto s = db.prepare("SELECT id FROM __harmony_tables WHERE name = ?1");
-  s.bind(1, name);
-  if (!s.step()) return std::nullopt;
-  return s.column_int(0);
-}
-
 }  // namespace
-
-std::vector<std::string> key_columns(size_t n) {
-  std::vector<std::string> out;
-  for (size_t i = 1; i <= n; ++i) out.push_back("k" + std::to_string(i));
-  return out;
-}
-
-std::optional<Value> meta_get(Db& db, const std::string& key) {
-  auto s = db.prepare("SELECT value FROM __harmony_meta WHERE key = ?1");
-  s.bind(1, key);
-  if (!s.step()) return std::nullopt;
-  return s.column(0);
-}
-
-void meta_set(Db& db, const std::string& key, const Value& value) {
-  auto s = db.prepare(
-      "INSERT INTO __harmony_meta(key, value) VALUES (?1, ?2) "
-      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-  s.bind(1, key).bind(2, value).run();
-}
-
-int64_t meta_get_int(Db& db, const std::string& key, int64_t fallback) {
-  auto v = meta_get(db, key);
-  if (!v) return fallback;
-  if (auto i = std::get_if<int64_t>(&*v)) return *i;
-  return fallback;
-}
 
 void ensure_base_schema(Db& db) {
   bool have_meta = db.query_int(
@@ -272,51 +175,7 @@ void ensure_base_schema(Db& db) {
         "upgrade libharmony/harmonylite",
         format, kStorageFormat));
   if (format != kStorageFormat) meta_set(db, "format", kStorageFormat);
-  if (!meta_get(db, "node_id")) {
-    uint64_t id = 0;
-    while (id == 0) {
-      sqlite3_randomness(sizeof(id), &id);
-      id &= (uint64_t{1} << 53) - 1;  // JSON-safe integer, readable in any tool
-    }
-    meta_set(db, "node_id", static_cast<int64_t>(id));
-  }
-}
-
-uint64_t node_id(Db& db) {
-  return static_cast<uint64_t>(meta_get_int(db, "node_id", 0));
-}
-
-void set_node_id(Db& db, uint64_t id) {
-  meta_set(db, "node_id", static_cast<int64_t>(id));
-}
-
-std::vector<CapturedTable> captured_tables(Db& db) {
-  std::vector<CapturedTable> out;
-  for (const auto& e : registry(db)) {
-    if (e.table.empty()) continue;
-    TableInfo info = describe_table(db, e.table);
-    if (ineligibility(info)) continue;  // recreated without a usable key: "dropped"
-    out.push_back(make_captured(e.id, std::move(info)));
-  }
-  return out;
-}
-
-std::optional<CapturedTable> find_captured(Db& db, const std::string& name) {
-  for (const auto& e : registry(db)) {
-    if (e.table.empty() || !same_ident(e.table, name)) continue;
-    TableInfo info = describe_table(db, e.table);
-    if (ineligibility(info)) return std::nullopt;
-    return make_captured(e.id, std::move(info));
-  }
-  return std::nullopt;
-}
-
-std::vector<std::pair<int64_t, std::string>> dropped_captured_tables(Db& db) {
-  std::vector<std::pair<int64_t, std::string>> out;
-  for (const auto& e : registry(db))
-    if (e.table.empty() || ineligibility(describe_table(db, e.table)))
-      out.emplace_back(e.id, e.registered);
-  return out;
+  ensure_node_id(db);
 }
 
 bool enable_table(Db& db, const std::string& name, const EnableOptions& options) {
@@ -391,41 +250,8 @@ bool triggers_installed(Db& db, const CapturedTable& t) {
   return matched == want.trigger_names.size();
 }
 
-std::vector<std::string> capture_problems(Db& db) {
-  std::vector<std::string> out;
-  for (const auto& [id, name] : dropped_captured_tables(db)) {
-    (void)id;
-    out.push_back(fmt::format(
-        "table \"{}\" was dropped (or recreated without a usable primary key) after "
-        "harmony_enable: nothing of it is captured. Recreate it and run harmony_enable('{}'), or "
-        "run harmony_disable('{}')",
-        name, name, name));
-  }
-  for (const auto& t : captured_tables(db)) {
-    if (!triggers_installed(db, t))
-      out.push_back(fmt::format(
-          "table \"{}\": capture triggers are missing or out of date (a UNIQUE index was added or "
-          "dropped, the table was recreated, or libharmony was upgraded): some writes may not be "
-          "captured. Run "
-          "harmony_enable('{}') to repair (the replicator does this by itself)",
-          t.name, t.name));
-    for (const auto& u : t.info.unique_indexes)
-      if (u.has_expression)
-        out.push_back(fmt::format(
-            "table \"{}\": UNIQUE index \"{}\" is on an expression; a row that INSERT OR REPLACE "
-            "removes through it is captured only with PRAGMA recursive_triggers=ON",
-            t.name, u.name));
-  }
-  if (int64_t lost = meta_get_int(db, "null_key_changes", 0); lost > 0)
-    out.push_back(fmt::format(
-        "{} change(s) to rows whose primary key is NULL were not replicated (a NULL key cannot "
-        "identify a row across nodes; declare the key columns NOT NULL)",
-        lost));
-  return out;
-}
-
 bool disable_table(Db& db, const std::string& name, bool discard_pending) {
-  if (have_registry(db)) sync_registry(db);
+  if (has_registry(db)) sync_registry(db);
   auto id = registry_id(db, name);
   if (!id) {
     if (table_kind(db, name) == TableKind::Missing)
@@ -448,7 +274,7 @@ bool disable_table(Db& db, const std::string& name, bool discard_pending) {
 }
 
 int disable_all(Db& db, bool discard_pending) {
-  if (!have_registry(db)) return 0;
+  if (!has_registry(db)) return 0;
   sync_registry(db);
   if (!discard_pending) {  // check everything first so '*' is all-or-nothing
     for (const auto& t : captured_tables(db)) {
@@ -461,7 +287,7 @@ int disable_all(Db& db, bool discard_pending) {
     }
   }
   int n = 0;
-  for (const auto& e : registry(db)) {
+  for (const auto& e : capture_entries(db)) {
     drop_objects(db, e.id);
     auto s = db.prepare("DELETE FROM __harmony_tables WHERE id = ?1");
     s.bind(1, e.id).run();

@@ -24,13 +24,6 @@ std::string key_match(const std::vector<std::string>& columns, int first) {
   return out;
 }
 
-int64_t load_clock(Db& db) {
-  return meta_get_int(db, "hlc", 0);
-}
-void store_clock(Db& db, int64_t hlc) {
-  meta_set(db, "hlc", hlc);
-}
-
 namespace {
 
 // "k1, k2, ..." for one of our storage tables.

@@ -47,10 +47,6 @@ struct FoldedKey {
 int64_t fold_log(Db& db, const CapturedTable& t, FoldClock& clock, FoldStats& stats,
                  const std::function<void(const FoldedKey&)>& emit);
 
-// Clock helpers: the highest version issued or seen by this database.
-int64_t load_clock(Db& db);
-void store_clock(Db& db, int64_t hlc);
-
 // SQL fragment "k1 = ?N AND k2 = ?N+1 ..." for key lookups, with parameters from `first`.
 std::string key_match(const std::vector<std::string>& columns, int first);
 std::vector<std::string> quoted_pk(const TableInfo& info);  // "id", "x" in PK order

@@ -1,4 +1,4 @@
-// Status JSON and content checksums (see status.hpp).
+// Status JSON, the capture problems it reports, and content checksums (see status.hpp).
 #include "shared/status.hpp"
 
 #include <cstring>
@@ -6,15 +6,47 @@
 #include <fmt/format.h>
 
 #include "harmony_version.hpp"
-#include "shared/apply.hpp"
 #include "shared/digest.hpp"
-#include "shared/fold.hpp"
+#include "shared/meta_store.hpp"
 #include "shared/names.hpp"
 
 namespace harmony {
 
 std::string dump_json(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::vector<std::string> capture_problems(Db& db) {
+  std::vector<std::string> out;
+  for (const auto& [id, name] : dropped_captured_tables(db)) {
+    (void)id;
+    out.push_back(fmt::format(
+        "table \"{}\" was dropped (or recreated without a usable primary key) after "
+        "harmony_enable: nothing of it is captured. Recreate it and run harmony_enable('{}'), or "
+        "run harmony_disable('{}')",
+        name, name, name));
+  }
+  for (const auto& t : captured_tables(db)) {
+    if (!triggers_installed(db, t))
+      out.push_back(fmt::format(
+          "table \"{}\": capture triggers are missing or out of date (a UNIQUE index was added or "
+          "dropped, the table was recreated, or libharmony was upgraded): some writes may not be "
+          "captured. Run "
+          "harmony_enable('{}') to repair (the replicator does this by itself)",
+          t.name, t.name));
+    for (const auto& u : t.info.unique_indexes)
+      if (u.has_expression)
+        out.push_back(fmt::format(
+            "table \"{}\": UNIQUE index \"{}\" is on an expression; a row that INSERT OR REPLACE "
+            "removes through it is captured only with PRAGMA recursive_triggers=ON",
+            t.name, u.name));
+  }
+  if (int64_t lost = meta_get_int(db, "null_key_changes", 0); lost > 0)
+    out.push_back(fmt::format(
+        "{} change(s) to rows whose primary key is NULL were not replicated (a NULL key cannot "
+        "identify a row across nodes; declare the key columns NOT NULL)",
+        lost));
+  return out;
 }
 
 nlohmann::json status_json(Db& db) {

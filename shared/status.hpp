@@ -15,6 +15,10 @@ namespace harmony {
 //  positions: {stream: seq}, problems: [text...]} (problems: see capture_problems())
 nlohmann::json status_json(Db& db);
 
+// Human-readable problems with capture (dropped tables, missing/outdated triggers, UNIQUE
+// indexes on expressions, changes lost to NULL keys): what harmony_status() reports.
+std::vector<std::string> capture_problems(Db& db);
+
 // Order-independent content checksum of one table (all replicated columns, typed values):
 // equal on two nodes exactly when they hold the same rows. Hex string.
 std::string table_checksum(Db& db, const std::string& table);
