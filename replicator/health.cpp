@@ -117,7 +117,7 @@ DbProbe HealthChecker::probe() {
 }
 
 HealthAnswer HealthChecker::check(bool detailed) {
-  return health_report(stats_, probe(), node_id_, detailed, stats_now_ms());
+  return health_report(stats_, probe(), node_id_, detailed, wall_clock_ms());
 }
 
 }  // namespace harmony

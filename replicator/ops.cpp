@@ -45,7 +45,7 @@ OpsEndpoints::OpsEndpoints(const Config& config, uint64_t node_id, const Replica
     metrics_server = &server_for(config.prometheus.bind, "[prometheus] bind");
     metrics_server->handle("/metrics", [&stats, mo] {
       return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
-                          render_metrics(stats, mo, stats_now_ms())};
+                          render_metrics(stats, mo, wall_clock_ms())};
     });
   }
   for (auto& s : servers_) s->start();
@@ -105,7 +105,7 @@ void OpsMonitor::refresh_registry(bool force) {
     if (!registry_)
       registry_ = std::make_unique<SchemaRegistry>(conn_.get(), registry_bucket(config_),
                                                    config_.replication_log.replicas);
-    if (registry_->put(make_registry_entry(node_, stats_.schema(), stats_now_ms()), error)) {
+    if (registry_->put(make_registry_entry(node_, stats_.schema(), wall_clock_ms()), error)) {
       registered_epoch_ = epoch;
       next_registry_ = now + kRegistryRefresh;
       if (registry_failed_logged_) spdlog::info("schema registry entry stored");

@@ -13,13 +13,9 @@
 #include <string>
 #include <vector>
 
-namespace harmony {
+#include "shared/clock.hpp"
 
-inline int64_t stats_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+namespace harmony {
 
 // A Prometheus-style histogram with fixed upper bounds (seconds). Observations are lock-free.
 class Histogram {
@@ -84,7 +80,7 @@ struct NatsServerState {
 };
 
 struct ReplicatorStats {
-  const int64_t started_ms = stats_now_ms();
+  const int64_t started_ms = wall_clock_ms();
   std::atomic<int64_t> rows_published{0}, batches_published{0}, publish_failures{0};
   std::atomic<int64_t> rows_applied{0}, rows_skipped_older{0}, rows_dead_lettered{0};
   std::atomic<int64_t> batches_applied{0}, batches_dead_lettered{0}, batches_skipped_own{0};
@@ -127,7 +123,7 @@ struct ReplicatorStats {
     std::lock_guard<std::mutex> lock(mu_);
     auto& s = streams_[stream];
     f(s);
-    if (s.position >= s.last_seq || s.caught_up_ms == 0) s.caught_up_ms = stats_now_ms();
+    if (s.position >= s.last_seq || s.caught_up_ms == 0) s.caught_up_ms = wall_clock_ms();
   }
   std::map<std::string, StreamProgress> streams() const {
     std::lock_guard<std::mutex> lock(mu_);

@@ -3,10 +3,10 @@
 #include "shared/capture.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include <fmt/format.h>
 
+#include "shared/clock.hpp"
 #include "shared/names.hpp"
 #include "sql_templates.hpp"
 
@@ -15,12 +15,6 @@ namespace {
 
 // Wall-clock milliseconds since the Unix epoch, computed with built-in SQL only.
 constexpr const char* kNowMsSql = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   std::string out;
@@ -192,7 +186,7 @@ bool enable_table(Db& db, const std::string& name, const EnableOptions& options)
     u.bind(1, info.name).bind(2, id).run();
   } else {
     auto s = db.prepare("INSERT INTO __harmony_tables(name, enabled_at_ms) VALUES (?1, ?2)");
-    s.bind(1, info.name).bind(2, wall_ms()).run();
+    s.bind(1, info.name).bind(2, wall_clock_ms()).run();
     id = sqlite3_last_insert_rowid(db.handle());
   }
   CapturedTable t = make_captured(id, std::move(info));

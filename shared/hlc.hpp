@@ -3,10 +3,11 @@
 // when the wall clock stalls or goes backwards. Ties between nodes break on the node id.
 #pragma once
 #include <algorithm>
-#include <chrono>
 #include <compare>
 #include <cstdint>
 #include <optional>
+
+#include "shared/clock.hpp"
 
 namespace harmony {
 
@@ -42,12 +43,6 @@ inline bool hlc_plausible(int64_t hlc, int64_t wall_ms) {
   if (hlc < 0) return false;
   int64_t ms = hlc_physical_ms(hlc);
   return ms < kMaxHlcMs && ms <= wall_ms + kMaxClockAheadMs;
-}
-
-inline int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 struct Version {

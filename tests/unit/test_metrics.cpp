@@ -91,7 +91,7 @@ TEST_CASE("metrics render as Prometheus text and follow the counters", "[metrics
   ReplicatorStats stats;
   MetricsOptions o;
   o.node_id = 7;
-  const int64_t now = stats_now_ms();
+  const int64_t now = wall_clock_ms();
   Exposition before(render_metrics(stats, o, now));
   CHECK(before.types.at("harmonylite_published") == "counter");
   CHECK(before.types.at("harmonylite_pending_publish") == "gauge");
@@ -173,7 +173,7 @@ TEST_CASE("metric names take namespace and subsystem from the config", "[metrics
   CHECK(metric_name(o, "published") == "books_published");
   ReplicatorStats stats;
   o.namespace_ = "acme";
-  Exposition e(render_metrics(stats, o, stats_now_ms()));
+  Exposition e(render_metrics(stats, o, wall_clock_ms()));
   for (const auto& s : e.samples) CHECK(s.name.rfind("acme_books_", 0) == 0);
   CHECK(escape_label_value("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
 }
@@ -183,7 +183,7 @@ TEST_CASE("health answer: 200 only with database, NATS and capture, HarmonyLite'
   ReplicatorStats stats;
   DbProbe probe{true, true, 2};
   stats.nats_connected = true;
-  const int64_t now = stats_now_ms();
+  const int64_t now = wall_clock_ms();
   auto a = health_report(stats, probe, 3, true, now + 5000);
   CHECK(a.healthy);
   const auto& j = a.body;
