@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "shared/files.hpp"
+
 namespace harmony::bench {
 
 int64_t wall_us() {
@@ -30,10 +32,7 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 
 namespace {
 std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_whole_file(path).value_or("");
 }
 
 int64_t status_kb(const std::string& status, const char* key) {

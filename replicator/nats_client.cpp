@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "shared/error.hpp"
+#include "shared/files.hpp"
 
 namespace harmony {
 using namespace std::chrono_literals;
@@ -275,13 +276,11 @@ NatsOptionsPtr NatsConnection::build_options(const ConnectOptions& o, Events* ev
   if (!o.user.empty() || !o.password.empty())
     check(natsOptions_SetUserInfo(opts.get(), o.user.c_str(), o.password.c_str()), "user");
   if (!o.nkey_seed_file.empty()) {
-    std::ifstream in(o.nkey_seed_file);
-    if (!in) throw NatsOptionsError("NATS: cannot read nkey seed file " + o.nkey_seed_file);
-    std::stringstream ss;
-    ss << in.rdbuf();
+    const auto seed = read_whole_file(o.nkey_seed_file);
+    if (!seed) throw NatsOptionsError("NATS: cannot read nkey seed file " + o.nkey_seed_file);
     std::string pub;
     try {
-      pub = nkey_public_key(ss.str());
+      pub = nkey_public_key(*seed);
     } catch (const Error& e) {
       throw NatsOptionsError("NATS: nkey seed file " + o.nkey_seed_file + ": " + e.what());
     }

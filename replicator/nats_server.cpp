@@ -27,6 +27,7 @@
 
 #include "replicator/address.hpp"
 #include "shared/error.hpp"
+#include "shared/files.hpp"
 
 namespace harmony {
 namespace fs = std::filesystem;
@@ -62,13 +63,6 @@ std::string conf_quote(const std::string& s) {
     }
   }
   return out + "\"";
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // The last `max_lines` lines of a file (at most ~4 KiB), or "" when missing/empty.
@@ -302,7 +296,8 @@ void write_private_file(const std::string& path, const std::string& content) {
 // Top-level keys of a config file and of the files it includes at top level.
 void collect_top_level_keys(const fs::path& file, std::vector<std::string>& keys, int depth = 0) {
   if (depth > 8) return;
-  auto scan = rewrite_user_config(read_all(file.string()), file.parent_path(), file.parent_path());
+  auto scan = rewrite_user_config(read_whole_file(file.string()).value_or(""), file.parent_path(),
+                                  file.parent_path());
   keys.insert(keys.end(), scan.top_level_keys.begin(), scan.top_level_keys.end());
   for (const auto& inc : scan.top_level_includes) collect_top_level_keys(inc, keys, depth + 1);
 }
@@ -333,7 +328,8 @@ void EmbeddedServer::write_config() {
   fs::path user;
   if (!opts_.config_file.empty()) {
     user = fs::weakly_canonical(fs::absolute(opts_.config_file));
-    rewritten = rewrite_user_config(read_all(user.string()), user.parent_path(), run);
+    rewritten =
+        rewrite_user_config(read_whole_file(user.string()).value_or(""), user.parent_path(), run);
     collect_top_level_keys(user, user_keys);
   }
   auto user_sets = [&](std::initializer_list<const char*> names) {
@@ -503,7 +499,7 @@ std::string EmbeddedServer::wait_ready(pid_t child, std::chrono::milliseconds ti
             name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
           continue;
         try {
-          auto j = nlohmann::json::parse(read_all(entry.path().string()));
+          auto j = nlohmann::json::parse(read_whole_file(entry.path().string()).value_or(""));
           if (j.contains("nats") && !j["nats"].empty())
             found.client = port_of_url(j["nats"][0].get<std::string>());
           if (j.contains("monitoring") && !j["monitoring"].empty())

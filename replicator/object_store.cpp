@@ -24,6 +24,7 @@
 
 #include "replicator/nats_client.hpp"
 #include "shared/digest.hpp"
+#include "shared/files.hpp"
 #include "shared/hlc.hpp"
 
 namespace harmony {
@@ -108,14 +109,6 @@ std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std:
   if (::fsync(out.get()) != 0 || !out.close())
     throw Error(fmt::format("cannot write {}: {}", dst, std::strerror(errno)));
   return {size, h.finish()};
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return "";
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {
@@ -218,7 +211,7 @@ std::string FileSnapshotStore::describe() const {
 }
 
 std::string FileSnapshotStore::current_data_file() {
-  std::string text = read_text(dir_ + "/snapshot.json");
+  std::string text = read_whole_file(dir_ + "/snapshot.json").value_or("");
   if (text.empty()) return "";
   try {
     return dir_ + "/" + nlohmann::json::parse(text).at("file").get<std::string>();
@@ -228,7 +221,7 @@ std::string FileSnapshotStore::current_data_file() {
 }
 
 std::optional<SnapshotMeta> FileSnapshotStore::info() {
-  std::string text = read_text(dir_ + "/snapshot.json");
+  std::string text = read_whole_file(dir_ + "/snapshot.json").value_or("");
   if (text.empty()) return std::nullopt;
   try {
     return SnapshotMeta::from_json(nlohmann::json::parse(text).at("meta").dump());

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string_view>
 #include <thread>
 
@@ -16,6 +15,7 @@
 #include "replicator/database.hpp"
 #include "replicator/node.hpp"
 #include "shared/capture.hpp"
+#include "shared/files.hpp"
 #include "shared/outbox.hpp"
 
 namespace harmony {
@@ -37,9 +37,8 @@ std::string program_name(int64_t pid) {
     if (name.ends_with(kDeleted)) name.resize(name.size() - kDeleted.size());
     return name;
   }
-  std::ifstream cmdline(proc + "/cmdline", std::ios::binary);
-  std::string argv0;
-  std::getline(cmdline, argv0, '\0');
+  const std::string cmdline = read_whole_file(proc + "/cmdline").value_or("");
+  const std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
   return std::filesystem::path(argv0).filename().string();
 }
 

@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "shared/files.hpp"
+
 namespace harmony::test {
 
 std::string build_dir() {
@@ -163,10 +165,7 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return read_whole_file(path).value_or("");
 }
 
 void write_file(const std::string& path, const std::string& content) {
