@@ -17,17 +17,6 @@ namespace harmony {
 // Short busy timeout: the retry loop below does the waiting, so it can log and stop.
 constexpr int kBusyTimeoutMs = 200;
 
-bool storage_trouble(const SqliteError& e) {
-  switch (e.code() & 0xff) {
-    case SQLITE_FULL:
-    case SQLITE_IOERR:
-    case SQLITE_NOMEM:
-      return true;
-    default:
-      return false;
-  }
-}
-
 Db open_database(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
@@ -85,7 +74,7 @@ bool write_transaction(Db& db, const std::atomic<bool>& stop, const std::functio
       if (storage_failed) spdlog::info("{}: the database accepts writes again; continuing", what);
       return true;
     } catch (const SqliteError& e) {
-      if (!e.busy() && !storage_trouble(e)) throw;
+      if (!is_transient(e)) throw;
       if (!e.busy()) storage_error = e.what();
     }
     if (stop) return false;

@@ -16,14 +16,10 @@ namespace harmony {
 // cannot create the -wal and -shm files.
 Db open_database(const std::string& path);
 
-// True for failures of the storage rather than of the statement: a full disk (SQLITE_FULL), an
-// I/O error, out of memory. Nothing was written; the same transaction can succeed later.
-bool storage_trouble(const SqliteError& e);
-
 // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, retrying the whole transaction while the
 // database is locked by another writer, and, with a clear error logged and a backoff of up to
-// 5 s, while the storage fails (storage_trouble). Returns false only when `stop` became true
-// first.
+// 5 s, while the storage fails (storage_trouble in shared/sqlite_db.hpp). Returns false only when
+// `stop` became true first.
 bool write_transaction(Db& db, const std::atomic<bool>& stop, const std::function<void()>& body,
                        const char* what);
 

@@ -128,13 +128,6 @@ Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::str
 
 namespace {
 
-// Errors that are not the row's fault (locks, a full disk, I/O): the caller retries the whole
-// transaction; dead-lettering the row would lose it here while other nodes have it.
-bool transient(const SqliteError& e) {
-  const int primary = e.code() & 0xff;
-  return e.busy() || primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_NOMEM;
-}
-
 bool unique_violation(const SqliteError& e) {
   return e.code() == SQLITE_CONSTRAINT_UNIQUE;
 }
@@ -230,7 +223,7 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
     try {
       write_row(p);
     } catch (const SqliteError& e) {
-      if (transient(e)) throw;
+      if (is_transient(e)) throw;
       // A failed statement undoes only itself (ABORT), so the rest of the transaction stands.
       p.error = fmt::format("cannot apply to \"{}\": {}", bt.name, e.what());
       if (unique_violation(e)) {
@@ -262,7 +255,7 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
         ++stats.applied;
         progress = true;
       } catch (const SqliteError& e) {
-        if (transient(e)) throw;
+        if (is_transient(e)) throw;
         p.error = fmt::format("cannot apply to \"{}\": {}", p.table, e.what());
         still.push_back(std::move(p));
       }
@@ -279,7 +272,7 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
     for (auto& p : deferred) remove_row(p);
     for (auto& p : deferred) write_row(p);
   } catch (const SqliteError& e) {
-    if (transient(e)) {
+    if (is_transient(e)) {
       db_.exec("ROLLBACK TO harmony_unique_cycle; RELEASE harmony_unique_cycle");
       throw;
     }

@@ -229,6 +229,21 @@ void Transaction::rollback() {
   }
 }
 
+bool storage_trouble(const SqliteError& e) {
+  switch (e.code() & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_transient(const SqliteError& e) {
+  return e.busy() || storage_trouble(e);
+}
+
 std::string quote_ident(std::string_view name) {
   std::string out;
   out.reserve(name.size() + 2);

@@ -1,5 +1,6 @@
 // RAII wrappers for sqlite3* and sqlite3_stmt*, plus the few helpers every module needs:
-// exec, prepared statements bound from harmony::Value, and transaction guards.
+// exec, prepared statements bound from harmony::Value, transaction guards, which errors are
+// transient, and identifier quoting.
 #pragma once
 #include <sqlite3.h>
 
@@ -100,6 +101,14 @@ class Transaction {
   std::string name_;
   bool open_ = true;
 };
+
+// True for failures of the storage rather than of the statement: a full disk (SQLITE_FULL), an
+// I/O error, out of memory. Nothing was written; the same transaction can succeed later.
+bool storage_trouble(const SqliteError& e);
+// True for errors that are not the statement's fault: a lock held by another connection
+// (busy) or storage_trouble. The caller retries the whole transaction; treating the statement
+// as bad (dead-lettering a row, giving up) would lose what only waits for a lock or for space.
+bool is_transient(const SqliteError& e);
 
 // Quotes an identifier for SQL: "name" with embedded quotes doubled. Every generated
 // statement uses this for table/column names, including names received from the network.
