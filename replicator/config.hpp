@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/error.hpp"
+
 namespace harmony {
 
 struct ReplicationLogConfig {
@@ -108,9 +110,11 @@ struct Config {
   HealthCheckConfig health_check;
 };
 
-// Thrown for a bad config or bad flag; the message names the key (and file) or the flag.
-struct ConfigError {
-  std::string message;
+// Thrown for a bad config; what() names the key and the file. A harmony::Error like every
+// other failure, but its own type: main() tells it apart to exit with 2 instead of 1.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
 };
 
 // Reads TOML. Unknown keys go to `warnings` ("unknown key 'x' in file.toml"); wrong types or

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "shared/error.hpp"
+
 namespace harmony {
 
 struct CliOptions {
@@ -24,8 +26,11 @@ struct CliOptions {
   std::string pprof;                       // -pprof addr: accepted for compatibility, ignored
 };
 
-struct UsageError {
-  std::string message;  // e.g. "unknown flag -foo" or "invalid value \"x\" for flag -node-id: ..."
+// Thrown for a bad command line; what() names the flag, e.g. "unknown flag -foo" or
+// "invalid value \"x\" for flag -node-id: ...". Its own type so main() can exit with 2.
+class UsageError : public Error {
+ public:
+  using Error::Error;
 };
 
 CliOptions parse_flags(int argc, const char* const* argv);

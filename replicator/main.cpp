@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   try {
     cli = parse_flags(argc, argv);
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s\n\n%s", e.message.c_str(), usage_text().c_str());
+    std::fprintf(stderr, "%s\n\n%s", e.what(), usage_text().c_str());
     return 2;
   }
   if (cli.help) {
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   try {
     if (!cli.config_path.empty()) config = load_config(cli.config_path, warnings);
   } catch (const ConfigError& e) {
-    std::fprintf(stderr, "%s\n", e.message.c_str());
+    std::fprintf(stderr, "%s\n", e.what());
     return 2;
   }
   if (cli.version) {

@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     c = parse_config_text(text, "fuzz.toml", warnings);
   } catch (const ConfigError& e) {
-    if (e.message.find("fuzz.toml") == std::string::npos)
+    if (std::string(e.what()).find("fuzz.toml") == std::string::npos)
       fail("a config error does not name the file");
     return 0;
   }

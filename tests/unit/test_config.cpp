@@ -37,7 +37,7 @@ std::string error_for(const TempDir& dir, const std::string& text) {
   try {
     load_config(path, warnings);
   } catch (const ConfigError& e) {
-    return e.message;
+    return e.what();
   }
   return "";
 }
@@ -523,15 +523,15 @@ TEST_CASE("missing or unreadable config file is a ConfigError", "[config]") {
     load_config(missing, warnings);
     FAIL("no error for a missing file");
   } catch (const ConfigError& e) {
-    CHECK(contains(e.message, missing));
-    CHECK(contains(e.message, "not found"));
+    CHECK(contains(e.what(), missing));
+    CHECK(contains(e.what(), "not found"));
   }
   try {
     load_config(dir.path(), warnings);
     FAIL("no error for a directory");
   } catch (const ConfigError& e) {
-    CHECK(contains(e.message, dir.path()));
-    CHECK(contains(e.message, "directory"));
+    CHECK(contains(e.what(), dir.path()));
+    CHECK(contains(e.what(), "directory"));
   }
 }
 

@@ -21,7 +21,7 @@ std::string error_for(std::vector<std::string> args) {
   try {
     parse(std::move(args));
   } catch (const UsageError& e) {
-    return e.message;
+    return e.what();
   }
   return "";
 }

@@ -369,7 +369,7 @@ TEST_CASE("snapshot config: unsupported stores and a file store without a direct
       load(fmt::format("[snapshot]\nstore = \"{}\"\n", store));
       FAIL("accepted store " << store);
     } catch (const ConfigError& e) {
-      CHECK(e.message.find("snapshot.store is not available") != std::string::npos);
+      CHECK(std::string(e.what()).find("snapshot.store is not available") != std::string::npos);
     }
     CHECK(
         load(fmt::format("[snapshot]\nenabled = false\nstore = \"{}\"\n", store)).snapshot.store ==
@@ -379,7 +379,7 @@ TEST_CASE("snapshot config: unsupported stores and a file store without a direct
     load("[snapshot]\nstore = \"file\"\n");
     FAIL("accepted a file store without dir");
   } catch (const ConfigError& e) {
-    CHECK(e.message.find("[snapshot.file] dir") != std::string::npos);
+    CHECK(std::string(e.what()).find("[snapshot.file] dir") != std::string::npos);
   }
   CHECK(
       load("[snapshot]\nstore = \"file\"\n[snapshot.file]\ndir = \"snaps\"\n").snapshot.file.dir ==
