@@ -17,6 +17,7 @@
 
 #include "shared/apply.hpp"
 #include "shared/batch.hpp"
+#include "shared/batch_rows.hpp"
 #include "shared/capture.hpp"
 #include "shared/digest.hpp"
 #include "shared/fold.hpp"
@@ -95,57 +96,6 @@ std::map<std::string, std::string> user_table_hashes(Db& db) {
   return out;
 }
 
-// Reads the rows of one table's pending keys into `batch` (values as they are now).
-class PendingRows {
- public:
-  PendingRows(Db& db, const CapturedTable& t, Batch& batch)
-      : batch_(batch), table_index_(static_cast<uint32_t>(batch.tables.size())) {
-    table_.name = t.name;
-    table_.schema_hash = t.info.schema_hash();
-    table_.local_id = t.id;
-    std::string cols;
-    for (const auto* c : t.info.replicated_columns()) {
-      table_.columns.push_back(c->name);
-      cols += (cols.empty() ? "" : ", ") + quote_ident(c->name);
-    }
-    for (const auto* c : t.info.primary_key()) table_.key_columns.push_back(c->name);
-    read_ = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", cols, quote_ident(t.name),
-                                   key_match(quoted_pk(t.info), 1)));
-  }
-
-  void add(std::vector<Value> key, int64_t version, bool deleted) {
-    RowChange row;
-    row.table = table_index_;
-    row.hlc = version;
-    row.deleted = deleted;
-    row.key = std::move(key);
-    if (!row.deleted) {
-      read_.reset();
-      for (size_t i = 0; i < row.key.size(); ++i) read_.bind(static_cast<int>(i + 1), row.key[i]);
-      if (read_.step()) {
-        for (int c = 0; c < read_.column_count(); ++c) row.values.push_back(read_.column(c));
-      } else {
-        row.deleted = true;  // gone since it was folded: the fold would say so too
-      }
-      read_.reset();
-    }
-    batch_.rows.push_back(std::move(row));
-    used_ = true;
-  }
-
-  // Adds the table to the batch when any of its rows was added.
-  void finish() {
-    if (used_) batch_.tables.push_back(std::move(table_));
-  }
-
- private:
-  Batch& batch_;
-  uint32_t table_index_;
-  BatchTable table_;
-  Stmt read_;
-  bool used_ = false;
-};
-
 // This node's unpublished changes as a batch, read without writing: dirty rows as they are,
 // and the change logs through fold_log, the rule fold_all folds them by (same versions, same
 // order, same shared clock). `clock` ends as the clock fold_all would have stored.
@@ -158,16 +108,11 @@ Batch read_pending(Db& db, uint64_t node, int64_t& clock) {
   FoldStats ignored;  // fold_all counts these when it runs
   for (const auto& t : captured_tables(db)) {
     const size_t n = t.key_count();
-    PendingRows rows(db, t, batch);
+    BatchRows rows(db, t, batch);
     auto dirty =
         db.prepare(fmt::format("SELECT {}, version, deleted FROM {} WHERE dirty ORDER BY version",
                                fmt::join(key_columns(n), ", "), t.rows));
-    while (dirty.step()) {
-      std::vector<Value> key;
-      for (size_t i = 0; i < n; ++i) key.push_back(dirty.column(static_cast<int>(i)));
-      rows.add(std::move(key), dirty.column_int(static_cast<int>(n)),
-               dirty.column_int(static_cast<int>(n + 1)) != 0);
-    }
+    rows.add_all(dirty);
     // A later log entry for a key also among the dirty rows carries a higher version, so
     // last-writer-wins keeps it when both are applied in this order.
     fold_log(db, t, fold, ignored,
