@@ -86,9 +86,10 @@ std::string escape_label_value(const std::string& v) {
   return out;
 }
 
-std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, int64_t now_ms) {
-  Writer w(o);
-  // --- publishing
+namespace {
+
+// Publishing: rows and batches sent, failures, what waits, latency.
+void write_publishing(Writer& w, const ReplicatorStats& s) {
   w.single("published", "counter", "Rows published to JetStream (acknowledged).",
            d(s.rows_published));
   w.single("batches_published_total", "counter", "Batches published to JetStream (acknowledged).",
@@ -104,8 +105,10 @@ std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, in
   w.histogram("publish_latency_seconds",
               "Time to publish one batch until JetStream acknowledged every part.",
               s.publish_latency.snapshot());
+}
 
-  // --- applying
+// Applying: received rows written, skipped, dead-lettered; stream checks; latencies.
+void write_applying(Writer& w, const ReplicatorStats& s) {
   w.single("rows_applied_total", "counter", "Received rows written to this database.",
            d(s.rows_applied));
   w.single("batches_applied_total", "counter", "Received batches applied.", d(s.batches_applied));
@@ -136,8 +139,10 @@ std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, in
   w.histogram("replication_delay_seconds",
               "Origin write (HLC physical time) to local commit, per applied batch (newest row).",
               s.replication_delay.snapshot());
+}
 
-  // --- streams
+// Per stream: position, lag, pauses, delay; the schema pause HarmonyLite's dashboards know.
+void write_streams(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
   const auto streams = s.streams();
   bool schema_paused = false;
   for (const auto& [name, p] : streams)
@@ -175,8 +180,10 @@ std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, in
            schema_paused ? 1 : 0);
   w.single("schema_pauses_total", "counter", "Times a stream paused on a schema mismatch.",
            d(s.schema_pauses));
+}
 
-  // --- snapshots
+// Snapshots this node saved: when, how big, how long, how many failed.
+void write_snapshots(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
   const int64_t snap_ms = s.last_snapshot_ms;
   w.single("snapshot_last_timestamp_seconds", "gauge",
            "Unix time the last snapshot was saved by this node (0 = none).", d(snap_ms) / 1000.0);
@@ -191,8 +198,10 @@ std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, in
            d(s.snapshots_saved));
   w.single("snapshot_failures_total", "counter", "Snapshot saves that failed.",
            d(s.snapshot_failures));
+}
 
-  // --- process
+// The process: connections, capture, tables, embedded server, start time, build.
+void write_process(Writer& w, const ReplicatorStats& s) {
   w.single("db_connected", "gauge", "1 when the database answered the last check.",
            s.db_ok ? 1 : 0);
   w.single("nats_connected", "gauge", "1 while connected to NATS.", s.nats_connected ? 1 : 0);
@@ -210,6 +219,17 @@ std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, in
            fmt::format("version=\"{}\",commit=\"{}\"", escape_label_value(build::kVersion),
                        escape_label_value(build::kGitCommit)),
            1);
+}
+
+}  // namespace
+
+std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, int64_t now_ms) {
+  Writer w(o);
+  write_publishing(w, s);
+  write_applying(w, s);
+  write_streams(w, s, now_ms);
+  write_snapshots(w, s, now_ms);
+  write_process(w, s);
   return w.take();
 }
 
