@@ -330,16 +330,20 @@ void save_snapshot_before_sleep(const Config& config, NatsConnection& conn, uint
 SnapshotScheduler::SnapshotScheduler(const Config& config, NatsConnection& conn, uint64_t node)
     : config_(config), conn_(conn), node_(node) {}
 
-void SnapshotScheduler::run(const std::atomic<bool>& stop) {
-  // The store and the lease bucket may not be creatable yet (servers down): keep trying, quietly.
-  std::unique_ptr<SnapshotStore> store;
+namespace {
+
+// The store and the lease bucket may not be creatable yet (servers down): keeps trying, quietly,
+// until both exist or `stop`. Returns no lease when stopped first.
+std::unique_ptr<SnapshotLeader> wait_for_lease(const Config& config, NatsConnection& conn,
+                                               uint64_t node, std::unique_ptr<SnapshotStore>& store,
+                                               const std::atomic<bool>& stop) {
   std::unique_ptr<SnapshotLeader> lease;
   for (auto last_log = std::chrono::steady_clock::time_point{}; !lease && !stop;) {
     try {
-      if (!store) store = make_snapshot_store(config_, &conn_);
-      lease = std::make_unique<SnapshotLeader>(conn_, lease_bucket(config_), node_,
-                                               config_.snapshot.leader_ttl_ms,
-                                               config_.snapshot.nats.replicas);
+      if (!store) store = make_snapshot_store(config, &conn);
+      lease = std::make_unique<SnapshotLeader>(conn, lease_bucket(config), node,
+                                               config.snapshot.leader_ttl_ms,
+                                               config.snapshot.nats.replicas);
     } catch (const Error& e) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_log > 5min) {
@@ -349,6 +353,54 @@ void SnapshotScheduler::run(const std::atomic<bool>& stop) {
       for (int i = 0; i < 100 && !stop; ++i) std::this_thread::sleep_for(100ms);
     }
   }
+  return lease;
+}
+
+// What the streams say about a snapshot now, measured against the newest one.
+struct SnapshotNeed {
+  bool behind = false;  // a stream no longer holds messages this node has not applied
+  bool ahead = false;   // this node applied messages the newest snapshot does not hold
+  std::string reason;   // why to take one now; "" when no trigger fired
+};
+
+SnapshotNeed snapshot_need(const Config& config, const std::vector<StreamView>& views,
+                           const std::optional<SnapshotMeta>& newest) {
+  SnapshotNeed need;
+  uint64_t grown = 0;
+  for (const auto& v : views) {
+    need.behind = need.behind || has_hole(v);
+    uint64_t at = 0;
+    if (newest)
+      if (auto it = newest->positions.find(v.name); it != newest->positions.end()) at = it->second;
+    need.ahead = need.ahead || v.position > at;
+    uint64_t growth = v.state.last_seq > at ? v.state.last_seq - at : 0;
+    grown += growth;
+    if (config.replication_log.max_entries > 0 &&
+        growth >=
+            static_cast<uint64_t>(std::max<int64_t>(1, config.replication_log.max_entries / 2)) &&
+        need.reason.empty())
+      need.reason = fmt::format("{} grew by {} messages since the newest snapshot (max_entries {})",
+                                v.name, growth, config.replication_log.max_entries);
+  }
+  if (need.behind || !need.ahead) return need;
+  int64_t age_ms =
+      newest ? wall_clock_ms() - newest->created_ms : std::numeric_limits<int64_t>::max();
+  if (config.snapshot.every_entries > 0 &&
+      grown >= static_cast<uint64_t>(config.snapshot.every_entries))
+    need.reason = fmt::format("the streams grew by {} messages (every_entries {})", grown,
+                              config.snapshot.every_entries);
+  else if (config.snapshot.interval_ms > 0 && age_ms >= config.snapshot.interval_ms)
+    need.reason = fmt::format("interval {} ms", config.snapshot.interval_ms);
+  else if (config.replication_log.max_age_ms > 0 && age_ms >= config.replication_log.max_age_ms / 2)
+    need.reason = fmt::format("the newest snapshot is older than half of max_age");
+  return need;
+}
+
+}  // namespace
+
+void SnapshotScheduler::run(const std::atomic<bool>& stop) {
+  std::unique_ptr<SnapshotStore> store;
+  std::unique_ptr<SnapshotLeader> lease = wait_for_lease(config_, conn_, node_, store, stop);
   if (!lease) return;
   SnapshotLeader& leader = *lease;
   Db db = open_database(config_.db_path);
@@ -378,26 +430,8 @@ void SnapshotScheduler::run(const std::atomic<bool>& stop) {
         newest = store->info();
         info_read_at = now;
       }
-      auto views = stream_views(config_, conn_, db);
-      bool behind = false, ahead = false;
-      uint64_t grown = 0;
-      for (const auto& v : views) {
-        behind = behind || has_hole(v);
-        uint64_t at = 0;
-        if (newest)
-          if (auto it = newest->positions.find(v.name); it != newest->positions.end())
-            at = it->second;
-        ahead = ahead || v.position > at;
-        uint64_t growth = v.state.last_seq > at ? v.state.last_seq - at : 0;
-        grown += growth;
-        if (config_.replication_log.max_entries > 0 &&
-            growth >= static_cast<uint64_t>(
-                          std::max<int64_t>(1, config_.replication_log.max_entries / 2)) &&
-            reason.empty())
-          reason = fmt::format("{} grew by {} messages since the newest snapshot (max_entries {})",
-                               v.name, growth, config_.replication_log.max_entries);
-      }
-      if (behind) {
+      const SnapshotNeed need = snapshot_need(config_, stream_views(config_, conn_, db), newest);
+      if (need.behind) {
         if (!warned_behind)
           spdlog::warn(
               "this node holds the snapshot lease but is behind what the streams "
@@ -406,18 +440,8 @@ void SnapshotScheduler::run(const std::atomic<bool>& stop) {
         continue;
       }
       warned_behind = false;
-      if (!ahead) continue;  // nothing newer than the newest snapshot
-      int64_t age_ms =
-          newest ? wall_clock_ms() - newest->created_ms : std::numeric_limits<int64_t>::max();
-      if (config_.snapshot.every_entries > 0 &&
-          grown >= static_cast<uint64_t>(config_.snapshot.every_entries))
-        reason = fmt::format("the streams grew by {} messages (every_entries {})", grown,
-                             config_.snapshot.every_entries);
-      else if (config_.snapshot.interval_ms > 0 && age_ms >= config_.snapshot.interval_ms)
-        reason = fmt::format("interval {} ms", config_.snapshot.interval_ms);
-      else if (config_.replication_log.max_age_ms > 0 &&
-               age_ms >= config_.replication_log.max_age_ms / 2)
-        reason = fmt::format("the newest snapshot is older than half of max_age");
+      if (!need.ahead) continue;  // nothing newer than the newest snapshot
+      reason = need.reason;
       if (reason.empty()) continue;
       spdlog::info("taking a snapshot: {}", reason);
       not_before =
