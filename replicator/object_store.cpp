@@ -475,11 +475,97 @@ void NatsObjectStore::purge_chunks(const std::string& nuid) {
                  nats_error_text(s, jerr));
 }
 
+namespace {
+
+// Fills `buf` from `fd`: a full chunk unless the file ends first. Returns the bytes read; a read
+// error goes to `error`.
+size_t read_chunk(int fd, std::vector<char>& buf, const std::string& file, std::string& error) {
+  size_t filled = 0;
+  while (filled < buf.size()) {
+    ssize_t n = ::read(fd, buf.data() + filled, buf.size() - filled);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = fmt::format("cannot read {}: {}", file, std::strerror(errno));
+      break;
+    }
+    if (n == 0) break;
+    filled += static_cast<size_t>(n);
+  }
+  return filled;
+}
+
+// The chunks of one upload as published and acknowledged.
+struct ChunkUpload {
+  uint64_t size = 0;
+  int64_t chunks = 0;
+  Sha256Digest digest{};
+  std::string error;  // the first failure; "" when every chunk was stored
+};
+
+// Publishes the file behind `fd` in chunks of `chunk_size` to `subject`, then waits until
+// JetStream acknowledged every one of them.
+ChunkUpload publish_chunks(jsCtx* js, const std::string& subject, jsPubOptions& po, int fd,
+                           const std::string& file, size_t chunk_size, AckCounter& acks,
+                           TransferProgress& progress) {
+  ChunkUpload up;
+  Sha256 h;
+  std::vector<char> buf(chunk_size);
+  while (up.error.empty()) {
+    const size_t filled = read_chunk(fd, buf, file, up.error);
+    if (filled == 0 || !up.error.empty()) break;
+    h.update(buf.data(), filled);
+    natsStatus s = js_PublishAsync(js, subject.c_str(), buf.data(), static_cast<int>(filled), &po);
+    if (s != NATS_OK) {
+      up.error = "publishing a chunk failed: " + nats_error_text(s);
+      break;
+    }
+    up.size += filled;
+    ++up.chunks;
+    progress.add(filled);
+    std::lock_guard lk(acks.mu);
+    if (!acks.error.empty()) up.error = "a chunk was refused: " + acks.error;
+  }
+  if (up.error.empty()) {
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = 60000;
+    natsStatus s = js_PublishAsyncComplete(js, &wait);
+    std::lock_guard lk(acks.mu);
+    if (!acks.error.empty())
+      up.error = "a chunk was refused: " + acks.error;
+    else if (s != NATS_OK)
+      up.error = "timed out waiting for chunk acknowledgements: " + nats_error_text(s);
+    else if (acks.acked != up.chunks)
+      up.error = fmt::format("only {} of {} chunks were acknowledged", acks.acked, up.chunks);
+  }
+  up.digest = h.finish();
+  return up;
+}
+
+// The ADR-20 info message of object `object` in `bucket` after `up`: where its chunks are, how
+// many, their digest, and our SnapshotMeta as metadata.
+std::string info_body(const std::string& object, const std::string& bucket, size_t chunk_size,
+                      const std::string& nuid, const ChunkUpload& up, const SnapshotMeta& meta) {
+  nlohmann::json info;
+  info["name"] = object;
+  info["description"] = "harmonylite database snapshot";
+  info["bucket"] = bucket;
+  info["nuid"] = nuid;
+  info["size"] = up.size;
+  info["chunks"] = up.chunks;
+  info["mtime"] = rfc3339_utc(meta.created_ms);
+  info["digest"] = "SHA-256=" + base64url(up.digest.data(), up.digest.size());
+  info["options"] = {{"max_chunk_size", chunk_size}};
+  info["metadata"] = {{kMetadataKey, meta.to_json()}};
+  return info.dump();
+}
+
+}  // namespace
+
 void NatsObjectStore::put(const std::string& file, const SnapshotMeta& meta,
                           const std::function<void()>& on_tick) {
   auto old = read_info();
   const std::string nuid = new_nuid();
-  const std::string subject = chunk_subject(nuid);
   AckCounter acks;
   jsOptions jo;
   jsOptions_Init(&jo);
@@ -497,73 +583,20 @@ void NatsObjectStore::put(const std::string& file, const SnapshotMeta& meta,
   TransferProgress progress(fmt::format("snapshot upload to {}", bucket_), meta.size, on_tick);
   Fd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", file, std::strerror(errno)));
-  Sha256 h;
-  std::vector<char> buf(chunk_size_);
-  uint64_t size = 0;
-  int64_t chunks = 0;
-  std::string error;
-  while (error.empty()) {
-    size_t filled = 0;
-    while (filled < buf.size()) {  // full chunks except the last one
-      ssize_t n = ::read(in.get(), buf.data() + filled, buf.size() - filled);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        error = fmt::format("cannot read {}: {}", file, std::strerror(errno));
-        break;
-      }
-      if (n == 0) break;
-      filled += static_cast<size_t>(n);
-    }
-    if (filled == 0 || !error.empty()) break;
-    h.update(buf.data(), filled);
-    natsStatus s =
-        js_PublishAsync(js.get(), subject.c_str(), buf.data(), static_cast<int>(filled), &po);
-    if (s != NATS_OK) {
-      error = "publishing a chunk failed: " + nats_error_text(s);
-      break;
-    }
-    size += filled;
-    ++chunks;
-    progress.add(filled);
-    std::lock_guard lk(acks.mu);
-    if (!acks.error.empty()) error = "a chunk was refused: " + acks.error;
-  }
-  if (error.empty()) {
-    jsPubOptions wait;
-    jsPubOptions_Init(&wait);
-    wait.MaxWait = 60000;
-    natsStatus s = js_PublishAsyncComplete(js.get(), &wait);
-    std::lock_guard lk(acks.mu);
-    if (!acks.error.empty())
-      error = "a chunk was refused: " + acks.error;
-    else if (s != NATS_OK)
-      error = "timed out waiting for chunk acknowledgements: " + nats_error_text(s);
-    else if (acks.acked != chunks)
-      error = fmt::format("only {} of {} chunks were acknowledged", acks.acked, chunks);
-  }
-  Sha256Digest digest = h.finish();
-  if (error.empty() && (size != meta.size || hex_of(digest) != meta.sha256))
-    error = "the snapshot file changed while it was being uploaded";
-  if (!error.empty()) {
+  ChunkUpload up = publish_chunks(js.get(), chunk_subject(nuid), po, in.get(), file, chunk_size_,
+                                  acks, progress);
+  if (up.error.empty() && (up.size != meta.size || hex_of(up.digest) != meta.sha256))
+    up.error = "the snapshot file changed while it was being uploaded";
+  if (!up.error.empty()) {
     natsMsgList pending{nullptr, 0};
     if (js_PublishAsyncGetPendingList(&pending, js.get()) == NATS_OK) natsMsgList_Destroy(&pending);
     purge_chunks(nuid);
     throw Error(fmt::format("snapshot upload to {} failed: {}; the previous snapshot is kept",
-                            describe(), error));
+                            describe(), up.error));
   }
 
-  nlohmann::json info;
-  info["name"] = object_;
-  info["description"] = "harmonylite database snapshot";
-  info["bucket"] = bucket_;
-  info["nuid"] = nuid;
-  info["size"] = size;
-  info["chunks"] = chunks;
-  info["mtime"] = rfc3339_utc(meta.created_ms);
-  info["digest"] = "SHA-256=" + base64url(digest.data(), digest.size());
-  info["options"] = {{"max_chunk_size", chunk_size_}};
-  info["metadata"] = {{kMetadataKey, meta.to_json()}};
-  std::string body = info.dump();
+  // The info message names the new chunks; Nats-Rollup: sub replaces the previous one.
+  std::string body = info_body(object_, bucket_, chunk_size_, nuid, up, meta);
   std::string msubject = meta_subject();
   natsMsg* raw = nullptr;
   natsStatus s =
