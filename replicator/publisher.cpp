@@ -1,4 +1,7 @@
-// Publisher loop (see publisher.hpp).
+// Publisher loop (see publisher.hpp): each round brings capture up to date after DDL, then
+// either folds (publishing off) or collects the next batch in one write transaction, publishes
+// the batch in flight (retrying with backoff), and otherwise waits for the database to change.
+// The steps are members of PublisherRun, which holds what one run keeps between rounds.
 #include "replicator/publisher.hpp"
 
 #include <optional>
@@ -18,6 +21,8 @@
 namespace harmony {
 
 namespace {
+// Publish retries back off from the first delay, doubling up to the maximum.
+constexpr auto kFirstRetryDelay = std::chrono::milliseconds(100);
 constexpr auto kMaxRetryDelay = std::chrono::seconds(5);
 constexpr auto kFailureLogEvery = std::chrono::seconds(10);
 constexpr auto kFoldIntervalWhenNotPublishing = std::chrono::seconds(5);
@@ -47,6 +52,234 @@ bool anything_pending(Db& db, const std::vector<CapturedTable>& tables) {
   }
   return false;
 }
+
+// The outcome of collect_next_batch().
+enum class Collected {
+  Nothing,      // nothing new, or only an acknowledgement to record
+  Batch,        // a batch is in flight now
+  SchemaMoved,  // DDL happened meanwhile: capture first, then collect again
+  Stopped,      // `stop` became true
+};
+
+// What one Publisher::run keeps between rounds, and its steps.
+class PublisherRun {
+ public:
+  PublisherRun(const PublisherOptions& options, BatchTransport& transport, ReplicatorStats& stats,
+               ChangeWatcher& watcher, std::atomic<uint64_t>& schema_generation);
+  bool has_in_flight() const { return in_flight_.has_value(); }
+  void sync_schema_if_changed(const std::atomic<bool>& stop);
+  void fold_when_not_publishing(const std::atomic<bool>& stop);
+  Collected collect_next_batch(const std::atomic<bool>& stop);
+  void publish_in_flight(const std::atomic<bool>& stop);
+  void wait_for_change();
+  void finish();
+
+ private:
+  void start_in_flight(Batch batch);
+  void back_off_after_failure(const std::string& error, const std::atomic<bool>& stop);
+
+  const PublisherOptions& options_;
+  BatchTransport& transport_;
+  ReplicatorStats& stats_;
+  ChangeWatcher& watcher_;
+  std::atomic<uint64_t>& schema_generation_;
+
+  Db db_;
+  std::vector<CapturedTable> tables_;
+  int64_t schema_version_ = 0;
+  int64_t data_version_ = -1;
+  std::optional<InFlight> in_flight_;
+  std::optional<Batch> acked_;  // acknowledged, dirty flags not yet cleared
+  std::chrono::steady_clock::time_point next_fold_ = std::chrono::steady_clock::now();
+  std::chrono::milliseconds retry_delay_{kFirstRetryDelay};
+  std::chrono::steady_clock::time_point last_failure_log_{};
+  bool check_now_ = true;
+  bool splitting_backlog_ = false;  // the last batch was full: a backlog is being split
+  // > 0 while a file event may still stand for a commit we cannot see yet: look again after
+  // this delay (doubling) instead of sleeping until the idle timer. See kFirstRecheckAfterEvent.
+  std::chrono::milliseconds recheck_{0};
+};
+
+PublisherRun::PublisherRun(const PublisherOptions& options, BatchTransport& transport,
+                           ReplicatorStats& stats, ChangeWatcher& watcher,
+                           std::atomic<uint64_t>& schema_generation)
+    : options_(options),
+      transport_(transport),
+      stats_(stats),
+      watcher_(watcher),
+      schema_generation_(schema_generation),
+      db_(open_database(options.db_path)),
+      tables_(captured_tables(db_)),
+      schema_version_(db_.query_int("PRAGMA schema_version")) {
+  if (!watcher_.using_inotify() && options_.poll_interval.count() <= 0)
+    spdlog::warn("no file notifications and polling_interval = 0: checking every second");
+}
+
+// DDL since last time: bring capture (triggers, hashes) up to date before reading anything.
+void PublisherRun::sync_schema_if_changed(const std::atomic<bool>& stop) {
+  if (db_.query_int("PRAGMA schema_version") == schema_version_) return;
+  SyncReport report;
+  std::vector<std::string> changed;  // tables whose schema hash changed
+  write_transaction(
+      db_, stop,
+      [&] {
+        report = sync_capture(db_, options_.selection);
+        changed = record_schema_hashes(db_, captured_tables(db_));
+      },
+      "capture update after schema change");
+  log_sync_report(report);
+  tables_ = captured_tables(db_);
+  LocalSchema local =
+      LocalSchema::from(tables_, recorded_schema_hashes(db_), recorded_previous_hashes(db_));
+  for (const auto& name : changed)
+    if (const auto* st = local.find(name))
+      spdlog::info(
+          "schema of table {} changed: hash {} (previous {} is still accepted from nodes not yet "
+          "upgraded)",
+          name, st->hash, st->previous.empty() ? "none" : st->previous.front());
+  stats_.set_schema(local.by_name());
+  stats_.tables_tracked = static_cast<int64_t>(tables_.size());
+  schema_version_ = db_.query_int("PRAGMA schema_version");
+  ++schema_generation_;
+  check_now_ = true;
+}
+
+// Not publishing: still fold now and then, so the change log coalesces into one entry per row
+// instead of growing with every write.
+void PublisherRun::fold_when_not_publishing(const std::atomic<bool>& stop) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_fold_ || !anything_pending(db_, tables_)) return;
+  write_transaction(
+      db_, stop, [&] { fold_all(db_, tables_, options_.node); }, "folding changes");
+  next_fold_ = now + kFoldIntervalWhenNotPublishing;
+}
+
+// When the database changed (or an acknowledgement waits to be recorded): one write transaction
+// clears what the last ack confirmed (ack-before-clear: only rows whose version is still the
+// one sent) and collects what is pending now. Fewer write transactions mean fewer "database is
+// locked" errors for applications that run without a busy timeout.
+Collected PublisherRun::collect_next_batch(const std::atomic<bool>& stop) {
+  const int64_t dv = db_.query_int("PRAGMA data_version");
+  if (!acked_ && !check_now_ && dv == data_version_) return Collected::Nothing;
+  data_version_ = dv;
+  check_now_ = false;
+  const bool pending = anything_pending(db_, tables_);
+  if (!pending && !acked_) return Collected::Nothing;
+  Batch batch;
+  bool schema_moved = false;
+  bool done = write_transaction(
+      db_, stop,
+      [&] {
+        if (acked_) mark_published(db_, *acked_);
+        // DDL between the check above and this transaction: collect with the new columns and
+        // hashes instead (next round), never with stale ones.
+        schema_moved = db_.query_int("PRAGMA schema_version") != schema_version_;
+        batch = pending && !schema_moved
+                    ? collect_pending(db_, tables_, options_.node, options_.batch_rows)
+                    : Batch{};
+      },
+      "collecting changes");
+  if (!done) return Collected::Stopped;
+  acked_.reset();
+  data_version_ = db_.query_int("PRAGMA data_version");
+  if (schema_moved) {
+    check_now_ = true;
+    return Collected::SchemaMoved;
+  }
+  if (batch.rows.empty()) return Collected::Nothing;
+  start_in_flight(std::move(batch));
+  return Collected::Batch;
+}
+
+void PublisherRun::start_in_flight(Batch batch) {
+  // Said once per backlog, not once per batch: with a small scan_max_changes a backlog is
+  // thousands of batches.
+  const bool full = batch.rows.size() >= options_.batch_rows;
+  if (full && !splitting_backlog_)
+    spdlog::warn(
+        "at least {} rows pending: publishing them in batches of {} (scan_max_changes); a "
+        "replica may briefly show part of a larger transaction",
+        options_.batch_rows, options_.batch_rows);
+  else if (!full && splitting_backlog_)
+    spdlog::info("backlog published");
+  splitting_backlog_ = full;
+  InFlight f;
+  f.parts = split_frame(encode_batch(batch, options_.compress), batch.origin_node, batch.batch_id,
+                        options_.max_part_bytes);
+  f.batch = std::move(batch);
+  in_flight_ = std::move(f);
+}
+
+// One attempt at the batch in flight. Acknowledged: it is cleared with the next collect.
+// Otherwise it stays in flight and the same parts are retried after a backoff.
+void PublisherRun::publish_in_flight(const std::atomic<bool>& stop) {
+  std::string error;
+  ++in_flight_->attempts;
+  const auto started = std::chrono::steady_clock::now();
+  if (!transport_.publish(in_flight_->parts, in_flight_->batch.origin_node,
+                          in_flight_->batch.batch_id, error)) {
+    back_off_after_failure(error, stop);
+    return;
+  }
+  stats_.publish_latency.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  if (in_flight_->attempts > 1)
+    spdlog::info("batch {} ({} rows) published after {} attempts", in_flight_->batch.batch_id,
+                 in_flight_->batch.rows.size(), in_flight_->attempts);
+  stats_.rows_published += static_cast<int64_t>(in_flight_->batch.rows.size());
+  ++stats_.batches_published;
+  stats_.last_published_ms = wall_clock_ms();
+  acked_ = std::move(in_flight_->batch);  // cleared in the next write transaction
+  in_flight_.reset();
+  retry_delay_ = kFirstRetryDelay;
+  check_now_ = true;  // more may have been written meanwhile
+  data_version_ = db_.query_int("PRAGMA data_version");
+}
+
+void PublisherRun::back_off_after_failure(const std::string& error, const std::atomic<bool>& stop) {
+  ++stats_.publish_failures;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_failure_log_ > kFailureLogEvery) {
+    last_failure_log_ = now;
+    spdlog::warn("publish of batch {} ({} rows) failed: {}; changes stay queued, retrying",
+                 in_flight_->batch.batch_id, in_flight_->batch.rows.size(), error);
+  }
+  // Back off for the full delay: new writes must not turn the backoff into a busy retry.
+  for (auto until = std::chrono::steady_clock::now() + retry_delay_;
+       !stop && std::chrono::steady_clock::now() < until;)
+    watcher_.wait(std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now()));
+  retry_delay_ = std::min<std::chrono::milliseconds>(retry_delay_ * 2, kMaxRetryDelay);
+}
+
+// Sleeps until a file event, a wake() or the idle timer.
+void PublisherRun::wait_for_change() {
+  const auto idle_wait =
+      options_.poll_interval.count() > 0 ? options_.poll_interval : std::chrono::milliseconds(1000);
+  if (watcher_.wait(recheck_.count() > 0 ? recheck_ : idle_wait))
+    recheck_ = kFirstRecheckAfterEvent;
+  else if (recheck_.count() > 0)
+    recheck_ = recheck_ * 2 > kLastRecheckAfterEvent ? std::chrono::milliseconds(0) : recheck_ * 2;
+  else
+    check_now_ = true;  // timer tick: look again anyway
+}
+
+// Leaving: record the last acknowledgement if possible; what is unacknowledged stays queued.
+void PublisherRun::finish() {
+  if (acked_) {
+    try {  // best effort: if the database is locked now, the rows are re-sent at next start
+      Transaction tx(db_);
+      mark_published(db_, *acked_);
+      tx.commit();
+    } catch (const SqliteError& e) {
+      spdlog::info("could not clear the last published batch ({}); it is re-sent at next start",
+                   e.what());
+    }
+  }
+  if (in_flight_)
+    spdlog::info("stopping with batch {} unacknowledged; its {} rows stay queued for next start",
+                 in_flight_->batch.batch_id, in_flight_->batch.rows.size());
+}
 }  // namespace
 
 struct Publisher::State {
@@ -67,179 +300,23 @@ void Publisher::wake() {
 }
 
 void Publisher::run(const std::atomic<bool>& stop) {
-  Db db = open_database(options_.db_path);
-  std::vector<CapturedTable> tables = captured_tables(db);
-  int64_t schema_version = db.query_int("PRAGMA schema_version");
-  int64_t data_version = -1;
-  std::optional<InFlight> in_flight;
-  std::optional<Batch> acked;  // acknowledged, dirty flags not yet cleared
-  auto next_fold = std::chrono::steady_clock::now();
-  auto retry_delay = std::chrono::milliseconds(100);
-  auto last_failure_log = std::chrono::steady_clock::time_point{};
-  bool check_now = true;
-  bool splitting_backlog = false;  // the last batch was full: a backlog is being split
-  // > 0 while a file event may still stand for a commit we cannot see yet: look again after
-  // this delay (doubling) instead of sleeping until the idle timer. See kFirstRecheckAfterEvent.
-  std::chrono::milliseconds recheck{0};
-
-  if (!state_->watcher.using_inotify() && options_.poll_interval.count() <= 0)
-    spdlog::warn("no file notifications and polling_interval = 0: checking every second");
-
+  PublisherRun run(options_, transport_, stats_, state_->watcher, schema_generation_);
   while (!stop) {
-    // DDL since last time: bring capture up to date before reading anything.
-    int64_t sv = db.query_int("PRAGMA schema_version");
-    if (sv != schema_version) {
-      SyncReport report;
-      std::vector<std::string> changed;  // tables whose schema hash changed
-      write_transaction(
-          db, stop,
-          [&] {
-            report = sync_capture(db, options_.selection);
-            changed = record_schema_hashes(db, captured_tables(db));
-          },
-          "capture update after schema change");
-      log_sync_report(report);
-      tables = captured_tables(db);
-      {
-        LocalSchema local =
-            LocalSchema::from(tables, recorded_schema_hashes(db), recorded_previous_hashes(db));
-        for (const auto& name : changed)
-          if (const auto* st = local.find(name))
-            spdlog::info(
-                "schema of table {} changed: hash {} (previous {} is still accepted from "
-                "nodes not yet upgraded)",
-                name, st->hash, st->previous.empty() ? "none" : st->previous.front());
-        stats_.set_schema(local.by_name());
-      }
-      stats_.tables_tracked = static_cast<int64_t>(tables.size());
-      schema_version = db.query_int("PRAGMA schema_version");
-      ++schema_generation_;
-      check_now = true;
-    }
-
+    run.sync_schema_if_changed(stop);
     if (!options_.publish_enabled) {
-      // Not publishing: still fold now and then, so the change log coalesces into one entry
-      // per row instead of growing with every write.
-      auto now = std::chrono::steady_clock::now();
-      if (now >= next_fold && anything_pending(db, tables)) {
-        write_transaction(
-            db, stop, [&] { fold_all(db, tables, options_.node); }, "folding changes");
-        next_fold = now + kFoldIntervalWhenNotPublishing;
-      }
-    } else if (!in_flight) {
-      int64_t dv = db.query_int("PRAGMA data_version");
-      if (acked || check_now || dv != data_version) {
-        data_version = dv;
-        check_now = false;
-        bool pending = anything_pending(db, tables);
-        if (pending || acked) {
-          // One write transaction does both: clear what the last ack confirmed (ack-before-clear:
-          // only rows whose version is still the one sent) and collect what is pending now.
-          // Fewer write transactions mean fewer "database is locked" errors for applications
-          // that run without a busy timeout.
-          Batch batch;
-          bool schema_moved = false;
-          bool done = write_transaction(
-              db, stop,
-              [&] {
-                if (acked) mark_published(db, *acked);
-                // DDL between the check above and this transaction: collect with the new
-                // columns and hashes instead (next round), never with stale ones.
-                schema_moved = db.query_int("PRAGMA schema_version") != schema_version;
-                batch = pending && !schema_moved
-                            ? collect_pending(db, tables, options_.node, options_.batch_rows)
-                            : Batch{};
-              },
-              "collecting changes");
-          if (!done) break;
-          acked.reset();
-          data_version = db.query_int("PRAGMA data_version");
-          if (schema_moved) {
-            check_now = true;
-            continue;  // capture and hashes first (top of the loop), then collect
-          }
-          if (!batch.rows.empty()) {
-            // Said once per backlog, not once per batch: with a small scan_max_changes a
-            // backlog is thousands of batches.
-            const bool full = batch.rows.size() >= options_.batch_rows;
-            if (full && !splitting_backlog)
-              spdlog::warn(
-                  "at least {} rows pending: publishing them in batches of {} "
-                  "(scan_max_changes); a replica may briefly show part of a larger transaction",
-                  options_.batch_rows, options_.batch_rows);
-            else if (!full && splitting_backlog)
-              spdlog::info("backlog published");
-            splitting_backlog = full;
-            InFlight f;
-            f.parts = split_frame(encode_batch(batch, options_.compress), batch.origin_node,
-                                  batch.batch_id, options_.max_part_bytes);
-            f.batch = std::move(batch);
-            in_flight = std::move(f);
-          }
-        }
-      }
+      run.fold_when_not_publishing(stop);
+    } else if (!run.has_in_flight()) {
+      const Collected collected = run.collect_next_batch(stop);
+      if (collected == Collected::Stopped) break;
+      if (collected == Collected::SchemaMoved) continue;  // capture and hashes first
     }
-
-    if (in_flight) {
-      std::string error;
-      ++in_flight->attempts;
-      const auto publish_started = std::chrono::steady_clock::now();
-      if (transport_.publish(in_flight->parts, in_flight->batch.origin_node,
-                             in_flight->batch.batch_id, error)) {
-        stats_.publish_latency.observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - publish_started)
-                .count());
-        if (in_flight->attempts > 1)
-          spdlog::info("batch {} ({} rows) published after {} attempts", in_flight->batch.batch_id,
-                       in_flight->batch.rows.size(), in_flight->attempts);
-        stats_.rows_published += static_cast<int64_t>(in_flight->batch.rows.size());
-        ++stats_.batches_published;
-        stats_.last_published_ms = wall_clock_ms();
-        acked = std::move(in_flight->batch);  // cleared in the next write transaction
-        in_flight.reset();
-        retry_delay = std::chrono::milliseconds(100);
-        check_now = true;  // more may have been written meanwhile
-        data_version = db.query_int("PRAGMA data_version");
-        continue;
-      }
-      ++stats_.publish_failures;
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_failure_log > kFailureLogEvery) {
-        last_failure_log = now;
-        spdlog::warn("publish of batch {} ({} rows) failed: {}; changes stay queued, retrying",
-                     in_flight->batch.batch_id, in_flight->batch.rows.size(), error);
-      }
-      // Back off for the full delay: new writes must not turn the backoff into a busy retry.
-      for (auto until = std::chrono::steady_clock::now() + retry_delay;
-           !stop && std::chrono::steady_clock::now() < until;)
-        state_->watcher.wait(std::chrono::duration_cast<std::chrono::milliseconds>(
-            until - std::chrono::steady_clock::now()));
-      retry_delay = std::min<std::chrono::milliseconds>(retry_delay * 2, kMaxRetryDelay);
+    if (run.has_in_flight()) {
+      run.publish_in_flight(stop);  // acknowledged or backed off: look again at once
       continue;
     }
-
-    const auto idle_wait = options_.poll_interval.count() > 0 ? options_.poll_interval
-                                                              : std::chrono::milliseconds(1000);
-    if (state_->watcher.wait(recheck.count() > 0 ? recheck : idle_wait))
-      recheck = kFirstRecheckAfterEvent;
-    else if (recheck.count() > 0)
-      recheck = recheck * 2 > kLastRecheckAfterEvent ? std::chrono::milliseconds(0) : recheck * 2;
-    else
-      check_now = true;  // timer tick: look again anyway
+    run.wait_for_change();
   }
-  if (acked) {
-    try {  // best effort: if the database is locked now, the rows are re-sent at next start
-      Transaction tx(db);
-      mark_published(db, *acked);
-      tx.commit();
-    } catch (const SqliteError& e) {
-      spdlog::info("could not clear the last published batch ({}); it is re-sent at next start",
-                   e.what());
-    }
-  }
-  if (in_flight)
-    spdlog::info("stopping with batch {} unacknowledged; its {} rows stay queued for next start",
-                 in_flight->batch.batch_id, in_flight->batch.rows.size());
+  run.finish();
 }
 
 }  // namespace harmony
