@@ -44,22 +44,20 @@ IncomingMessage to_incoming(natsMsg* m) {
   return out;
 }
 
-natsMsg* make_part_message(const std::string& subject, const OutgoingPart& p, uint64_t origin,
-                           uint64_t batch, natsStatus& s) {
-  natsMsg* m = nullptr;
-  s = natsMsg_Create(&m, subject.c_str(), nullptr, p.payload.data(),
+NatsMsgPtr make_part_message(const std::string& subject, const OutgoingPart& p, uint64_t origin,
+                             uint64_t batch, natsStatus& s) {
+  natsMsg* raw = nullptr;
+  s = natsMsg_Create(&raw, subject.c_str(), nullptr, p.payload.data(),
                      static_cast<int>(p.payload.size()));
+  NatsMsgPtr m(raw);
   if (s != NATS_OK) return nullptr;
   std::string origin_s = std::to_string(origin), batch_s = std::to_string(batch);
   std::string part_s = fmt::format("{}/{}", p.index, p.count);
-  s = natsMsgHeader_Set(m, kHeaderMsgId, p.msg_id.c_str());
-  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderOrigin, origin_s.c_str());
-  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderBatch, batch_s.c_str());
-  if (s == NATS_OK) s = natsMsgHeader_Set(m, kHeaderPart, part_s.c_str());
-  if (s != NATS_OK) {
-    natsMsg_Destroy(m);
-    return nullptr;
-  }
+  s = natsMsgHeader_Set(m.get(), kHeaderMsgId, p.msg_id.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), kHeaderOrigin, origin_s.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), kHeaderBatch, batch_s.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), kHeaderPart, part_s.c_str());
+  if (s != NATS_OK) return nullptr;
   return m;
 }
 }  // namespace
@@ -73,16 +71,17 @@ JetStreamTransport::JetStreamTransport(natsConnection* nc, std::string subject, 
   o.PublishAsync.MaxPending = kMaxPendingParts;
   o.PublishAsync.AckHandler = &JetStreamTransport::on_ack;
   o.PublishAsync.AckHandlerClosure = this;
-  natsStatus s = natsConnection_JetStream(&js_, nc_, &o);
-  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
+  js_ = make_js_context(nc_, &o);
 }
 
 JetStreamTransport::~JetStreamTransport() {
-  jsCtx_Destroy(js_);
+  // First, while mu_ and the counters on_ack uses still exist.
+  js_.reset();
 }
 
 void JetStreamTransport::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae,
                                 void* closure) {
+  NatsMsgPtr owned(msg);  // with an AckHandler the message is ours to destroy
   auto* self = static_cast<JetStreamTransport*>(closure);
   {
     std::lock_guard<std::mutex> lock(self->mu_);
@@ -93,7 +92,6 @@ void JetStreamTransport::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr*
       ++self->acked_;
     }
   }
-  natsMsg_Destroy(msg);  // with an AckHandler the message is ours to destroy
 }
 
 bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_t origin,
@@ -105,16 +103,15 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
   if (parts.size() == 1) {
     // One message (the common case): a synchronous publish has the lowest latency.
     natsStatus s;
-    natsMsg* m = make_part_message(subject_, parts[0], origin, batch, s);
+    NatsMsgPtr m = make_part_message(subject_, parts[0], origin, batch, s);
     if (!m) {
       error = nats_error_text(s);
       return false;
     }
     jsPubAck* pa = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    s = js_PublishMsg(&pa, js_, m, &po, &jerr);
-    natsMsg_Destroy(m);
-    jsPubAck_Destroy(pa);
+    s = js_PublishMsg(&pa, js_.get(), m.get(), &po, &jerr);
+    JsPubAckPtr ack(pa);
     if (s != NATS_OK) {
       error = nats_error_text(s, jerr);
       return false;
@@ -129,10 +126,15 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
   }
   for (const auto& p : parts) {
     natsStatus s;
-    natsMsg* m = make_part_message(subject_, p, origin, batch, s);
-    if (m) s = js_PublishMsgAsync(js_, &m, &po);
+    NatsMsgPtr m = make_part_message(subject_, p, origin, batch, s);
+    if (m) {
+      // On success the library takes the message and clears the pointer; on failure it is
+      // still ours (and destroyed with `m`).
+      natsMsg* raw = m.release();
+      s = js_PublishMsgAsync(js_.get(), &raw, &po);
+      m.reset(raw);
+    }
     if (s != NATS_OK) {
-      natsMsg_Destroy(m);  // still ours when the call failed
       error = nats_error_text(s);
       break;
     }
@@ -140,10 +142,11 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
   jsPubOptions wait;
   jsPubOptions_Init(&wait);
   wait.MaxWait = ack_timeout_.count() * 2;
-  natsStatus s = js_PublishAsyncComplete(js_, &wait);
+  natsStatus s = js_PublishAsyncComplete(js_.get(), &wait);
   if (s != NATS_OK) {
-    natsMsgList pending{nullptr, 0};
-    if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
+    // Taken back from the library and dropped: the caller retries the whole batch.
+    NatsMsgList pending;
+    js_PublishAsyncGetPendingList(pending.out(), js_.get());
     if (error.empty()) error = "timed out waiting for acknowledgements: " + nats_error_text(s);
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -154,22 +157,18 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
 JetStreamSource::JetStreamSource(natsConnection* nc, std::string stream, std::string subject,
                                  ReplicatorStats* stats)
     : nc_(nc), stats_(stats), stream_(std::move(stream)), subject_(std::move(subject)) {
-  natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
-  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
+  js_ = make_js_context(nc_, nullptr);
   jsOptions o;
   jsOptions_Init(&o);
   o.Wait = kLeaderRequestTimeoutMs;
-  jsCtx* audit = nullptr;
-  s = natsConnection_JetStream(&audit, nc_, &o);
-  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
-  audit_js_.reset(audit);
+  audit_js_ = make_js_context(nc_, &o);
   // A new stream leader may serve a different history than the old one did.
   const std::string advisory = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED." + stream_;
   natsSubscription* sub = nullptr;
-  s = natsConnection_Subscribe(&sub, nc_, advisory.c_str(), &JetStreamSource::on_leader_elected,
-                               this);
-  if (s != NATS_OK) throw Error("cannot subscribe to " + advisory + ": " + nats_error_text(s));
+  natsStatus s = natsConnection_Subscribe(&sub, nc_, advisory.c_str(),
+                                          &JetStreamSource::on_leader_elected, this);
   leader_advisories_.reset(sub);
+  if (s != NATS_OK) throw Error("cannot subscribe to " + advisory + ": " + nats_error_text(s));
   reconnects_seen_ = reconnects();
 }
 
@@ -180,22 +179,22 @@ JetStreamSource::~JetStreamSource() {
     natsSubscription_WaitForDrainCompletion(leader_advisories_.get(), 1000);
   leader_advisories_.reset();
   audit_js_.reset();
-  jsCtx_Destroy(js_);
+  js_.reset();
 }
 
 void JetStreamSource::on_leader_elected(natsConnection*, natsSubscription*, natsMsg* msg,
                                         void* closure) {
+  NatsMsgPtr owned(msg);
   static_cast<JetStreamSource*>(closure)->leader_changed_ = true;
-  natsMsg_Destroy(msg);
 }
 
 uint64_t JetStreamSource::reconnects() const {
   natsStatistics* raw = nullptr;
   uint64_t count = 0;
   if (natsStatistics_Create(&raw) != NATS_OK) return 0;
-  if (natsConnection_GetStats(nc_, raw) == NATS_OK)
-    natsStatistics_GetCounts(raw, nullptr, nullptr, nullptr, nullptr, &count);
-  natsStatistics_Destroy(raw);
+  NatsStatisticsPtr stats(raw);
+  if (natsConnection_GetStats(nc_, stats.get()) == NATS_OK)
+    natsStatistics_GetCounts(stats.get(), nullptr, nullptr, nullptr, nullptr, &count);
   return count;
 }
 
@@ -252,9 +251,8 @@ void JetStreamSource::audit() {
 
 void JetStreamSource::stop() {
   if (sub_) {
-    natsSubscription_Unsubscribe(sub_);
-    natsSubscription_Destroy(sub_);
-    sub_ = nullptr;
+    natsSubscription_Unsubscribe(sub_.get());
+    sub_.reset();
   }
 }
 
@@ -289,17 +287,18 @@ bool JetStreamSource::subscribe() {
   so.Config.DeliverPolicy = next_seq_ <= 1 ? js_DeliverAll : js_DeliverByStartSequence;
   if (next_seq_ > 1) so.Config.OptStartSeq = next_seq_;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_SubscribeSync(&sub_, js_, subject_.c_str(), nullptr, &so, &jerr);
+  natsSubscription* raw = nullptr;
+  natsStatus s = js_SubscribeSync(&raw, js_.get(), subject_.c_str(), nullptr, &so, &jerr);
   if (s == NATS_OK) {
+    sub_.reset(raw);
     // Catch-up can deliver far more than the library's default pending limits.
-    natsSubscription_SetPendingLimits(sub_, -1, 256 * 1024 * 1024);
+    natsSubscription_SetPendingLimits(sub_.get(), -1, 256 * 1024 * 1024);
     next_delivery_ = 1;
     // A new consumer may be served by another replica than the last one.
     if (subscribed_before_) audit_.suspect(std::chrono::steady_clock::now());
     subscribed_before_ = true;
     return true;
   }
-  sub_ = nullptr;
   auto now = std::chrono::steady_clock::now();
   if (now - last_error_log_ > std::chrono::seconds(10)) {
     last_error_log_ = now;
@@ -326,12 +325,14 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
   if (timeout.count() <= 0) {
     // Non-blocking: only what the library has already buffered.
     int pending_msgs = 0, pending_bytes = 0;
-    if (natsSubscription_GetPending(sub_, &pending_msgs, &pending_bytes) != NATS_OK ||
+    if (natsSubscription_GetPending(sub_.get(), &pending_msgs, &pending_bytes) != NATS_OK ||
         pending_msgs <= 0)
       return std::nullopt;
   }
-  natsMsg* m = nullptr;
-  natsStatus s = natsSubscription_NextMsg(&m, sub_, timeout.count() > 0 ? timeout.count() : 1);
+  natsMsg* raw = nullptr;
+  natsStatus s =
+      natsSubscription_NextMsg(&raw, sub_.get(), timeout.count() > 0 ? timeout.count() : 1);
+  NatsMsgPtr m(raw);
   if (s == NATS_TIMEOUT) {
     check_stalled();
     return std::nullopt;
@@ -343,28 +344,27 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
     retry_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
     return std::nullopt;
   }
-  IncomingMessage out = to_incoming(m);
-  jsMsgMetaData* meta = nullptr;
+  IncomingMessage out = to_incoming(m.get());
+  jsMsgMetaData* raw_meta = nullptr;
   uint64_t delivery = 0;
-  if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta) {
+  if (natsMsg_GetMetaData(&raw_meta, m.get()) == NATS_OK && raw_meta) {
+    JsMsgMetaDataPtr meta(raw_meta);
     out.stream_seq = meta->Sequence.Stream;
     delivery = meta->Sequence.Consumer;
-    jsMsgMetaData_Destroy(meta);
   }
   if (delivery != 0 && delivery != next_delivery_) {
     // Deliveries were lost between the server and us (dropped as a slow consumer, or the
     // consumer was recreated under the same subject): read again from the next sequence.
     spdlog::warn("{}: delivery {} arrived where {} was expected; resubscribing from sequence {}",
                  stream_, delivery, next_delivery_, next_seq_);
-    natsMsg_Destroy(m);
     resubscribe();
     return std::nullopt;
   }
   next_delivery_ = delivery + 1;
   if (out.stream_seq > 0)
-    audit_.record(out.stream_seq, StreamAudit::identity(header(m, kHeaderMsgId), out.payload),
+    audit_.record(out.stream_seq, StreamAudit::identity(header(m.get(), kHeaderMsgId), out.payload),
                   out.payload.size());
-  natsMsg_Destroy(m);
+  m.reset();
   if (out.stream_seq >= next_seq_) next_seq_ = out.stream_seq + 1;
   last_message_ = std::chrono::steady_clock::now();
   return out;
@@ -376,7 +376,7 @@ void JetStreamSource::check_stalled() {
   next_stall_check_ = now + kStallCheckInterval;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   jsStreamInfo* raw = nullptr;
-  if (js_GetStreamInfo(&raw, js_, stream_.c_str(), nullptr, &jerr) != NATS_OK)
+  if (js_GetStreamInfo(&raw, js_.get(), stream_.c_str(), nullptr, &jerr) != NATS_OK)
     return;  // JetStream not answering: the outage is logged elsewhere; look again later
   JsStreamInfoPtr info(raw);
   const uint64_t last_seq = info->State.LastSeq;
@@ -385,7 +385,7 @@ void JetStreamSource::check_stalled() {
     // removed while this client was away) would deliver nothing when writes resume.
     jsConsumerInfo* ci = nullptr;
     jerr = static_cast<jsErrCode>(0);
-    natsSubscription_GetConsumerInfo(&ci, sub_, nullptr, &jerr);
+    natsSubscription_GetConsumerInfo(&ci, sub_.get(), nullptr, &jerr);
     JsConsumerInfoPtr consumer(ci);
     if (jerr != JSConsumerNotFoundErr) return;
     spdlog::info("{}: the consumer is gone from the server; resubscribing from sequence {}",

@@ -33,7 +33,7 @@ class JetStreamTransport : public BatchTransport {
  private:
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   natsConnection* nc_;
-  jsCtx* js_ = nullptr;
+  JsCtxPtr js_;  // with the async ack handler
   std::string subject_, stream_;
   std::chrono::milliseconds ack_timeout_;
   std::mutex mu_;
@@ -71,8 +71,8 @@ class JetStreamSource : public MessageSource {
   std::deque<IncomingMessage> repairs_;
   uint64_t reconnects_seen_ = 0;
   bool subscribed_before_ = false;
-  jsCtx* js_ = nullptr;
-  natsSubscription* sub_ = nullptr;
+  JsCtxPtr js_;
+  NatsSubscriptionPtr sub_;  // null while not subscribed
   std::string stream_, subject_;
   uint64_t next_seq_ = 1;
   uint64_t next_delivery_ = 1;  // consumer (delivery) sequence expected next

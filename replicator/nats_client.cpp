@@ -403,12 +403,18 @@ std::vector<std::string> NatsConnection::known_servers() const {
   return out;
 }
 
-JsCtxPtr NatsConnection::make_js(const jsOptions& opts) const {
-  jsOptions copy = opts;
-  jsCtx* js = nullptr;
-  natsStatus s = natsConnection_JetStream(&js, nc_, &copy);
+JsCtxPtr make_js_context(natsConnection* nc, const jsOptions* opts) {
+  std::optional<jsOptions> copy;  // nats.c takes a non-const pointer
+  if (opts) copy = *opts;
+  jsCtx* raw = nullptr;
+  natsStatus s = natsConnection_JetStream(&raw, nc, copy ? &*copy : nullptr);
+  JsCtxPtr js(raw);
   if (s != NATS_OK) throw Error("NATS: cannot create a JetStream context: " + nats_error_text(s));
-  return JsCtxPtr(js);
+  return js;
+}
+
+JsCtxPtr NatsConnection::make_js(const jsOptions& opts) const {
+  return make_js_context(nc_, &opts);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ struct NatsDeleter {
   void operator()(jsPubAck* p) const { jsPubAck_Destroy(p); }
   void operator()(kvStore* p) const { kvStore_Destroy(p); }
   void operator()(kvEntry* p) const { kvEntry_Destroy(p); }
+  void operator()(natsStatistics* p) const { natsStatistics_Destroy(p); }
+  void operator()(jsMsgMetaData* p) const { jsMsgMetaData_Destroy(p); }
 };
 using NatsOptionsPtr = std::unique_ptr<natsOptions, NatsDeleter>;
 using NatsConnectionPtr = std::unique_ptr<natsConnection, NatsDeleter>;
@@ -46,6 +48,11 @@ using JsConsumerInfoPtr = std::unique_ptr<jsConsumerInfo, NatsDeleter>;
 using JsPubAckPtr = std::unique_ptr<jsPubAck, NatsDeleter>;
 using KvStorePtr = std::unique_ptr<kvStore, NatsDeleter>;
 using KvEntryPtr = std::unique_ptr<kvEntry, NatsDeleter>;
+using NatsStatisticsPtr = std::unique_ptr<natsStatistics, NatsDeleter>;
+using JsMsgMetaDataPtr = std::unique_ptr<jsMsgMetaData, NatsDeleter>;
+
+// A JetStream context on `nc` (`opts` nullptr: the library's defaults). Throws harmony::Error.
+JsCtxPtr make_js_context(natsConnection* nc, const jsOptions* opts);
 
 // A natsMsgList (natsSubscription_Fetch's result), destroyed with its messages.
 class NatsMsgList {
