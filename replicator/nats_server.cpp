@@ -1,6 +1,7 @@
-// The embedded nats-server child: generated config, fork/exec from the supervisor thread,
-// port discovery through --ports_file_dir, readiness (INFO on the client port), restart with
-// backoff, and SIGTERM/SIGKILL stop. See nats_server.hpp for the rules and the config layering.
+// Supervision of the embedded nats-server child: fork/exec from the supervisor thread, port
+// discovery through --ports_file_dir, readiness (INFO on the client port), restart on the same
+// ports with backoff, and SIGTERM/SIGKILL stop. See nats_server.hpp for the rules; the config
+// and command line it starts the child with come from nats_server_config.cpp.
 #include "replicator/nats_server.hpp"
 
 #include <fcntl.h>
@@ -9,19 +10,15 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -35,35 +32,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A string as a double-quoted nats-server config value (the lexer understands \" \\ \n \t \r;
-// '$' inside quotes is literal).
-std::string conf_quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          throw Error("embedded nats-server: control character in a configuration value");
-        out += c;
-    }
-  }
-  return out + "\"";
-}
+// Restart backoff: doubles from the first to the max, and starts over once a child ran longer
+// than kStableUptime (a crash loop backs off, a rare crash restarts quickly).
+constexpr auto kFirstRestartBackoff = 500ms;
+constexpr auto kMaxRestartBackoff = 10s;
+constexpr auto kStableUptime = 30s;
+// A restarted server recovers its JetStream store before it listens: more than a first start.
+constexpr auto kRestartReadyTimeout = 60s;
+constexpr auto kGreetingTimeout = 500ms;  // for the INFO line, per connection attempt
+constexpr auto kReadinessPoll = 25ms;     // ports file and client port, while starting
+constexpr auto kExitPoll = 100ms;         // reaping the running child
 
 // The last `max_lines` lines of a file (at most ~4 KiB), or "" when missing/empty.
 std::string tail_of(const std::string& path, int max_lines) {
@@ -103,13 +81,6 @@ std::string describe_status(int status) {
   return "status " + std::to_string(status);
 }
 
-// Where to dial a listener bound to `host`: wildcard binds are reached on loopback.
-std::string dial_host(const std::string& host) {
-  if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
-  if (host == "::" || host == "[::]") return "::1";
-  return host;
-}
-
 int port_of_url(const std::string& url) {
   const auto address = parse_url_address(url);
   return address ? address->port : -1;
@@ -146,160 +117,51 @@ bool client_port_answers(const std::string& host, int port, std::chrono::millise
   return ok;
 }
 
-// The user's server_config, minus any store_dir setting (nats-server 2.9 rejects -sd next to a
-// config store_dir), with relative includes rebased for a copy living in `run_dir`, and the
-// names of its top-level keys (including those of top-level includes). A small scanner that
-// knows comments, quoted strings, nesting and key positions; it is not a full parser.
-struct UserConfigRewrite {
-  std::string text;
-  std::vector<std::string> removed_store_dirs;
-  std::vector<std::string> top_level_keys;   // lower case
-  std::vector<fs::path> top_level_includes;  // absolute
+// nats-server writes <name>_<pid>.ports into --ports_file_dir once it listens.
+bool is_ports_file_of(const fs::path& file, pid_t child) {
+  const std::string name = file.filename().string();
+  const std::string suffix = "_" + std::to_string(child) + ".ports";
+  return name.size() > suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The client and monitor ports a ports file lists; client -1 while it is missing or incomplete.
+struct ListedPorts {
+  int client = -1, monitor = -1;
 };
-
-UserConfigRewrite rewrite_user_config(const std::string& text, const fs::path& user_dir,
-                                      const fs::path& run_dir) {
-  struct Edit {
-    size_t begin, end;
-    std::string replacement;
-  };
-  std::vector<Edit> edits;
-  UserConfigRewrite result;
-  const size_t n = text.size();
-  auto skip_blanks = [&](size_t p) {
-    while (p < n && (text[p] == ' ' || text[p] == '\t')) ++p;
-    return p;
-  };
-  auto skip_quoted = [&](size_t p) {  // p at the opening quote; returns one past the closing one
-    char q = text[p++];
-    while (p < n && text[p] != q) p += (q == '"' && text[p] == '\\') ? 2 : 1;
-    return std::min(p + 1, n);
-  };
-  auto value_end = [&](size_t p) {
-    if (p < n && (text[p] == '"' || text[p] == '\'')) return skip_quoted(p);
-    while (p < n && !std::isspace(static_cast<unsigned char>(text[p])) && text[p] != ';' &&
-           text[p] != ',' && text[p] != '}' && text[p] != '#')
-      ++p;
-    return p;
-  };
-  auto unquote = [&](size_t b, size_t e) {
-    std::string v = text.substr(b, e - b);
-    if (v.size() >= 2 && (v[0] == '"' || v[0] == '\'')) v = v.substr(1, v.size() - 2);
-    return v;
-  };
-
-  bool expect_key = true;
-  int depth = 0;
-  size_t i = 0;
-  while (i < n) {
-    char c = text[i];
-    if (c == '#' || (c == '/' && i + 1 < n && text[i + 1] == '/')) {
-      while (i < n && text[i] != '\n') ++i;
-      continue;
-    }
-    if (c == '{' || c == '[') ++depth;
-    if (c == '}' || c == ']') --depth;
-    if (c == '\n' || c == '{' || c == ';' || c == ',' || c == '[') {
-      expect_key = true;
-      ++i;
-      continue;
-    }
-    if (c == ' ' || c == '\t' || c == '\r') {
-      ++i;
-      continue;
-    }
-    bool quoted_key = (c == '"' || c == '\'');
-    if (expect_key && (std::isalpha(static_cast<unsigned char>(c)) || c == '_' || quoted_key)) {
-      size_t k = i;
-      std::string key;
-      if (quoted_key) {
-        k = skip_quoted(i);
-        key = unquote(i, k);
-      } else {
-        while (k < n && (std::isalnum(static_cast<unsigned char>(text[k])) || text[k] == '_' ||
-                         text[k] == '-' || text[k] == '.'))
-          ++k;
-        key = text.substr(i, k - i);
-      }
-      for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      size_t v = skip_blanks(k);
-      bool has_sep = v < n && (text[v] == '=' || text[v] == ':');
-      if (has_sep) v = skip_blanks(v + 1);
-      if (quoted_key && !has_sep) {  // a string value, not a key
-        i = k;
-        expect_key = false;
-        continue;
-      }
-      if (depth == 0 && key != "include") result.top_level_keys.push_back(key);
-      if (key == "store_dir" || key == "storedir") {
-        size_t e = value_end(v);
-        result.removed_store_dirs.push_back(unquote(v, e));
-        size_t t = skip_blanks(e);
-        if (t < n && (text[t] == ';' || text[t] == ',')) e = t + 1;
-        edits.push_back({i, e, std::string(e - i, ' ')});
-        i = e;
-        expect_key = false;
-        continue;
-      }
-      if (key == "include" && !has_sep) {
-        size_t e = value_end(v);
-        std::string path = unquote(v, e);
-        if (!path.empty()) {
-          // nats-server joins include paths to the including file's directory, even absolute ones.
-          fs::path target = (user_dir / fs::path(path).relative_path()).lexically_normal();
-          edits.push_back({v, e, conf_quote(target.lexically_relative(run_dir).string())});
-          if (depth == 0) result.top_level_includes.push_back(target);
-        }
-        i = e;
-        expect_key = false;
-        continue;
-      }
-      i = k;
-      expect_key = false;
-      continue;
-    }
-    if (c == '"' || c == '\'') {
-      i = skip_quoted(i);
-    } else {
-      ++i;
-    }
-    expect_key = false;
+ListedPorts read_ports_file(const fs::path& file) {
+  ListedPorts ports;
+  try {
+    auto j = nlohmann::json::parse(read_whole_file(file.string()).value_or(""));
+    if (j.contains("nats") && !j["nats"].empty())
+      ports.client = port_of_url(j["nats"][0].get<std::string>());
+    if (j.contains("monitoring") && !j["monitoring"].empty())
+      ports.monitor = port_of_url(j["monitoring"][0].get<std::string>());
+  } catch (const std::exception&) {
+    return {};  // written but not complete yet: read again on the next round
   }
-  size_t pos = 0;
-  for (const auto& e : edits) {
-    result.text += text.substr(pos, e.begin - pos);
-    result.text += e.replacement;
-    pos = e.end;
-  }
-  result.text += text.substr(pos);
-  return result;
+  return ports;
 }
 
-void write_private_file(const std::string& path, const std::string& content) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
-  fchmod(fd, 0600);
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t w = ::write(fd, content.data() + off, content.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      throw Error("cannot write " + path + ": " + std::strerror(e));
-    }
-    off += static_cast<size_t>(w);
-  }
-  close(fd);
+ListedPorts find_ports_file_of(const std::string& run_dir, pid_t child) {
+  ListedPorts found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(run_dir, ec))
+    if (is_ports_file_of(entry.path(), child)) found = read_ports_file(entry.path());
+  return found;
 }
 
-// Top-level keys of a config file and of the files it includes at top level.
-void collect_top_level_keys(const fs::path& file, std::vector<std::string>& keys, int depth = 0) {
-  if (depth > 8) return;
-  auto scan = rewrite_user_config(read_whole_file(file.string()).value_or(""), file.parent_path(),
-                                  file.parent_path());
-  keys.insert(keys.end(), scan.top_level_keys.begin(), scan.top_level_keys.end());
-  for (const auto& inc : scan.top_level_includes) collect_top_level_keys(inc, keys, depth + 1);
+// A stopped server's ports file stays behind; it is removed once the server is replaced.
+void remove_ports_files_of(const std::string& run_dir, pid_t child) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(run_dir, ec))
+    if (is_ports_file_of(entry.path(), child)) fs::remove(entry.path(), ec);
+}
+
+void remove_stale_ports_files(const std::string& run_dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(run_dir, ec))
+    if (entry.path().extension() == ".ports") fs::remove(entry.path(), ec);
 }
 
 }  // namespace
@@ -314,101 +176,12 @@ EmbeddedServer::~EmbeddedServer() {
 }
 
 std::string EmbeddedServer::config_path() const {
-  return config_path_;
-}
-
-void EmbeddedServer::write_config() {
-  // nats-server applies a config's keys in Go map order, i.e. randomly: when two *different*
-  // keys set the same option (http vs monitor_port, leaf vs leafnodes) the winner is random.
-  // The same key repeated is deterministic (the later one wins). So a default below is written
-  // only when the user's file does not set that option under any of its names.
-  fs::path run = run_dir_;
-  std::vector<std::string> user_keys;
-  std::optional<UserConfigRewrite> rewritten;
-  fs::path user;
-  if (!opts_.config_file.empty()) {
-    user = fs::weakly_canonical(fs::absolute(opts_.config_file));
-    rewritten =
-        rewrite_user_config(read_whole_file(user.string()).value_or(""), user.parent_path(), run);
-    collect_top_level_keys(user, user_keys);
-  }
-  auto user_sets = [&](std::initializer_list<const char*> names) {
-    for (const char* n : names)
-      if (std::find(user_keys.begin(), user_keys.end(), n) != user_keys.end()) return true;
-    return false;
-  };
-
-  std::ostringstream conf;
-  conf << "# Generated by harmonylite each time it starts the embedded nats-server; edits are "
-          "lost.\n"
-       << "# Priority: the settings below < the included server_config < the authorization block\n"
-       << "# after it < harmonylite's command-line flags.\n"
-       << "max_payload: " << opts_.max_payload_bytes << "\n";
-  if (!user_sets({"http", "http_port", "monitor_port", "https", "https_port"}))
-    conf << "http: \"127.0.0.1:-1\"\n";  // monitor on a random loopback port (the ports file tells)
-  if (!opts_.cluster_listen.empty() && opts_.routes.empty()) {
-    // nats-server 2.9 refuses clustered JetStream without routes ("JetStream cluster requires
-    // configured routes"); a route to ourselves satisfies it and is detected as a self-connection.
-    const auto listen = parse_url_address(opts_.cluster_listen);
-    if (!listen) throw Error("cluster address \"" + opts_.cluster_listen + "\" is not host:port");
-    conf << "cluster { routes: [ "
-         << conf_quote(format_url("nats", {dial_host(listen->host), listen->port})) << " ] }\n";
-  }
-  if (!opts_.leaf_remotes.empty()) {
-    if (user_sets({"leaf", "leafnodes"})) {
-      spdlog::warn(
-          "nats server_config {} configures leafnodes; ignoring the leaf servers given on "
-          "the command line",
-          user.string());
-    } else {
-      conf << "leafnodes { remotes: [";
-      for (size_t i = 0; i < opts_.leaf_remotes.size(); ++i)
-        conf << (i ? ", " : " ") << "{ url: " << conf_quote(opts_.leaf_remotes[i]) << " }";
-      conf << " ] }\n";
-    }
-  }
-  if (rewritten) {
-    fs::path included = user;
-    if (!rewritten->removed_store_dirs.empty()) {
-      included = run / "harmonylite-server-config.conf";
-      write_private_file(included.string(), "# Copy of " + user.string() +
-                                                " without store_dir (harmonylite sets it).\n" +
-                                                rewritten->text);
-      spdlog::info(
-          "nats server_config {} sets store_dir '{}'; the embedded server uses '{}' instead "
-          "(nats-server cannot override a config store_dir from the command line)",
-          user.string(), rewritten->removed_store_dirs.front(), opts_.store_dir);
-    }
-    conf << "# server_config " << user.string() << "\n"
-         << "include " << conf_quote(included.lexically_relative(run).string()) << "\n";
-  }
-  if (!opts_.user.empty() || !opts_.password.empty()) {
-    conf << "authorization { user: " << conf_quote(opts_.user)
-         << ", password: " << conf_quote(opts_.password) << " }\n";
-  }
-  write_private_file(config_path_, conf.str());
+  return files_.config_path;
 }
 
 std::vector<std::string> EmbeddedServer::build_argv(bool first) const {
-  std::vector<std::string> a{opts_.binary, "-c", config_path_, "-js", "-sd", opts_.store_dir};
-  if (!opts_.server_name.empty()) a.insert(a.end(), {"-n", opts_.server_name});
-  if (!opts_.client_host.empty()) a.insert(a.end(), {"-a", opts_.client_host});
-  // Restarts keep the ports discovered at the first start, so clients reconnect to the same URL.
-  int client = first ? opts_.client_port : ports_.client;
-  a.insert(a.end(), {"-p", std::to_string(client >= 0 ? client : -1)});
-  if (!first && ports_.monitor > 0) a.insert(a.end(), {"-m", std::to_string(ports_.monitor)});
-  if (!opts_.cluster_listen.empty()) {
-    std::string listen = opts_.cluster_listen;
-    if (listen.find("://") == std::string::npos) listen = "nats://" + listen;
-    a.insert(a.end(), {"--cluster", listen, "--cluster_name", opts_.cluster_name});
-    if (!opts_.routes.empty()) {
-      std::string joined;
-      for (const auto& r : opts_.routes) joined += (joined.empty() ? "" : ",") + r;
-      a.insert(a.end(), {"--routes", joined});
-    }
-  }
-  a.insert(a.end(), {"-l", log_path_, "--ports_file_dir", run_dir_});
-  return a;
+  return first ? server_argv(opts_, files_, opts_.client_port, -1)
+               : server_argv(opts_, files_, ports_.client, ports_.monitor);
 }
 
 pid_t EmbeddedServer::spawn(const std::vector<std::string>& argv, std::string& error) {
@@ -422,7 +195,7 @@ pid_t EmbeddedServer::spawn(const std::vector<std::string>& argv, std::string& e
     error = std::string("pipe: ") + std::strerror(errno);
     return -1;
   }
-  int outfd = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int outfd = open(files_.out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -483,43 +256,21 @@ pid_t EmbeddedServer::spawn(const std::vector<std::string>& argv, std::string& e
 std::string EmbeddedServer::wait_ready(pid_t child, std::chrono::milliseconds timeout, bool& exited,
                                        int& status) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string suffix = "_" + std::to_string(child) + ".ports";
-  Ports found;
-  bool have_ports = false;
+  ListedPorts found;
   while (true) {
     if (reaped(child, status)) {
       exited = true;
       return "embedded nats-server exited during startup (" + describe_status(status) + ")";
     }
-    if (!have_ports) {
-      std::error_code ec;
-      for (const auto& entry : fs::directory_iterator(run_dir_, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name.size() <= suffix.size() ||
-            name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
-          continue;
-        try {
-          auto j = nlohmann::json::parse(read_whole_file(entry.path().string()).value_or(""));
-          if (j.contains("nats") && !j["nats"].empty())
-            found.client = port_of_url(j["nats"][0].get<std::string>());
-          if (j.contains("monitoring") && !j["monitoring"].empty())
-            found.monitor = port_of_url(j["monitoring"][0].get<std::string>());
-          have_ports = found.client > 0;
-        } catch (const std::exception&) {
-          // written but not complete yet: read again on the next round
-        }
-      }
-    }
-    if (have_ports && client_port_answers(dial_host(opts_.client_host), found.client, 500ms)) {
+    if (found.client <= 0) found = find_ports_file_of(files_.run_dir, child);
+    const bool have_ports = found.client > 0;
+    if (have_ports &&
+        client_port_answers(dial_host(opts_.client_host), found.client, kGreetingTimeout)) {
       std::lock_guard lk(mu_);
-      ports_ = found;
+      ports_ = {found.client, found.monitor};
       return "";
     }
-    {
-      std::unique_lock lk(mu_);
-      if (cv_.wait_for(lk, 25ms, [&] { return stop_requested_; }))
-        return "embedded nats-server start interrupted by stop()";
-    }
+    if (wait_stop_or(kReadinessPoll)) return "embedded nats-server start interrupted by stop()";
     if (std::chrono::steady_clock::now() > deadline)
       return "embedded nats-server did not accept clients within " +
              std::to_string(timeout.count()) + " ms" +
@@ -530,10 +281,10 @@ std::string EmbeddedServer::wait_ready(pid_t child, std::chrono::milliseconds ti
 std::string EmbeddedServer::failure_details() const {
   std::string d;
   if (!opts_.config_file.empty()) d += "; server_config: " + opts_.config_file;
-  std::string out = tail_of(out_path_, 10);
+  std::string out = tail_of(files_.out_path, 10);
   if (!out.empty()) d += "; server output:\n" + out;
-  std::string log = tail_of(log_path_, 10);
-  if (!log.empty()) d += "\nserver log (" + log_path_ + "):\n" + log;
+  std::string log = tail_of(files_.log_path, 10);
+  if (!log.empty()) d += "\nserver log (" + files_.log_path + "):\n" + log;
   if ((out + log).find("Duplicate 'store_dir'") != std::string::npos)
     d += "\nhint: harmonylite sets the JetStream store directory itself ([nats] store_dir); "
          "remove store_dir from the files server_config includes";
@@ -558,14 +309,56 @@ void EmbeddedServer::terminate_child(pid_t child, std::chrono::milliseconds grac
 bool EmbeddedServer::wait_stop_or_exit(pid_t child, int& status) {
   while (true) {
     if (reaped(child, status)) return true;
-    std::unique_lock lk(mu_);
-    if (cv_.wait_for(lk, 100ms, [&] { return stop_requested_; })) return false;
+    if (wait_stop_or(kExitPoll)) return false;
   }
 }
 
+bool EmbeddedServer::wait_stop_or(std::chrono::milliseconds delay) {
+  std::unique_lock lk(mu_);
+  return cv_.wait_for(lk, delay, [&] { return stop_requested_; });
+}
+
+void EmbeddedServer::stop_child(pid_t child) {
+  std::chrono::milliseconds grace;
+  {
+    std::lock_guard lk(mu_);
+    grace = stop_grace_;
+  }
+  terminate_child(child, grace);
+  std::lock_guard lk(mu_);
+  pid_ = -1;
+}
+
+bool EmbeddedServer::answer_start(pid_t child, const std::string& error, bool exited) {
+  std::lock_guard lk(mu_);
+  if (!error.empty()) {
+    if (child > 0 && !exited) terminate_child(child, 0ms);
+    pid_ = -1;
+    start_error_ = error + failure_details();
+    start_done_ = true;
+    cv_.notify_all();
+    return false;
+  }
+  started_ = true;
+  start_done_ = true;
+  cv_.notify_all();
+  spdlog::info("embedded nats-server started: pid {}, client {}, monitor port {}", child,
+               format_url("nats", {dial_host(opts_.client_host), ports_.client}), ports_.monitor);
+  return true;
+}
+
+void EmbeddedServer::log_restart(pid_t child, const std::string& error, bool exited) const {
+  if (child > 0 && error.empty())
+    spdlog::info("embedded nats-server restarted: pid {}, client port {}", child, ports_.client);
+  else if (child > 0 && !exited)
+    spdlog::warn("restarted embedded nats-server (pid {}): {}", child, error);
+}
+
+// One round per child: spawn, wait until ready (the first round answers start()), wait until it
+// exits or stop() is called, then restart it after a backoff.
 void EmbeddedServer::supervise(std::chrono::milliseconds ready_timeout) {
   bool first = true;
-  auto backoff = 500ms;
+  auto backoff = kFirstRestartBackoff;
   pid_t previous = -1;
   while (true) {
     std::vector<std::string> argv;
@@ -581,53 +374,18 @@ void EmbeddedServer::supervise(std::chrono::milliseconds ready_timeout) {
       pid_ = child;
       if (!first) ++restarts_;
     }
-    if (previous > 0) {  // the killed server's ports file stays behind
-      std::error_code ec;
-      for (const auto& entry : fs::directory_iterator(run_dir_, ec)) {
-        const std::string name = entry.path().filename().string();
-        const std::string suffix = "_" + std::to_string(previous) + ".ports";
-        if (name.size() > suffix.size() &&
-            name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-          fs::remove(entry.path(), ec);
-      }
-    }
+    if (previous > 0) remove_ports_files_of(files_.run_dir, previous);
     bool exited = false;
     int status = 0;
-    if (child > 0) error = wait_ready(child, first ? ready_timeout : 60s, exited, status);
-
-    if (first) {
-      std::lock_guard lk(mu_);
-      if (!error.empty()) {
-        if (child > 0 && !exited) terminate_child(child, 0ms);
-        pid_ = -1;
-        start_error_ = error + failure_details();
-        start_done_ = true;
-        cv_.notify_all();
-        return;
-      }
-      started_ = true;
-      start_done_ = true;
-      cv_.notify_all();
-      spdlog::info("embedded nats-server started: pid {}, client {}, monitor port {}", child,
-                   format_url("nats", {dial_host(opts_.client_host), ports_.client}),
-                   ports_.monitor);
-    } else if (child > 0 && error.empty()) {
-      spdlog::info("embedded nats-server restarted: pid {}, client port {}", child, ports_.client);
-    } else if (child > 0 && !exited) {
-      spdlog::warn("restarted embedded nats-server (pid {}): {}", child, error);
-    }
+    if (child > 0)
+      error = wait_ready(child, first ? ready_timeout : kRestartReadyTimeout, exited, status);
+    if (first && !answer_start(child, error, exited)) return;
+    if (!first) log_restart(child, error, exited);
     first = false;
 
     auto up_since = std::chrono::steady_clock::now();
     if (child > 0 && !exited && !wait_stop_or_exit(child, status)) {
-      std::chrono::milliseconds grace;
-      {
-        std::lock_guard lk(mu_);
-        grace = stop_grace_;
-      }
-      terminate_child(child, grace);
-      std::lock_guard lk(mu_);
-      pid_ = -1;
+      stop_child(child);
       break;
     }
     {
@@ -635,18 +393,15 @@ void EmbeddedServer::supervise(std::chrono::milliseconds ready_timeout) {
       pid_ = -1;
     }
     previous = child;
-    if (std::chrono::steady_clock::now() - up_since > 30s) backoff = 500ms;
-    std::string last = tail_of(child > 0 ? log_path_ : out_path_, 1);
+    if (std::chrono::steady_clock::now() - up_since > kStableUptime) backoff = kFirstRestartBackoff;
+    std::string last = tail_of(child > 0 ? files_.log_path : files_.out_path, 1);
     spdlog::warn("embedded nats-server {} ({}); restarting in {} ms{}{}",
                  child > 0 ? "(pid " + std::to_string(child) + ") stopped unexpectedly"
                            : "could not be started",
                  child > 0 ? describe_status(status) : error, backoff.count(),
                  last.empty() ? "" : "; last log line: ", last);
-    {
-      std::unique_lock lk(mu_);
-      if (cv_.wait_for(lk, backoff, [&] { return stop_requested_; })) break;
-    }
-    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 10s);
+    if (wait_stop_or(backoff)) break;
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxRestartBackoff);
   }
 }
 
@@ -672,17 +427,10 @@ void EmbeddedServer::start(std::chrono::milliseconds ready_timeout) {
       throw Error("nats server_config " + opts_.config_file +
                   " cannot be read: " + std::strerror(errno));
   }
-  // Canonical, so the relative include computed in write_config() resolves the same way for
-  // nats-server (which joins it lexically to this directory).
-  run_dir_ = fs::weakly_canonical(fs::absolute(opts_.store_dir)).string();
-  config_path_ = run_dir_ + "/harmonylite-nats-server.conf";
-  out_path_ = run_dir_ + "/nats-server.out";
-  log_path_ = opts_.log_file.empty() ? run_dir_ + "/nats-server.log" : opts_.log_file;
-  for (const auto& entry : fs::directory_iterator(run_dir_, ec)) {  // stale ports files
-    if (entry.path().extension() == ".ports") fs::remove(entry.path(), ec);
-  }
-  write_config();
-  { std::ofstream truncate(out_path_, std::ios::trunc); }
+  files_ = server_files(opts_);
+  remove_stale_ports_files(files_.run_dir);
+  write_server_config(generate_server_config(opts_, files_.run_dir), files_.config_path);
+  { std::ofstream truncate(files_.out_path, std::ios::trunc); }
 
   std::unique_lock lk(mu_);
   stop_requested_ = false;
