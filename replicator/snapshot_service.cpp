@@ -15,6 +15,7 @@
 #include "replicator/capture_sync.hpp"
 #include "replicator/database.hpp"
 #include "replicator/nats_client.hpp"
+#include "replicator/node_options.hpp"
 #include "replicator/replicator.hpp"
 #include "replicator/snapshot_leader.hpp"
 #include "shared/apply.hpp"
@@ -119,14 +120,6 @@ std::string refusal(const Config& config, const std::string& holes, const std::s
       holes, why, config.db_path, cfg);
 }
 
-TableSelection selection_of(const Config& c) {
-  TableSelection s;
-  s.include = c.include_tables;
-  s.exclude = c.exclude_tables;
-  s.capture_existing_rows = c.capture_existing_rows;
-  return s;
-}
-
 }  // namespace
 
 SnapshotMeta save_snapshot(const Config& config, SnapshotStore& store,
@@ -157,8 +150,10 @@ int run_save_snapshot(const Config& config) {
     save_snapshot(config, *store);
     return 0;
   }
-  ConnectOptions connect;
-  connect.urls = config.nats.urls;
+  // [nats] credentials and TLS as a node uses them; the node id is unknown here, so the name is
+  // this command's.
+  ConnectOptions connect = connect_options(config, 0);
+  connect.name = "harmonylite-save-snapshot";
   std::string source = "[nats] urls";
   if (connect.urls.empty()) {
     auto running = running_replicator(config.db_path);
@@ -175,13 +170,6 @@ int run_save_snapshot(const Config& config) {
     connect.urls = {running->nats_url};
     source = fmt::format("the replicator running on {} (pid {})", config.db_path, running->pid);
   }
-  connect.name = "harmonylite-save-snapshot";
-  connect.user = config.nats.user_name;
-  connect.password = config.nats.user_password;
-  connect.nkey_seed_file = config.nats.seed_file;
-  connect.ca_file = config.nats.ca_file;
-  connect.cert_file = config.nats.cert_file;
-  connect.key_file = config.nats.key_file;
   std::unique_ptr<NatsConnection> conn;
   for (int attempt = 1; !conn; ++attempt) {
     try {
@@ -268,7 +256,7 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
           [&] {
             ensure_base_schema(db);
             set_node_id(db, node);
-            sync = sync_capture(db, selection_of(config));
+            sync = sync_capture(db, table_selection(config));
           },
           "capture after restore");
       log_sync_report(sync);
