@@ -3,7 +3,7 @@
 // second database, which must then hold exactly the same rows. DML shapes live here; schema
 // changes, identifiers and eligibility in test_capture_schema.cpp; the HLC fold in
 // test_capture_fold.cpp; LWW in test_capture_lww.cpp; the SQL API in test_capture_extension.cpp.
-#include "tests/unit/capture_fixture.hpp"
+#include "tests/support/capture_fixture.hpp"
 
 #include <limits>
 

@@ -1,7 +1,7 @@
 // The real libharmony.so loaded with sqlite3_load_extension from C++: the SQL API
 // (harmony_version, harmony_enable, harmony_disable, harmony_status, harmony_checksum) and
 // its answers to bad input: a SQL error naming the problem, never a crash.
-#include "tests/unit/capture_fixture.hpp"
+#include "tests/support/capture_fixture.hpp"
 
 #include <sys/stat.h>
 #include <sys/wait.h>

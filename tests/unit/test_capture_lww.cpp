@@ -1,7 +1,7 @@
 // Last-writer-wins between two databases that both accept writes: concurrent updates of the
 // same row, exchanged both ways in either order, end identical; deletes leave tombstones so a
 // late, older update never resurrects a row.
-#include "tests/unit/capture_fixture.hpp"
+#include "tests/support/capture_fixture.hpp"
 
 #include <thread>
 
@@ -25,7 +25,7 @@ void fold_now(Db& db) {
 }
 
 void shell_b(TwoNodes& n, const std::string& sql) {
-  shell_ok(n.path_b, sql);
+  n.shell_b(sql);
 }
 }  // namespace
 

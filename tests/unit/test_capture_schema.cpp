@@ -2,7 +2,7 @@
 // that need quoting, and DDL after enabling (ADD COLUMN, RENAME COLUMN/TABLE, DROP TABLE, new
 // UNIQUE indexes): app writes keep working and capture stays correct, or harmony_status() says
 // what is wrong. Never a silent stop.
-#include "tests/unit/capture_fixture.hpp"
+#include "tests/support/capture_fixture.hpp"
 
 #include "shared/schema.hpp"
 

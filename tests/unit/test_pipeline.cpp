@@ -3,13 +3,13 @@
 // are reassembled, positions persist, duplicates change nothing.
 #include <catch2/catch.hpp>
 
-#include <thread>
-
 #include "replicator/wire.hpp"
 #include "shared/capture.hpp"
 #include "shared/codec.hpp"
 #include "shared/status.hpp"
+#include "tests/support/db_fixture.hpp"
 #include "tests/support/fake_stream.hpp"
+#include "tests/support/runner.hpp"
 #include "tests/support/support.hpp"
 
 using namespace harmony;
@@ -17,48 +17,8 @@ using namespace harmony::test;
 
 namespace {
 
-const char* kSchema =
-    "PRAGMA journal_mode=WAL; CREATE TABLE Books (id INTEGER PRIMARY KEY, title TEXT NOT NULL, "
-    "author TEXT, publication_year INTEGER);";
-
-std::string make_db(const TempDir& dir, const std::string& name, uint64_t node) {
-  std::string path = dir.file(name);
-  Db db = Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  db.exec(kSchema);
-  ensure_base_schema(db);
-  set_node_id(db, node);
-  enable_table(db, "Books");
-  return path;
-}
-
-// Runs a thread body with its own stop flag; stops and joins on destruction.
-class Runner {
- public:
-  template <typename F>
-  explicit Runner(F body) : thread_([this, body]() mutable { body(stop_); }) {}
-  ~Runner() {
-    stop_ = true;
-    thread_.join();
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-// The consumer writes meanwhile: wait for its locks as an application would, instead of
-// failing with "database is locked" (seen once under ASan, where its transactions run longer).
-constexpr int kReaderBusyTimeoutMs = 5000;
-
-int64_t count(const std::string& db, const std::string& sql) {
-  Db d = Db::open(db);
-  d.set_busy_timeout(kReaderBusyTimeoutMs);
-  return d.query_int(sql);
-}
-
 std::string checksum(const std::string& path) {
-  Db d = Db::open(path);
-  d.set_busy_timeout(kReaderBusyTimeoutMs);
+  Db d = open_reader(path);
   return table_checksum(d, "Books");
 }
 
@@ -66,7 +26,7 @@ std::string checksum(const std::string& path) {
 
 TEST_CASE("changes flow from one node to another through the stream", "[pipeline]") {
   TempDir dir("pipeline");
-  auto a = make_db(dir, "a.db", 1), b = make_db(dir, "b.db", 2);
+  auto a = make_captured_db(dir, "a.db", 1), b = make_captured_db(dir, "b.db", 2);
   FakeStream stream;
   FakeTransport transport(stream);
   ReplicatorStats stats_a, stats_b;
@@ -80,23 +40,23 @@ TEST_CASE("changes flow from one node to another through the stream", "[pipeline
                        "BEGIN; INSERT INTO Books VALUES (1,'Dune','Frank Herbert',1965); "
                        "INSERT INTO Books VALUES (2,'Emma','Jane Austen',1815); COMMIT;")
               .exit_code == 0);
-  REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 2; }, 5s));
+  REQUIRE(wait_until([&] { return query_int(b, "SELECT count(*) FROM Books") == 2; }, 5s));
   REQUIRE(sqlite_shell(a,
                        "UPDATE Books SET title='Dune Messiah' WHERE id=1; DELETE FROM Books "
                        "WHERE id=2;")
               .exit_code == 0);
   REQUIRE(wait_until([&] { return checksum(a) == checksum(b); }, 5s));
-  CHECK(count(b, "SELECT count(*) FROM Books") == 1);
+  CHECK(query_int(b, "SELECT count(*) FROM Books") == 1);
   REQUIRE(wait_until(
-      [&] { return count(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; }, 5s));
+      [&] { return query_int(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; }, 5s));
   // The applied rows were not captured on b (capture is muted during apply).
-  CHECK(count(b, "SELECT count(*) FROM __harmony_log_1") == 0);
-  CHECK(count(b, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0);
+  CHECK(query_int(b, "SELECT count(*) FROM __harmony_log_1") == 0);
+  CHECK(query_int(b, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0);
 }
 
 TEST_CASE("nothing is lost while publishing fails", "[pipeline]") {
   TempDir dir("pipeline");
-  auto a = make_db(dir, "a.db", 1), b = make_db(dir, "b.db", 2);
+  auto a = make_captured_db(dir, "a.db", 1), b = make_captured_db(dir, "b.db", 2);
   FakeStream stream;
   FakeTransport transport(stream);
   transport.fail = true;
@@ -111,17 +71,17 @@ TEST_CASE("nothing is lost while publishing fails", "[pipeline]") {
                 .exit_code == 0);
   REQUIRE(wait_until([&] { return transport.attempts > 2; }, 10s));
   CHECK(stream.size() == 0);
-  CHECK(count(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") > 0);
+  CHECK(query_int(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") > 0);
   transport.fail = false;
-  REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 20; }, 10s));
+  REQUIRE(wait_until([&] { return query_int(b, "SELECT count(*) FROM Books") == 20; }, 10s));
   REQUIRE(wait_until(
-      [&] { return count(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; }, 5s));
+      [&] { return query_int(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; }, 5s));
   CHECK(checksum(a) == checksum(b));
 }
 
 TEST_CASE("garbage is dead-lettered and later changes still apply", "[pipeline]") {
   TempDir dir("pipeline");
-  auto b = make_db(dir, "b.db", 2);
+  auto b = make_captured_db(dir, "b.db", 2);
   FakeStream stream;
   ReplicatorStats stats;
   FakeSource source(stream);
@@ -145,15 +105,16 @@ TEST_CASE("garbage is dead-lettered and later changes still apply", "[pipeline]"
   good.rows.push_back({0, int64_t{1} << 16, false, {int64_t{5}}, {int64_t{5}, Text{"ok"}}});
   stream.append(IncomingMessage{0, "7", "3", "1/1", encode_batch(good, false)});
 
-  REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books WHERE id=5") == 1; }, 5s));
-  CHECK(count(b, "SELECT count(*) FROM __harmony_dead_letters") == 3);
-  CHECK(count(b, "SELECT count(*) FROM sqlite_schema WHERE name='Books'") == 1);
-  REQUIRE(wait_until([&] { return count(b, "SELECT seq FROM __harmony_positions") == 4; }, 5s));
+  REQUIRE(
+      wait_until([&] { return query_int(b, "SELECT count(*) FROM Books WHERE id=5") == 1; }, 5s));
+  CHECK(query_int(b, "SELECT count(*) FROM __harmony_dead_letters") == 3);
+  CHECK(query_int(b, "SELECT count(*) FROM sqlite_schema WHERE name='Books'") == 1);
+  REQUIRE(wait_until([&] { return query_int(b, "SELECT seq FROM __harmony_positions") == 4; }, 5s));
 }
 
 TEST_CASE("multi-part batches are reassembled and applied whole", "[pipeline]") {
   TempDir dir("pipeline");
-  auto a = make_db(dir, "a.db", 1), b = make_db(dir, "b.db", 2);
+  auto a = make_captured_db(dir, "a.db", 1), b = make_captured_db(dir, "b.db", 2);
   FakeStream stream;
   FakeTransport transport(stream);
   ReplicatorStats stats_a, stats_b;
@@ -170,20 +131,21 @@ TEST_CASE("multi-part batches are reassembled and applied whole", "[pipeline]") 
     Runner rp([&](auto& stop) { pub.run(stop); });
     REQUIRE(wait_until([&] { return stream.size() > 10; }, 5s));
     REQUIRE(wait_until(
-        [&] { return count(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; }, 5s));
+        [&] { return query_int(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; },
+        5s));
   }
   auto msgs = stream.snapshot();
   REQUIRE(msgs.back().part.value().find('/') != std::string::npos);
   FakeSource source(stream);
   Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rc([&](auto& stop) { con.run(stop); });
-  REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 500; }, 10s));
+  REQUIRE(wait_until([&] { return query_int(b, "SELECT count(*) FROM Books") == 500; }, 10s));
   CHECK(checksum(a) == checksum(b));
 }
 
 TEST_CASE("restart resumes after the stored position, duplicates change nothing", "[pipeline]") {
   TempDir dir("pipeline");
-  auto a = make_db(dir, "a.db", 1), b = make_db(dir, "b.db", 2);
+  auto a = make_captured_db(dir, "a.db", 1), b = make_captured_db(dir, "b.db", 2);
   FakeStream stream;
   FakeTransport transport(stream);
   ReplicatorStats stats_a, stats_b;
@@ -195,7 +157,7 @@ TEST_CASE("restart resumes after the stored position, duplicates change nothing"
     FakeSource source(stream);
     Consumer con(fake_consumer_options(b, 2), source, stats_b);
     Runner rc([&](auto& stop) { con.run(stop); });
-    REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 1; }, 5s));
+    REQUIRE(wait_until([&] { return query_int(b, "SELECT count(*) FROM Books") == 1; }, 5s));
   }
   // Local change on b, then the same old message delivered again: b keeps its newer title.
   REQUIRE(sqlite_shell(b, "UPDATE Books SET title='newer on b'").exit_code == 0);
@@ -206,8 +168,8 @@ TEST_CASE("restart resumes after the stored position, duplicates change nothing"
   FakeSource source(stream);
   Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rc([&](auto& stop) { con.run(stop); });
-  REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books") == 2; }, 5s));
-  CHECK(count(b, "SELECT title FROM Books WHERE id=1") == 0);  // text, not the int 0 fallback
+  REQUIRE(wait_until([&] { return query_int(b, "SELECT count(*) FROM Books") == 2; }, 5s));
+  CHECK(query_int(b, "SELECT title FROM Books WHERE id=1") == -1);  // text, not an integer
   Db d = Db::open(b);
   CHECK(std::get<Text>(*d.query_value("SELECT title FROM Books WHERE id=1")).bytes == "newer on b");
   CHECK(d.query_int("SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 3);

@@ -9,7 +9,9 @@
 #include "shared/capture.hpp"
 #include "shared/codec.hpp"
 #include "shared/hlc.hpp"
+#include "tests/support/db_fixture.hpp"
 #include "tests/support/fake_stream.hpp"
+#include "tests/support/runner.hpp"
 #include "tests/support/support.hpp"
 
 using namespace harmony;
@@ -17,19 +19,11 @@ using namespace harmony::test;
 
 namespace {
 
-const char* kBooks =
-    "PRAGMA journal_mode=WAL; CREATE TABLE Books (id INTEGER PRIMARY KEY, title TEXT NOT NULL, "
-    "author TEXT, publication_year INTEGER);";
-
 // A database with capture on Books and its hashes recorded, as the replicator leaves it after
 // start-up.
 std::string make_db(const TempDir& dir, const std::string& name, uint64_t node) {
-  std::string path = dir.file(name);
-  Db db = Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  db.exec(kBooks);
-  ensure_base_schema(db);
-  set_node_id(db, node);
-  enable_table(db, "Books");
+  std::string path = make_captured_db(dir, name, node);
+  Db db = Db::open(path);
   record_schema_hashes(db, captured_tables(db));
   return path;
 }
@@ -38,25 +32,6 @@ std::string books_hash(const std::string& path) {
   Db db = Db::open(path);
   return describe_table(db, "Books").schema_hash();
 }
-
-int64_t count(const std::string& db, const std::string& sql) {
-  Db d = Db::open(db);
-  return d.query_int(sql, -1);
-}
-
-class Runner {
- public:
-  template <typename F>
-  explicit Runner(F body) : thread_([this, body]() mutable { body(stop_); }) {}
-  ~Runner() {
-    stop_ = true;
-    thread_.join();
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 Batch books_batch(uint64_t origin, uint64_t id, const std::string& hash,
                   std::vector<std::string> columns, std::vector<Value> values) {
@@ -174,7 +149,7 @@ TEST_CASE("a schema mismatch pauses the stream without loss and resumes after lo
       sqlite_shell(a, "INSERT INTO Books(id, title, rating) VALUES (3, 'later', 4)").exit_code ==
       0);
   REQUIRE(wait_until(
-      [&] { return count(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; }, 5s));
+      [&] { return query_int(a, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0; }, 5s));
   const uint64_t last = stream.size();
   CHECK(last >= 3);
   CHECK(pub.schema_generation() > 0);
@@ -187,10 +162,10 @@ TEST_CASE("a schema mismatch pauses the stream without loss and resumes after lo
     REQUIRE(wait_until([&] { return stats_b.streams()["s-1"].paused; }, 5s));
     std::this_thread::sleep_for(500ms);
     // What came before the mismatch is applied; nothing from it on.
-    CHECK(count(b, "SELECT count(*) FROM Books WHERE id IN (1, 100)") == 2);
-    CHECK(count(b, "SELECT count(*) FROM Books WHERE id >= 2 AND id < 100") == 0);
-    CHECK(count(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
-    CHECK(count(b, "SELECT count(*) FROM __harmony_dead_letters") == 0);
+    CHECK(query_int(b, "SELECT count(*) FROM Books WHERE id IN (1, 100)") == 2);
+    CHECK(query_int(b, "SELECT count(*) FROM Books WHERE id >= 2 AND id < 100") == 0);
+    CHECK(query_int(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
+    CHECK(query_int(b, "SELECT count(*) FROM __harmony_dead_letters") == 0);
     CHECK(stats_b.schema_pauses == 1);
     CHECK(stats_b.streams()["s-1"].pause_reason.find("table Books") != std::string::npos);
   }
@@ -199,20 +174,20 @@ TEST_CASE("a schema mismatch pauses the stream without loss and resumes after lo
   Consumer con(fake_consumer_options(b, 2), source, stats_b);
   Runner rc([&](auto& stop) { con.run(stop); });
   REQUIRE(wait_until([&] { return stats_b.schema_pauses == 2; }, 5s));
-  CHECK(count(b, "SELECT count(*) FROM Books WHERE id >= 2 AND id < 100") == 0);
-  CHECK(count(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
+  CHECK(query_int(b, "SELECT count(*) FROM Books WHERE id >= 2 AND id < 100") == 0);
+  CHECK(query_int(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
 
   // The operator applies the same DDL on b (no publisher runs on b: PRAGMA schema_version is
   // what the paused consumer notices).
   REQUIRE(sqlite_shell(b, "ALTER TABLE Books ADD COLUMN rating INTEGER").exit_code == 0);
-  REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books WHERE id IN (2, 3)") == 2; },
-                     5s));
-  CHECK(count(b, "SELECT rating FROM Books WHERE id=2") == 5);
-  CHECK(count(b, "SELECT rating FROM Books WHERE id=3") == 4);
+  REQUIRE(wait_until(
+      [&] { return query_int(b, "SELECT count(*) FROM Books WHERE id IN (2, 3)") == 2; }, 5s));
+  CHECK(query_int(b, "SELECT rating FROM Books WHERE id=2") == 5);
+  CHECK(query_int(b, "SELECT rating FROM Books WHERE id=3") == 4);
   REQUIRE(wait_until([&] { return !stats_b.streams()["s-1"].paused; }, 5s));
   REQUIRE(wait_until(
       [&] {
-        return count(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") ==
+        return query_int(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") ==
                static_cast<int64_t>(last);
       },
       5s));
@@ -221,11 +196,12 @@ TEST_CASE("a schema mismatch pauses the stream without loss and resumes after lo
   // it as its previous hash and applies it.
   append(stream, books_batch(9, 2, old_hash, {"id", "title", "author", "publication_year"},
                              {int64_t{4}, Text{"old node"}, Null{}, Null{}}));
-  REQUIRE(wait_until([&] { return count(b, "SELECT count(*) FROM Books WHERE id=4") == 1; }, 5s));
+  REQUIRE(
+      wait_until([&] { return query_int(b, "SELECT count(*) FROM Books WHERE id=4") == 1; }, 5s));
   // A raw batch without a hash but with a column b does not have: dead letter, no pause.
   append(stream, books_batch(9, 3, "", {"id", "nope"}, {int64_t{5}, int64_t{1}}));
-  REQUIRE(
-      wait_until([&] { return count(b, "SELECT count(*) FROM __harmony_dead_letters") == 1; }, 5s));
+  REQUIRE(wait_until(
+      [&] { return query_int(b, "SELECT count(*) FROM __harmony_dead_letters") == 1; }, 5s));
   CHECK_FALSE(stats_b.streams()["s-1"].paused);
   CHECK(stats_b.replication_delay.snapshot().count > 0);
   CHECK(stats_b.apply_latency.snapshot().count > 0);

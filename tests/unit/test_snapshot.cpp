@@ -22,6 +22,7 @@
 #include "shared/fold.hpp"
 #include "shared/outbox.hpp"
 #include "shared/status.hpp"
+#include "tests/support/db_fixture.hpp"
 #include "tests/support/fake_stream.hpp"
 #include "tests/support/support.hpp"
 
@@ -30,24 +31,13 @@ using namespace harmony::test;
 
 namespace {
 
-const char* kSchema =
+// Books without publication_year, and a table with a text key.
+const char* kBooksAndNotes =
     "PRAGMA journal_mode=WAL; CREATE TABLE Books (id INTEGER PRIMARY KEY, title TEXT NOT NULL, "
     "author TEXT); CREATE TABLE Notes (k TEXT PRIMARY KEY, v TEXT);";
 
 std::string make_node(const TempDir& dir, const std::string& name, uint64_t node) {
-  std::string path = dir.file(name);
-  Db db = Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  db.exec(kSchema);
-  ensure_base_schema(db);
-  set_node_id(db, node);
-  enable_all(db);
-  return path;
-}
-
-void shell(const std::string& db, const std::string& sql) {
-  auto r = sqlite_shell(db, sql);
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
+  return make_captured_db(dir, name, node, kBooksAndNotes);
 }
 
 // What the publisher does for everything pending: fold, collect, and clear after the "ack".
@@ -79,20 +69,6 @@ void fold(const std::string& path, uint64_t node) {
   tx.commit();
 }
 
-int64_t q(const std::string& path, const std::string& sql) {
-  Db db = Db::open(path);
-  return db.query_int(sql, -1);
-}
-
-std::string qt(const std::string& path, const std::string& sql) {
-  Db db = Db::open(path);
-  auto v = db.query_value(sql);
-  if (!v) return "<none>";
-  if (auto t = std::get_if<Text>(&*v)) return t->bytes;
-  if (auto i = std::get_if<int64_t>(&*v)) return std::to_string(*i);
-  return "<other>";
-}
-
 std::string books(const std::string& path) {
   Db db = Db::open(path);
   return table_checksum(db, "Books");
@@ -119,13 +95,13 @@ TEST_CASE("a snapshot keeps versions, tombstones and positions and drops node-lo
           "[snapshot]") {
   TempDir dir("snapshot");
   auto a = make_node(dir, "a.db", 1);
-  shell(a,
-        "INSERT INTO Books VALUES (1,'Dune','Herbert'),(2,'Emma','Austen'); "
-        "DELETE FROM Books WHERE id=2;");
+  shell_ok(a,
+           "INSERT INTO Books VALUES (1,'Dune','Herbert'),(2,'Emma','Austen'); "
+           "DELETE FROM Books WHERE id=2;");
   publish_all(a, 1);
-  shell(a, "INSERT INTO Books VALUES (3,'Ulysses','Joyce')");
-  fold(a, 1);                                                    // pending: dirty row 3
-  shell(a, "INSERT INTO Notes VALUES ('n','unfolded change')");  // pending: only in the log
+  shell_ok(a, "INSERT INTO Books VALUES (3,'Ulysses','Joyce')");
+  fold(a, 1);                                                       // pending: dirty row 3
+  shell_ok(a, "INSERT INTO Notes VALUES ('n','unfolded change')");  // pending: only in the log
   {
     Db db = Db::open(a);
     db.exec(
@@ -151,20 +127,22 @@ TEST_CASE("a snapshot keeps versions, tombstones and positions and drops node-lo
   CHECK(meta.page_size == 4096);
 
   // The copy: content and row versions kept, node-local state gone.
-  CHECK(q(file, "SELECT count(*) FROM Books") == 2);
-  CHECK(q(file, "SELECT count(*) FROM Notes") == 1);
-  CHECK(q(file, "SELECT count(*) FROM __harmony_rows_1") == 3);
-  CHECK(q(file, "SELECT deleted FROM __harmony_rows_1 WHERE k1 = 2") == 1);  // tombstone
-  CHECK(q(file, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0);
-  CHECK(q(file, "SELECT count(*) FROM __harmony_log_2") == 0);
-  CHECK(q(file, "SELECT count(*) FROM __harmony_dead_letters") == 0);
-  CHECK(qt(file, "SELECT group_concat(key) FROM (SELECT key FROM __harmony_meta ORDER BY key)") ==
+  CHECK(query_int(file, "SELECT count(*) FROM Books") == 2);
+  CHECK(query_int(file, "SELECT count(*) FROM Notes") == 1);
+  CHECK(query_int(file, "SELECT count(*) FROM __harmony_rows_1") == 3);
+  CHECK(query_int(file, "SELECT deleted FROM __harmony_rows_1 WHERE k1 = 2") == 1);  // tombstone
+  CHECK(query_int(file, "SELECT count(*) FROM __harmony_rows_1 WHERE dirty") == 0);
+  CHECK(query_int(file, "SELECT count(*) FROM __harmony_log_2") == 0);
+  CHECK(query_int(file, "SELECT count(*) FROM __harmony_dead_letters") == 0);
+  CHECK(query_text(file,
+                   "SELECT group_concat(key) FROM (SELECT key FROM __harmony_meta ORDER BY key)") ==
         "format,hlc");
-  CHECK(qt(file, "PRAGMA journal_mode") == "delete");
-  CHECK(q(file, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'") > 0);  // capture
+  CHECK(query_text(file, "PRAGMA journal_mode") == "delete");
+  CHECK(query_int(file, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'") >
+        0);  // capture
   // The source is untouched.
   CHECK(pending(a) == 2);
-  CHECK(q(a, "SELECT value FROM __harmony_meta WHERE key = 'runtime_pid'") == 4242);
+  CHECK(query_int(a, "SELECT value FROM __harmony_meta WHERE key = 'runtime_pid'") == 4242);
 }
 
 TEST_CASE("restore keeps node id, meta and unpublished changes, open connections stay valid",
@@ -172,13 +150,14 @@ TEST_CASE("restore keeps node id, meta and unpublished changes, open connections
   TempDir dir("snapshot");
   auto a = make_node(dir, "a.db", 1);
   auto b = make_node(dir, "b.db", 2);
-  shell(a, "INSERT INTO Books VALUES (1,'Dune','Herbert'),(2,'Emma','Austen'),(3,'Ulysses','J')");
+  shell_ok(a,
+           "INSERT INTO Books VALUES (1,'Dune','Herbert'),(2,'Emma','Austen'),(3,'Ulysses','J')");
   apply_batch(b, 2, publish_all(a, 1), 1);
   REQUIRE(books(a) == books(b));
   // b's changes not yet published: a folded (dirty) one and two only in the log.
-  shell(b, "UPDATE Books SET title='Dune (b)' WHERE id=1");
+  shell_ok(b, "UPDATE Books SET title='Dune (b)' WHERE id=1");
   fold(b, 2);
-  shell(b, "INSERT INTO Books VALUES (10,'Local','b'); DELETE FROM Books WHERE id=3;");
+  shell_ok(b, "INSERT INTO Books VALUES (10,'Local','b'); DELETE FROM Books WHERE id=3;");
   REQUIRE(pending(b) == 3);
   {
     Db db = Db::open(b);
@@ -188,7 +167,8 @@ TEST_CASE("restore keeps node id, meta and unpublished changes, open connections
   }
   // a moves on (newer versions than b's pending changes where they meet: none do).
   std::this_thread::sleep_for(5ms);
-  shell(a, "UPDATE Books SET title='Emma (a)' WHERE id=2; INSERT INTO Books VALUES (4,'Four','a')");
+  shell_ok(a,
+           "UPDATE Books SET title='Emma (a)' WHERE id=2; INSERT INTO Books VALUES (4,'Four','a')");
   publish_all(a, 1);
   {
     Db db = Db::open(a);
@@ -209,23 +189,24 @@ TEST_CASE("restore keeps node id, meta and unpublished changes, open connections
   CHECK(report.bytes > 0);
 
   // Snapshot content plus b's own changes on top.
-  CHECK(qt(b,
-           "SELECT group_concat(id || ':' || title, ' ') FROM (SELECT * FROM Books ORDER BY "
-           "id)") == "1:Dune (b) 2:Emma (a) 4:Four 10:Local");
+  CHECK(
+      query_text(b,
+                 "SELECT group_concat(id || ':' || title, ' ') FROM (SELECT * FROM Books ORDER BY "
+                 "id)") == "1:Dune (b) 2:Emma (a) 4:Four 10:Local");
   CHECK(pending(b) == 3);
-  CHECK(q(b, "SELECT deleted FROM __harmony_rows_1 WHERE k1 = 3") == 1);
+  CHECK(query_int(b, "SELECT deleted FROM __harmony_rows_1 WHERE k1 = 3") == 1);
   // Node-local state kept, positions from the snapshot, own-batch bound recorded.
-  CHECK(q(b, "SELECT value FROM __harmony_meta WHERE key = 'node_id'") == 2);
-  CHECK(q(b, "SELECT value FROM __harmony_meta WHERE key = 'next_batch_id'") == 42);
-  CHECK(q(b, "SELECT value FROM __harmony_meta WHERE key = 'runtime_pid'") == 999);
-  CHECK(q(b, "SELECT count(*) FROM __harmony_dead_letters WHERE reason = 'kept'") == 1);
-  CHECK(q(b, "SELECT seq FROM __harmony_positions WHERE stream = 's-1'") == 5);
+  CHECK(query_int(b, "SELECT value FROM __harmony_meta WHERE key = 'node_id'") == 2);
+  CHECK(query_int(b, "SELECT value FROM __harmony_meta WHERE key = 'next_batch_id'") == 42);
+  CHECK(query_int(b, "SELECT value FROM __harmony_meta WHERE key = 'runtime_pid'") == 999);
+  CHECK(query_int(b, "SELECT count(*) FROM __harmony_dead_letters WHERE reason = 'kept'") == 1);
+  CHECK(query_int(b, "SELECT seq FROM __harmony_positions WHERE stream = 's-1'") == 5);
   {
     Db db = Db::open(b);
     CHECK(restored_own_until(db) == std::map<std::string, uint64_t>{{"s-1", 9}});
-    CHECK(load_clock(db) >= q(a, "SELECT value FROM __harmony_meta WHERE key = 'hlc'"));
+    CHECK(load_clock(db) >= query_int(a, "SELECT value FROM __harmony_meta WHERE key = 'hlc'"));
   }
-  CHECK(qt(b, "PRAGMA journal_mode") == "wal");
+  CHECK(query_text(b, "PRAGMA journal_mode") == "wal");
   // The application's connection sees the new content and can still write (and is captured).
   CHECK(app.query_int("SELECT count(*) FROM Books") == 4);
   app.exec("INSERT INTO Books VALUES (11,'after restore','app')");
@@ -241,12 +222,12 @@ TEST_CASE("a local change older than the snapshot's version of the row gives way
   TempDir dir("snapshot");
   auto a = make_node(dir, "a.db", 1);
   auto b = make_node(dir, "b.db", 2);
-  shell(a, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
+  shell_ok(a, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
   apply_batch(b, 2, publish_all(a, 1), 1);
-  shell(b, "UPDATE Books SET title='older, on b' WHERE id=1");
+  shell_ok(b, "UPDATE Books SET title='older, on b' WHERE id=1");
   fold(b, 2);
   std::this_thread::sleep_for(5ms);
-  shell(a, "UPDATE Books SET title='newer, on a' WHERE id=1");
+  shell_ok(a, "UPDATE Books SET title='newer, on a' WHERE id=1");
   publish_all(a, 1);
   std::string file = dir.file("snap.db");
   make_snapshot_file(a, file);
@@ -255,7 +236,7 @@ TEST_CASE("a local change older than the snapshot's version of the row gives way
   auto report = restore_into(b, file, ro);
   CHECK(report.pending_rows == 1);
   CHECK(report.pending_kept == 0);
-  CHECK(qt(b, "SELECT title FROM Books WHERE id=1") == "newer, on a");
+  CHECK(query_text(b, "SELECT title FROM Books WHERE id=1") == "newer, on a");
   CHECK(pending(b) == 0);
   CHECK(books(a) == books(b));
 }
@@ -264,14 +245,15 @@ TEST_CASE("restore refuses a snapshot that would drop or reshape a table with ro
   TempDir dir("snapshot");
   auto a = make_node(dir, "a.db", 1);
   auto b = make_node(dir, "b.db", 2);
-  shell(a, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
+  shell_ok(a, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
   publish_all(a, 1);
   std::string file = dir.file("snap.db");
   make_snapshot_file(a, file);
-  shell(b,
-        "CREATE TABLE Extra (id INTEGER PRIMARY KEY, x); INSERT INTO Extra VALUES (1, 'keep me');"
-        "CREATE TABLE EmptyOne (id INTEGER PRIMARY KEY);");
-  shell(b, "INSERT INTO Books VALUES (7,'local','b')");
+  shell_ok(
+      b,
+      "CREATE TABLE Extra (id INTEGER PRIMARY KEY, x); INSERT INTO Extra VALUES (1, 'keep me');"
+      "CREATE TABLE EmptyOne (id INTEGER PRIMARY KEY);");
+  shell_ok(b, "INSERT INTO Books VALUES (7,'local','b')");
   std::string before = books(b);
   RestoreOptions ro;
   ro.node = 2;
@@ -284,10 +266,10 @@ TEST_CASE("restore refuses a snapshot that would drop or reshape a table with ro
     CHECK(what.find("EmptyOne") == std::string::npos);  // an empty table loses nothing
   }
   CHECK(books(b) == before);
-  CHECK(qt(b, "SELECT x FROM Extra WHERE id=1") == "keep me");
+  CHECK(query_text(b, "SELECT x FROM Extra WHERE id=1") == "keep me");
   CHECK(pending(b) == 1);
   // A different schema of a table with rows is refused as well.
-  shell(b, "DROP TABLE Extra; ALTER TABLE Books ADD COLUMN pages INTEGER;");
+  shell_ok(b, "DROP TABLE Extra; ALTER TABLE Books ADD COLUMN pages INTEGER;");
   REQUIRE_THROWS_WITH(restore_into(b, file, ro),
                       Catch::Contains("\"Books\" has a different schema"));
 }
@@ -296,7 +278,7 @@ TEST_CASE("the directory store replaces atomically and rejects corrupted or trun
           "[snapshot]") {
   TempDir dir("snapshot");
   auto a = make_node(dir, "a.db", 1);
-  shell(a, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
+  shell_ok(a, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
   FileSnapshotStore store(dir.file("store"));
   CHECK_FALSE(store.info());
   REQUIRE_THROWS_WITH(store.get(dir.file("out.db")), Catch::Contains("no snapshot"));
@@ -308,7 +290,7 @@ TEST_CASE("the directory store replaces atomically and rejects corrupted or trun
   std::string data1 = store.current_data_file();
   REQUIRE(std::filesystem::exists(data1));
 
-  shell(a, "INSERT INTO Books SELECT value, 'bulk', 'x' FROM generate_series(2, 3000)");
+  shell_ok(a, "INSERT INTO Books SELECT value, 'bulk', 'x' FROM generate_series(2, 3000)");
   auto m2 = make_snapshot_file(a, dir.file("s2.db"));
   store.put(dir.file("s2.db"), m2);
   CHECK(store.info()->sha256 == m2.sha256);
@@ -316,7 +298,7 @@ TEST_CASE("the directory store replaces atomically and rejects corrupted or trun
   auto got = store.get(dir.file("out.db"));
   CHECK(got.sha256 == m2.sha256);
   CHECK(file_digest(dir.file("out.db")).second == m2.sha256);
-  CHECK(q(dir.file("out.db"), "SELECT count(*) FROM Books") == 3000);
+  CHECK(query_int(dir.file("out.db"), "SELECT count(*) FROM Books") == 3000);
 
   // Flipped bytes: rejected, nothing left behind.
   std::string data2 = store.current_data_file();
@@ -432,8 +414,8 @@ TEST_CASE("a consumer pauses its stream at a gap instead of applying past it", "
   stop = true;
   t.join();
   REQUIRE(returned);
-  CHECK(q(b, "SELECT group_concat(id) FROM Books") == -1);  // text "1,2", not a number
-  CHECK(qt(b, "SELECT group_concat(id) FROM (SELECT id FROM Books ORDER BY id)") == "1,2");
-  CHECK(q(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
+  CHECK(query_int(b, "SELECT group_concat(id) FROM Books") == -1);  // text "1,2", not a number
+  CHECK(query_text(b, "SELECT group_concat(id) FROM (SELECT id FROM Books ORDER BY id)") == "1,2");
+  CHECK(query_int(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
   CHECK(stats.streams()["s-1"].pause_reason.find("3..4") != std::string::npos);
 }

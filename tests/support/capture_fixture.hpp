@@ -10,16 +10,11 @@
 #include "shared/capture.hpp"
 #include "shared/outbox.hpp"
 #include "shared/status.hpp"
+#include "tests/support/db_fixture.hpp"
 #include "tests/support/replicate.hpp"
 #include "tests/support/support.hpp"
 
 namespace harmony::test {
-
-inline void shell_ok(const std::string& db, const std::string& sql) {
-  CommandResult r = sqlite_shell(db, sql);
-  INFO("sqlite3 " << db << " <<< " << sql << "\n" << r.output);
-  REQUIRE(r.exit_code == 0);
-}
 
 inline int64_t pending_total(Db& db) {
   return total_pending(db, captured_tables(db));
@@ -46,6 +41,7 @@ struct TwoNodes {
     }
   }
   void shell_a(const std::string& sql) { shell_ok(path_a, sql); }
+  void shell_b(const std::string& sql) { shell_ok(path_b, sql); }
   ReplicateStats sync() { return replicate_once(a, b); }
   // A and B hold identical rows in `table` (checksum and row by row, bit-exact).
   void check_same(const std::string& table) {
