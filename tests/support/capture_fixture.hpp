@@ -1,6 +1,7 @@
 // Shared fixture of the [capture] tests: two databases A and B with the same schema and capture
 // enabled through the real shared/ code, writes to A through the stock sqlite3 shell, and
-// by-hand replication A -> B (tests/support/replicate.hpp) with exact content comparison.
+// by-hand replication A -> B (tests/support/replicate.hpp) with exact content comparison, and
+// writes stamped with test-chosen times where the order of versions matters.
 #pragma once
 #include <catch2/catch.hpp>
 
@@ -42,6 +43,17 @@ struct TwoNodes {
   }
   void shell_a(const std::string& sql) { shell_ok(path_a, sql); }
   void shell_b(const std::string& sql) { shell_ok(path_b, sql); }
+  // A (or B) writes `sql` one ms of `clock` after the previous stamped write, whatever the wall
+  // clock says: the later of two stamped writes always gets the higher version.
+  void write_a(const std::string& sql) {
+    shell_a(sql);
+    clock.stamp(a);
+  }
+  void write_b(const std::string& sql) {
+    shell_b(sql);
+    clock.stamp(b);
+  }
+  WriteClock clock;
   ReplicateStats sync() { return replicate_once(a, b); }
   // A and B hold identical rows in `table` (checksum and row by row, bit-exact).
   void check_same(const std::string& table) {

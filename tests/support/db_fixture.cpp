@@ -1,9 +1,12 @@
-// Test databases (see db_fixture.hpp).
+// Test databases and test-chosen write times (see db_fixture.hpp).
 #include "tests/support/db_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include "shared/capture.hpp"
+#include "shared/hlc.hpp"
 #include "shared/status.hpp"
 
 namespace harmony::test {
@@ -48,6 +51,18 @@ std::string query_text(const std::string& db_path, const std::string& sql) {
   if (auto t = std::get_if<Text>(&*v)) return t->bytes;
   if (auto i = std::get_if<int64_t>(&*v)) return std::to_string(*i);
   return "<other>";
+}
+
+void WriteClock::stamp(Db& db) {
+  if (last_ms_ == 0) last_ms_ = wall_clock_ms() - kStartBehindWallClockMs;
+  ++last_ms_;
+  for (const auto& t : captured_tables(db))
+    db.prepare(fmt::format("UPDATE {} SET ms = ?1", t.log)).bind(1, last_ms_).run();
+}
+
+void WriteClock::stamp(const std::string& db_path) {
+  Db db = Db::open(db_path);
+  stamp(db);
 }
 
 }  // namespace harmony::test

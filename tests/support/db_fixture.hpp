@@ -1,7 +1,7 @@
 // SQLite files for tests that run the shared/ and replicator/ code without harmonylite: the
 // Books schema most of them share, a database with capture installed as the replicator leaves it
-// after start-up, the stock sqlite3 shell as an application's writer, and reads on a fresh
-// connection.
+// after start-up, the stock sqlite3 shell as an application's writer, reads on a fresh
+// connection, and write times chosen by the test so that version order needs no sleeping.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -33,5 +33,23 @@ void shell_ok(const std::string& db_path, const std::string& sql);
 Db open_reader(const std::string& db_path);
 int64_t query_int(const std::string& db_path, const std::string& sql);
 std::string query_text(const std::string& db_path, const std::string& sql);  // "<none>" if no row
+
+// Write times chosen by the test instead of read off the wall clock. The capture triggers log
+// each change with the wall-clock ms of its statement and the fold turns the latest logged ms
+// into the row's version, so two writes a few ms apart on two nodes get versions in that order.
+// Tests that need that order stamp each write with stamp() instead of sleeping between writes.
+class WriteClock {
+ public:
+  // Sets the logged time of every change `db` has not folded yet to the next ms of this clock.
+  void stamp(Db& db);
+  void stamp(const std::string& db_path);
+
+ private:
+  // The fold never lets a logged ms pass the wall clock (a clock stepped back must not issue
+  // versions from the future), so the test's times run in the past: one minute back leaves
+  // 60 000 writes of room, and versions issued before the test do not exist (fresh databases).
+  static constexpr int64_t kStartBehindWallClockMs = 60'000;
+  int64_t last_ms_ = 0;
+};
 
 }  // namespace harmony::test

@@ -3,8 +3,6 @@
 // late, older update never resurrects a row.
 #include "tests/support/capture_fixture.hpp"
 
-#include <thread>
-
 #include "shared/fold.hpp"
 #include "shared/hlc.hpp"
 
@@ -23,10 +21,6 @@ void fold_now(Db& db) {
   fold_all(db, captured_tables(db), node_id(db));
   tx.commit();
 }
-
-void shell_b(TwoNodes& n, const std::string& sql) {
-  n.shell_b(sql);
-}
 }  // namespace
 
 TEST_CASE("concurrent updates of the same row converge whatever the exchange order",
@@ -36,31 +30,29 @@ TEST_CASE("concurrent updates of the same row converge whatever the exchange ord
       DYNAMIC_SECTION("exchange " << (order ? "B->A first" : "A->B first") << ", "
                                   << (first_writer ? "B" : "A") << " writes first") {
         TwoNodes n(kSchema);
-        n.shell_a(
+        n.write_a(
             "INSERT INTO t VALUES (1, 'base', 0), (2, 'other', 0);"
             "INSERT INTO c VALUES ('k', 1, 'base');");
         n.sync();
         // Both change the same rows without hearing from each other.
         auto write_a = [&] {
-          n.shell_a(
+          n.write_a(
               "UPDATE t SET v = 'from A', n = n + 1 WHERE id = 1; UPDATE c SET v = 'A';"
               "UPDATE t SET n = 10 WHERE id = 2;");
           fold_now(n.a);
         };
         auto write_b = [&] {
-          shell_b(n,
-                  "UPDATE t SET v = 'from B', n = n + 2 WHERE id = 1; UPDATE c SET v = 'B';"
-                  "INSERT INTO t VALUES (3, 'only B', 0);");
+          n.write_b(
+              "UPDATE t SET v = 'from B', n = n + 2 WHERE id = 1; UPDATE c SET v = 'B';"
+              "INSERT INTO t VALUES (3, 'only B', 0);");
           fold_now(n.b);
         };
-        // A few ms apart, so the second writer's wall clock (and version) is later.
+        // Stamped one after the other, so the second writer's time (and version) is later.
         if (first_writer == 0) {
           write_a();
-          std::this_thread::sleep_for(std::chrono::milliseconds(3));
           write_b();
         } else {
           write_b();
-          std::this_thread::sleep_for(std::chrono::milliseconds(3));
           write_a();
         }
         if (order == 0) {
@@ -98,7 +90,7 @@ TEST_CASE("equal versions break ties on the node id", "[capture][lww]") {
     tx.commit();
   }
   n.shell_a("UPDATE t SET v = 'A' WHERE id = 1;");
-  shell_ok(n.path_b, "UPDATE t SET v = 'B' WHERE id = 1;");
+  n.shell_b("UPDATE t SET v = 'B' WHERE id = 1;");
   replicate_both(n.a, n.b);
   n.check_same("t");
   const bool a_wins = node_id(n.a) > node_id(n.b);
@@ -108,12 +100,11 @@ TEST_CASE("equal versions break ties on the node id", "[capture][lww]") {
 TEST_CASE("a late older update never resurrects a deleted row", "[capture][lww]") {
   SECTION("delete is newer than the concurrent update") {
     TwoNodes n(kSchema);
-    n.shell_a("INSERT INTO t VALUES (1, 'x', 0); INSERT INTO c VALUES ('k', 1, 'x');");
+    n.write_a("INSERT INTO t VALUES (1, 'x', 0); INSERT INTO c VALUES ('k', 1, 'x');");
     n.sync();
-    shell_ok(n.path_b, "UPDATE t SET v = 'older update' WHERE id = 1; UPDATE c SET v = 'old';");
+    n.write_b("UPDATE t SET v = 'older update' WHERE id = 1; UPDATE c SET v = 'old';");
     fold_now(n.b);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    n.shell_a("DELETE FROM t WHERE id = 1; DELETE FROM c;");
+    n.write_a("DELETE FROM t WHERE id = 1; DELETE FROM c;");
     fold_now(n.a);
     // The delete reaches B first, then B's older update reaches A late.
     replicate_once(n.a, n.b);
@@ -160,7 +151,7 @@ TEST_CASE("a late older update never resurrects a deleted row", "[capture][lww]"
     n.sync();
     n.shell_a("DELETE FROM t WHERE id = 1;");
     n.sync();
-    shell_ok(n.path_b, "INSERT INTO t VALUES (1, 'reborn', 1);");
+    n.shell_b("INSERT INTO t VALUES (1, 'reborn', 1);");
     replicate_both(n.a, n.b);
     n.check_same("t");
     CHECK(n.a.query_int("SELECT count(*) FROM t") == 1);
@@ -169,10 +160,9 @@ TEST_CASE("a late older update never resurrects a deleted row", "[capture][lww]"
 
 TEST_CASE("concurrent inserts of the same key are one row to LWW", "[capture][lww]") {
   TwoNodes n(kSchema);
-  n.shell_a("INSERT INTO t VALUES (7, 'a', 1);");
+  n.write_a("INSERT INTO t VALUES (7, 'a', 1);");
   fold_now(n.a);
-  std::this_thread::sleep_for(std::chrono::milliseconds(3));
-  shell_ok(n.path_b, "INSERT INTO t VALUES (7, 'b', 2);");
+  n.write_b("INSERT INTO t VALUES (7, 'b', 2);");
   fold_now(n.b);
   replicate_both(n.a, n.b);
   n.check_same("t");
@@ -215,7 +205,7 @@ TEST_CASE("a UNIQUE value held here by a row outside the batch dead-letters the 
   n.shell_a("INSERT INTO u VALUES (1, 'x', 0), (2, 'y', 0);");
   REQUIRE(n.sync().apply.applied == 2);
   // B wrote 'q' on its own row 9 (not sent to A); A swaps x/y and gives row 1 the value 'q'.
-  shell_ok(n.path_b, "INSERT INTO u VALUES (9, 'q', 0);");
+  n.shell_b("INSERT INTO u VALUES (9, 'q', 0);");
   n.shell_a(
       "BEGIN; UPDATE u SET email = 'tmp' WHERE id = 1; UPDATE u SET email = 'x' WHERE id = 2;"
       "UPDATE u SET email = 'q' WHERE id = 1; COMMIT;");
@@ -233,12 +223,11 @@ TEST_CASE("a UNIQUE value held here by a row outside the batch dead-letters the 
 TEST_CASE("a newer delete of a row already deleted here moves the tombstone's version",
           "[capture][lww]") {
   TwoNodes n(kSchema);
-  n.shell_a("INSERT INTO t VALUES (1, 'x', 0);");
+  n.write_a("INSERT INTO t VALUES (1, 'x', 0);");
   n.sync();
-  shell_ok(n.path_b, "DELETE FROM t WHERE id = 1;");
+  n.write_b("DELETE FROM t WHERE id = 1;");
   fold_now(n.b);
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  n.shell_a("DELETE FROM t WHERE id = 1;");
+  n.write_a("DELETE FROM t WHERE id = 1;");
   fold_now(n.a);
   const int64_t newer = n.a.query_int("SELECT version FROM __harmony_rows_1");
   REQUIRE(newer > n.b.query_int("SELECT version FROM __harmony_rows_1"));

@@ -4,8 +4,11 @@
 // ADR-20 encodings, snapshot config validation, and a consumer pausing at a gap in the stream.
 #include <catch2/catch.hpp>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -165,8 +168,7 @@ TEST_CASE("restore keeps node id, meta and unpublished changes, open connections
     meta_set(db, "runtime_pid", int64_t{999});
     db.exec("INSERT INTO __harmony_dead_letters(at_ms, reason) VALUES (1, 'kept')");
   }
-  // a moves on (newer versions than b's pending changes where they meet: none do).
-  std::this_thread::sleep_for(5ms);
+  // a moves on, on rows b's pending changes do not touch (so which is newer does not matter).
   shell_ok(a,
            "UPDATE Books SET title='Emma (a)' WHERE id=2; INSERT INTO Books VALUES (4,'Four','a')");
   publish_all(a, 1);
@@ -222,12 +224,15 @@ TEST_CASE("a local change older than the snapshot's version of the row gives way
   TempDir dir("snapshot");
   auto a = make_node(dir, "a.db", 1);
   auto b = make_node(dir, "b.db", 2);
+  WriteClock clock;  // b's update is older than a's whatever the wall clock does
   shell_ok(a, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
+  clock.stamp(a);
   apply_batch(b, 2, publish_all(a, 1), 1);
   shell_ok(b, "UPDATE Books SET title='older, on b' WHERE id=1");
+  clock.stamp(b);
   fold(b, 2);
-  std::this_thread::sleep_for(5ms);
   shell_ok(a, "UPDATE Books SET title='newer, on a' WHERE id=1");
+  clock.stamp(a);
   publish_all(a, 1);
   std::string file = dir.file("snap.db");
   make_snapshot_file(a, file);
@@ -369,7 +374,8 @@ TEST_CASE("snapshot config: unsupported stores and a file store without a direct
 }
 
 namespace {
-// Messages with the stream sequences the test chooses (a hole included).
+// Messages with the stream sequences the test chooses (a hole included). Past the last one it
+// waits for new messages like a real source, until the timeout or until the test closes it.
 class ScriptedSource : public MessageSource {
  public:
   explicit ScriptedSource(std::vector<IncomingMessage> msgs) : msgs_(std::move(msgs)) {}
@@ -379,14 +385,24 @@ class ScriptedSource : public MessageSource {
   }
   std::optional<IncomingMessage> next(std::chrono::milliseconds timeout) override {
     if (next_ < msgs_.size()) return msgs_[next_++];
-    std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
+    std::unique_lock<std::mutex> lock(mu_);
+    closed_cv_.wait_for(lock, timeout, [&] { return closed_; });
     return std::nullopt;
   }
   void stop() override {}
+  // Ends every wait for new messages, now and later (before stopping the consumer).
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    closed_cv_.notify_all();
+  }
 
  private:
   std::vector<IncomingMessage> msgs_;
   size_t next_ = 0;
+  std::mutex mu_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;
 };
 
 IncomingMessage message(uint64_t seq, uint64_t origin, uint64_t batch_id, int64_t id) {
@@ -408,12 +424,18 @@ TEST_CASE("a consumer pauses its stream at a gap instead of applying past it", "
       {message(1, 7, 1, 1), message(2, 7, 2, 2), message(5, 7, 3, 5), message(6, 7, 4, 6)});
   ReplicatorStats stats;
   Consumer consumer(fake_consumer_options(b, 2), source, stats);
+  // At the hole the consumer pauses and returns by itself.
   std::atomic<bool> stop{false};
-  std::thread t([&] { consumer.run(stop); });
-  bool returned = wait_until([&] { return stats.streams()["s-1"].paused; }, 5s);
+  std::packaged_task<void()> run([&] { consumer.run(stop); });
+  auto finished = run.get_future();
+  std::thread t(std::move(run));
+  const bool returned = finished.wait_for(5s) == std::future_status::ready;
   stop = true;
+  source.close();
   t.join();
   REQUIRE(returned);
+  finished.get();  // rethrows what the consumer threw
+  CHECK(stats.streams()["s-1"].paused);
   CHECK(query_int(b, "SELECT group_concat(id) FROM Books") == -1);  // text "1,2", not a number
   CHECK(query_text(b, "SELECT group_concat(id) FROM (SELECT id FROM Books ORDER BY id)") == "1,2");
   CHECK(query_int(b, "SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
