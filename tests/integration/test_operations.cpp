@@ -2,7 +2,6 @@
 // metrics of a live pair, 503 while NATS is unreachable, JSON logs without secrets, -version,
 // -cleanup, sleep_timeout, -schema-status, and HarmonyLite's rolling-upgrade scenario (e2e 11)
 // with the cluster schema registry.
-#include <httplib.h>
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -17,25 +16,12 @@
 #include "shared/capture.hpp"
 #include "shared/schema.hpp"
 #include "tests/support/cluster.hpp"
+#include "tests/support/http.hpp"
 
 using namespace harmony;
 using namespace harmony::test;
 
 namespace {
-
-struct HttpResult {
-  int status = 0;  // 0 = no answer
-  std::string body;
-};
-
-HttpResult http_get(int port, const std::string& path) {
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_connection_timeout(2, 0);
-  cli.set_read_timeout(5, 0);
-  auto r = cli.Get(path.c_str());
-  if (!r) return {};
-  return {r->status, r->body};
-}
 
 // Waits for an answer from the endpoint (the process may still be starting).
 HttpResult http_get_when_up(int port, const std::string& path) {

@@ -3,16 +3,67 @@
 
 #include <climits>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+#include "replicator/address.hpp"
+#include "replicator/config.hpp"
 #include "shared/capture.hpp"
 #include "shared/names.hpp"
 #include "shared/outbox.hpp"
 #include "shared/sqlite_db.hpp"
 #include "shared/status.hpp"
+#include "tests/support/http.hpp"
 
 namespace harmony::test {
+
+namespace {
+
+constexpr const char* kStartMarker = "===== start =====";
+// Readiness is polled: often enough that a test does not wait long past the moment, rarely
+// enough that a 2-core machine running several clusters is not kept busy answering.
+constexpr auto kReadyPoll = 100ms;
+
+// Where and how to ask node's health endpoint whether it replicates, read from its config as
+// harmonylite reads it; nullopt when the endpoint cannot tell (see wait_ready).
+struct HealthProbe {
+  int port = 0;
+  std::string path;
+  size_t streams = 0;  // one consumer per shard
+};
+
+std::optional<HealthProbe> health_probe(const std::string& config_path) {
+  Config config;
+  try {
+    std::vector<std::string> warnings;
+    config = load_config(config_path, warnings);
+  } catch (const std::exception&) {
+    return std::nullopt;  // a test of a bad config: harmonylite itself will say what is wrong
+  } catch (const ConfigError&) {
+    return std::nullopt;
+  }
+  const auto& health = config.health_check;
+  if (!health.enable || !health.detailed || !config.replicate) return std::nullopt;
+  const auto address = parse_host_port(health.bind);
+  if (!address || address->port <= 0) return std::nullopt;
+  const std::string& host = address->host;
+  if (!host.empty() && host != "0.0.0.0" && host != "127.0.0.1" && host != "localhost")
+    return std::nullopt;  // only loopback IPv4 is asked (http_get)
+  return HealthProbe{address->port, health.path,
+                     static_cast<size_t>(config.replication_log.shards)};
+}
+
+bool health_says_ready(const HealthProbe& probe) {
+  const HttpResult r = http_get(probe.port, probe.path);
+  if (r.status != 200) return false;
+  const auto body = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object() || !body.contains("streams") || !body["streams"].is_object()) return false;
+  return body["streams"].size() >= probe.streams;
+}
+
+}  // namespace
 
 TestCluster::TestCluster(ClusterOptions options) : options_(std::move(options)), dir_("cluster") {
   nodes_.resize(static_cast<size_t>(options_.nodes));
@@ -28,6 +79,7 @@ TestCluster::TestCluster(ClusterOptions options) : options_(std::move(options)),
     n.config = dir_.file(fmt::format("node-{}.toml", i + 1));
     n.log = dir_.file(fmt::format("node-{}.log", i + 1));
     n.cluster_port = free_port();
+    n.health_port = free_port();
     Db db = Db::open(n.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     db.exec("PRAGMA journal_mode=WAL;");
     db.exec(options_.schema);
@@ -54,6 +106,14 @@ void TestCluster::write_config(int i) {
       n.db, i + 1, n.top_level_extra, options_.extra_config, options_.shards, options_.replicas,
       options_.max_entries, nats, options_.nats_extra, options_.verbose ? "true" : "false",
       options_.log_format, n.sections);
+  // Where the test sets its own [health_check] a second table would be a TOML error: the test's
+  // endpoint is used for readiness when it can tell (wait_ready).
+  const bool own_health = n.sections.find("[health_check]") != std::string::npos;
+  if (!own_health)
+    toml += fmt::format(
+        "[health_check]\nenable = true\nbind = \"127.0.0.1:{}\"\npath = \"/health\"\n"
+        "detailed = true\n",
+        n.health_port);
   write_file(n.config, toml);
 }
 
@@ -87,7 +147,7 @@ void TestCluster::start(int i, const std::vector<std::string>& extra_flags) {
     }
   }
   for (const auto& f : extra_flags) argv.push_back(f);
-  write_file(n.log, read_file(n.log) + "\n===== start =====\n");
+  write_file(n.log, read_file(n.log) + "\n" + kStartMarker + "\n");
   n.process = std::make_unique<Process>(argv, n.log);
 }
 
@@ -119,15 +179,24 @@ std::string TestCluster::log(int i) const {
   return read_file(nodes_.at(static_cast<size_t>(i)).log);
 }
 
+int TestCluster::health_port(int i) const {
+  const Node& n = nodes_.at(static_cast<size_t>(i));
+  return n.sections.find("[health_check]") == std::string::npos ? n.health_port : 0;
+}
+
+bool TestCluster::logged_ready(int i) const {
+  std::string l = log(i);
+  auto start = l.rfind(kStartMarker);
+  return l.find("is replicating", start == std::string::npos ? 0 : start) != std::string::npos;
+}
+
 bool TestCluster::wait_ready(int i, std::chrono::milliseconds timeout) {
-  return wait_until(
-      [&] {
-        std::string l = log(i);
-        auto start = l.rfind("===== start =====");
-        return l.find("is replicating", start == std::string::npos ? 0 : start) !=
-               std::string::npos;
-      },
-      timeout, 100ms);
+  const auto probe = health_probe(config(i));
+  if (!probe) return wait_until([&] { return logged_ready(i); }, timeout, kReadyPoll);
+  // A node that exited answers nothing: stop asking at once (the test reads its log).
+  return wait_until([&] { return !running(i) || health_says_ready(*probe); }, timeout,
+                    kReadyPoll) &&
+         running(i);
 }
 
 std::string TestCluster::checksum(int i) const {

@@ -1,6 +1,7 @@
 // A cluster of real harmonylite processes for integration tests: each node gets a SQLite file
 // (with the schema the test gives), a generated TOML config and its own embedded nats-server
-// clustered with the others on free loopback ports - or an external NATS URL.
+// clustered with the others on free loopback ports - or an external NATS URL - and a health
+// endpoint on a free loopback port, which tells when the node is ready.
 #pragma once
 #include <memory>
 #include <optional>
@@ -54,10 +55,17 @@ class TestCluster {
   // Rewrites node i's config with `extra` appended to the top-level keys (e.g. "publish=false").
   void set_node_config(int i, const std::string& top_level_extra);
   // Appends whole TOML tables (e.g. "[health_check]\nenable = true\n") to node i's config.
+  // A [health_check] table among them replaces the cluster's own health endpoint of that node.
   void set_node_sections(int i, const std::string& sections);
 
-  // Waits until node i logged that it is replicating.
+  // Waits until node i is replicating: its health endpoint answers 200 and lists every stream
+  // (each consumer has started). Where the endpoint cannot say so (the test configured its own
+  // without details or on an address out of reach, or replicate = false, where no stream is
+  // listed), waits for the node's log line "is replicating" instead.
   bool wait_ready(int i, std::chrono::milliseconds timeout = 60s);
+  // The port of node i's health endpoint that the cluster configured (0 when the test set its
+  // own [health_check]).
+  int health_port(int i) const;
   // Waits until every running node has the same content checksum and nothing pending.
   bool wait_converged(std::chrono::milliseconds timeout = 30s);
   std::string checksum(int i) const;
@@ -73,11 +81,13 @@ class TestCluster {
   struct Node {
     std::string db, config, log;
     int cluster_port = 0;
+    int health_port = 0;  // the cluster's health endpoint; 0 when the test configures its own
     std::unique_ptr<Process> process;
     std::string top_level_extra;
     std::string sections;
   };
   void write_config(int i);
+  bool logged_ready(int i) const;
   ClusterOptions options_;
   TempDir dir_;
   std::vector<Node> nodes_;
