@@ -3,7 +3,7 @@
 //   plain        no capture
 //   ours         harmony::enable_table (the real triggers from sql/*.sql)
 //   harmonylite  HarmonyLite-style triggers (full row image into a per-table AUTOINCREMENT log
-//                plus a global log, WHEN ... pragma_function_list ...; reference/harmonylite.md §2)
+//                plus a global log, WHEN ... pragma_function_list ..., as its templates render it)
 // Workloads: (a) bulk inserts in 10,000-row transactions, (b) single-row INSERT transactions,
 // (c) single-row UPDATE transactions on preloaded rows. The machine is noisy, so each
 // measurement runs the three modes at once on three databases, interleaved in small chunks
@@ -65,7 +65,7 @@ const char* kSchema =
     "CREATE TABLE Books (id INTEGER PRIMARY KEY, title TEXT, author TEXT, "
     "publication_year INTEGER)";
 
-// HarmonyLite's capture for Books, as its templates render it (reference/harmonylite.md §2).
+// HarmonyLite's capture for Books, as its templates (db/*.tmpl) render it.
 const char* kHarmonyLiteCapture = R"sql(
 CREATE TABLE IF NOT EXISTS __harmonylite___change_log_global (
   id INTEGER PRIMARY KEY AUTOINCREMENT, change_table_id INTEGER, table_name TEXT);

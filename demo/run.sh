@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's main job: performs the whole walkthrough of ../shared/seed/demo.md by itself,
+# The README's main job: performs the whole walkthrough of HarmonyLite's demo page by itself,
 # with the seed's own commands, run from build/:
 #   create the demo databases, start three nodes, insert on node 1 and read it on 2 and 3,
 #   update one book on nodes 1 and 2 at once and check one title wins everywhere, stop node 3,

@@ -6,14 +6,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "replicator/config.hpp"
-#include "replicator/flags.hpp"
-#include "replicator/log.hpp"
-#include "replicator/nats_client.hpp"
-#include "replicator/replicator.hpp"
-#include "replicator/schema_registry.hpp"
-#include "replicator/snapshot_service.hpp"
-#include "replicator/version_info.hpp"
+#include "replicator/common/log.hpp"
+#include "replicator/config/config.hpp"
+#include "replicator/config/flags.hpp"
+#include "replicator/config/version_info.hpp"
+#include "replicator/nats/nats_client.hpp"
+#include "replicator/node/replicator.hpp"
+#include "replicator/ops/schema_registry.hpp"
+#include "replicator/snapshot/snapshot_service.hpp"
 #include "shared/error.hpp"
 
 int main(int argc, char** argv) {

@@ -49,8 +49,8 @@ done
 if [ "${HARMONY_FUZZ_COVERAGE:-1}" != 0 ]; then
   cov="$build-cov"
   configure "$cov" -DHARMONY_FUZZ_COVERAGE=ON
-  declare -A sources=([decode]="shared/codec.cpp replicator/wire.cpp"
-                      [config]="replicator/config.cpp")
+  declare -A sources=([decode]="replicator/wire/codec.cpp replicator/wire/wire.cpp"
+                      [config]="replicator/config/config.cpp")
   for t in "${targets[@]}"; do
     rm -f "$cov"/fuzz/$t-*.profraw
     LLVM_PROFILE_FILE="$cov/fuzz/$t-%p.profraw" "$cov/fuzz/fuzz_$t" -runs=0 \

@@ -1,4 +1,4 @@
-// libFuzzer target for the TOML configuration parser (replicator/config.cpp through
+// libFuzzer target for the TOML configuration parser (replicator/config/config.cpp through
 // parse_config_text, toml++ compiled in header-only mode so it is instrumented too). A config is
 // either accepted or refused with a ConfigError whose message names the file; nothing else may
 // escape, crash or trip a sanitizer. Accepted configs must hold the invariants later code relies
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "replicator/config.hpp"
+#include "replicator/config/config.hpp"
 
 using namespace harmony;
 

@@ -1,7 +1,7 @@
 // libFuzzer target for everything that reads untrusted replication messages before the database
-// sees them: decode_batch (shared/codec.cpp), the Harmony-* header parser and the part
-// reassembly of replicator/wire.cpp. Besides "no crash, no sanitizer report, no exception other
-// than DecodeError", it checks three properties:
+// sees them: decode_batch (replicator/wire/codec.cpp), the Harmony-* header parser and the part
+// reassembly of replicator/wire/wire.cpp. Besides "no crash, no sanitizer report, no exception
+// other than DecodeError", it checks three properties:
 //   - a frame that decodes re-encodes (plain and compressed) to a frame that decodes to the same
 //     batch (the codec is its own inverse on everything it accepts);
 //   - any frame split by split_frame and fed to a BatchAssembler in order (with duplicates)
@@ -19,8 +19,8 @@
 #include <string>
 #include <string_view>
 
-#include "replicator/wire.hpp"
-#include "shared/codec.hpp"
+#include "replicator/wire/codec.hpp"
+#include "replicator/wire/wire.hpp"
 
 using namespace harmony;
 

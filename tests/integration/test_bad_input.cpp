@@ -30,8 +30,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "replicator/wire.hpp"
-#include "shared/codec.hpp"
+#include "replicator/wire/codec.hpp"
+#include "replicator/wire/wire.hpp"
 #include "shared/hlc.hpp"
 #include "tests/support/cluster.hpp"
 

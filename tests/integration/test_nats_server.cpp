@@ -19,8 +19,8 @@
 #include <thread>
 
 #include <spdlog/spdlog.h>
-#include "replicator/nats_client.hpp"
-#include "replicator/nats_server.hpp"
+#include "replicator/nats/nats_client.hpp"
+#include "replicator/nats/nats_server.hpp"
 #include "shared/error.hpp"
 #include "tests/support/support.hpp"
 
@@ -104,7 +104,8 @@ std::string expect_start_error(EmbeddedServer& server) {
 
 }  // namespace
 
-TEST_CASE("embedded nats-server: single node, discovered ports, JetStream streams", "[nats][smoke]") {
+TEST_CASE("embedded nats-server: single node, discovered ports, JetStream streams",
+          "[nats][smoke]") {
   TempDir dir("nats-single");
   EmbeddedServer server(server_opts(dir, "harmonylite-1"));
   server.start(std::chrono::seconds(10));

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "replicator/object_store.hpp"
+#include "replicator/snapshot/object_store.hpp"
 #include "shared/capture.hpp"
 #include "shared/schema.hpp"
 #include "tests/support/cluster.hpp"
@@ -366,7 +366,7 @@ TEST_CASE("the -schema-status flag prints hashes, previous hashes and capture st
     ensure_base_schema(db);
     enable_table(db, "Books");
     Transaction tx(db);
-    // What the replicator records at start-up (replicator/schema_guard.hpp), by hand here.
+    // What the replicator records at start-up (replicator/common/schema_guard.hpp), by hand here.
     db.exec(fmt::format("INSERT INTO __harmony_meta VALUES ('schema_hash:books', '{}')", h0));
     tx.commit();
   }

@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "replicator/wire.hpp"
-#include "shared/codec.hpp"
+#include "replicator/wire/codec.hpp"
+#include "replicator/wire/wire.hpp"
 #include "tests/support/cluster.hpp"
 
 using namespace harmony;
@@ -47,7 +47,8 @@ std::string nats_url_of(TestCluster& c, int i) {
 
 }  // namespace
 
-TEST_CASE("insert, update, delete, several tables and volume reach every node", "[replication][smoke]") {
+TEST_CASE("insert, update, delete, several tables and volume reach every node",
+          "[replication][smoke]") {
   TestCluster c;
   start_and_wait(c);
   INFO(c.all_logs());

@@ -14,11 +14,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "replicator/nats_client.hpp"
-#include "replicator/nats_server.hpp"
-#include "replicator/object_store.hpp"
-#include "replicator/snapshot.hpp"
-#include "replicator/snapshot_leader.hpp"
+#include "replicator/nats/nats_client.hpp"
+#include "replicator/nats/nats_server.hpp"
+#include "replicator/snapshot/object_store.hpp"
+#include "replicator/snapshot/snapshot.hpp"
+#include "replicator/snapshot/snapshot_leader.hpp"
 #include "shared/capture.hpp"
 #include "shared/fold.hpp"
 #include "shared/sqlite_db.hpp"

@@ -12,8 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "replicator/config.hpp"
-#include "replicator/replicator.hpp"
+#include "replicator/common/runtime_info.hpp"
+#include "replicator/config/config.hpp"
+#include "replicator/node/replicator.hpp"
 #include "shared/capture.hpp"
 #include "shared/error.hpp"
 #include "tests/support/cluster.hpp"

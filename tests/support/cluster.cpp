@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "replicator/address.hpp"
-#include "replicator/config.hpp"
+#include "replicator/common/address.hpp"
+#include "replicator/config/config.hpp"
 #include "shared/capture.hpp"
 #include "shared/names.hpp"
 #include "shared/outbox.hpp"

@@ -8,8 +8,8 @@
 #include <set>
 #include <vector>
 
-#include "replicator/consumer.hpp"
-#include "replicator/publisher.hpp"
+#include "replicator/publish/publisher.hpp"
+#include "replicator/receive/consumer.hpp"
 
 namespace harmony::test {
 

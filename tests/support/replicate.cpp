@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "replicator/wire/codec.hpp"
 #include "shared/capture.hpp"
-#include "shared/codec.hpp"
 #include "shared/outbox.hpp"
 #include "shared/schema.hpp"
 

@@ -60,7 +60,7 @@ struct SoakReport {
   std::vector<std::string> app_error_samples;
   std::vector<std::string> replicator_errors;  // error lines from the replicators' logs
   // Messages a node had read differently from the stream leader's copy and re-applied from it
-  // (replicator/stream_audit.hpp), from the replicators' warnings; and how many warnings.
+  // (replicator/receive/stream_audit.hpp), from the replicators' warnings; and how many warnings.
   int64_t repaired_messages = 0, repairs = 0;
   bool passed() const;
   std::string summary() const;  // the table

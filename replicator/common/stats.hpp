@@ -1,0 +1,166 @@
+// Counters shared by the publisher, the consumers, the health endpoint and the metrics
+// exporter (replicator/ops/health.cpp, replicator/ops/metrics.cpp). Plain atomics: writers never
+// block on readers. Structured state (per stream, schema, embedded server) sits behind one mutex
+// and is copied out by readers.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "shared/clock.hpp"
+
+namespace harmony {
+
+// A Prometheus-style histogram with fixed upper bounds (seconds). Observations are lock-free.
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds)
+      : bounds_(std::move(bounds)), buckets_(bounds_.size() + 1) {}
+  void observe(double seconds) {
+    size_t i = 0;
+    while (i < bounds_.size() && seconds > bounds_[i]) ++i;
+    buckets_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(seconds, std::memory_order_relaxed);
+  }
+  struct Snapshot {
+    std::vector<double> bounds;
+    std::vector<uint64_t> cumulative;  // one per bound, then +Inf (== count)
+    uint64_t count = 0;
+    double sum = 0;
+  };
+  Snapshot snapshot() const {
+    Snapshot s;
+    s.bounds = bounds_;
+    uint64_t running = 0;
+    for (const auto& b : buckets_) {
+      running += b.load(std::memory_order_relaxed);
+      s.cumulative.push_back(running);
+    }
+    s.count = running;
+    s.sum = sum_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<std::atomic<uint64_t>> buckets_;  // per bucket (not cumulative), last = overflow
+  std::atomic<double> sum_{0};
+};
+
+struct StreamProgress {
+  uint64_t position = 0;        // last sequence applied (stored in the database)
+  uint64_t last_seq = 0;        // last sequence known in the stream
+  int64_t last_applied_ms = 0;  // wall clock of the last apply on this node
+  int64_t delay_ms = 0;         // origin write -> local apply, last batch
+  int64_t caught_up_ms = 0;     // last time position >= last_seq (for lag in seconds)
+  bool paused = false;          // schema mismatch: the stream waits at position + 1
+  int64_t paused_since_ms = 0;
+  std::string pause_reason;
+};
+
+// Schema of one replicated table as this node sees it (replicator/common/schema_guard.hpp).
+struct TableSchemaState {
+  std::string hash;
+  std::vector<std::string> previous;  // most recent first
+  bool operator==(const TableSchemaState&) const = default;
+};
+
+// The embedded nats-server child, when there is one.
+struct NatsServerState {
+  bool embedded = false;
+  int64_t pid = -1;
+  int64_t restarts = 0;
+  std::string client_url;
+};
+
+struct ReplicatorStats {
+  const int64_t started_ms = wall_clock_ms();
+  std::atomic<int64_t> rows_published{0}, batches_published{0}, publish_failures{0};
+  std::atomic<int64_t> rows_applied{0}, rows_skipped_older{0}, rows_dead_lettered{0};
+  std::atomic<int64_t> batches_applied{0}, batches_dead_lettered{0}, batches_skipped_own{0};
+  std::atomic<int64_t> pending_rows{0};
+  // Messages compared with the stream leader's copy, and those found different and re-applied
+  // (replicator/receive/stream_audit.hpp).
+  std::atomic<int64_t> stream_messages_checked{0}, stream_messages_repaired{0};
+  std::atomic<int64_t> dead_letters_stored{0};  // rows in __harmony_dead_letters
+  std::atomic<int64_t> last_published_ms{0}, last_applied_ms{0};
+  std::atomic<bool> nats_connected{false}, db_ok{false}, capture_installed{false};
+  std::atomic<int64_t> tables_tracked{0};
+  std::atomic<int64_t> schema_pauses{0};  // times a stream paused on a schema mismatch
+
+  // Snapshots: set by the snapshot code after each save (0 = none yet).
+  std::atomic<int64_t> last_snapshot_ms{0};           // wall clock when the last save finished
+  std::atomic<int64_t> last_snapshot_bytes{0};        // size of the uploaded file
+  std::atomic<int64_t> last_snapshot_duration_ms{0};  // how long the save took
+  std::atomic<int64_t> snapshots_saved{0}, snapshot_failures{0};
+
+  // Latencies in seconds: one publish (send until every part is acknowledged), one apply
+  // transaction, and replication delay (origin write, from the HLC's physical part, until the
+  // local commit; one observation per applied batch, for its newest row).
+  Histogram publish_latency{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
+  Histogram apply_latency{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
+  Histogram replication_delay{
+      {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}};
+
+  // Replaces one stream's entry; the last sequence (also fed by the stream monitor) only grows.
+  void set_stream(const std::string& stream, const StreamProgress& p) {
+    update_stream(stream, [&](StreamProgress& s) {
+      const uint64_t last_seq = std::max(s.last_seq, p.last_seq);
+      const int64_t caught_up = s.caught_up_ms;
+      s = p;
+      s.last_seq = last_seq;
+      s.caught_up_ms = caught_up;
+    });
+  }
+  // Changes one stream's entry in place (creating it), keeping fields others maintain.
+  void update_stream(const std::string& stream, const std::function<void(StreamProgress&)>& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& s = streams_[stream];
+    f(s);
+    if (s.position >= s.last_seq || s.caught_up_ms == 0) s.caught_up_ms = wall_clock_ms();
+  }
+  std::map<std::string, StreamProgress> streams() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return streams_;
+  }
+
+  void set_schema(std::map<std::string, TableSchemaState> tables) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (tables != schema_) {
+      schema_ = std::move(tables);
+      ++schema_epoch_;
+    }
+  }
+  std::map<std::string, TableSchemaState> schema() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return schema_;
+  }
+  uint64_t schema_epoch() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return schema_epoch_;
+  }
+
+  void set_nats_server(NatsServerState s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    nats_server_ = std::move(s);
+  }
+  NatsServerState nats_server() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return nats_server_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, StreamProgress> streams_;
+  std::map<std::string, TableSchemaState> schema_;
+  uint64_t schema_epoch_ = 0;
+  NatsServerState nats_server_;
+};
+
+}  // namespace harmony

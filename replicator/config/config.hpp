@@ -1,0 +1,134 @@
+// Replicator configuration: HarmonyLite's TOML keys and defaults plus ours
+// (docs/configuration.md).
+// load_config() reads a file; apply_flags() puts command-line values on top. Units are in the
+// field names; defaults are HarmonyLite's unless a comment says why ours differ.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replicator/common/capture_sync.hpp"
+#include "shared/error.hpp"
+
+namespace harmony {
+
+struct ReplicationLogConfig {
+  int shards = 1;
+  int64_t max_entries = 1024;  // JetStream MaxMsgs per shard stream
+  int replicas = 1;            // < 1 means shards/2 + 1 (HarmonyLite rule), capped at 5
+  bool compress = true;
+  bool update_existing = false;  // update an existing stream whose config differs
+  int64_t max_age_ms = 0;        // ours: optional age limit (0 = none); HarmonyLite had none
+  int64_t duplicate_window_ms = 120000;  // ours: JetStream dedup window for Nats-Msg-Id
+};
+
+struct SnapshotNatsConfig {
+  int replicas = 1;
+  std::string bucket;  // "" = <stream_prefix>-snapshot-store
+};
+struct SnapshotS3Config {
+  std::string endpoint, path, bucket, access_key, secret, session_token;
+  bool use_ssl = false;
+};
+struct SnapshotWebdavConfig {
+  std::string url;
+};
+struct SnapshotSftpConfig {
+  std::string url;
+};
+struct SnapshotFileConfig {  // ours: store = "file"
+  std::string dir;
+};
+
+struct SnapshotConfig {
+  bool enabled = true;
+  int64_t interval_ms = 0;        // 0 = no periodic snapshots
+  int64_t leader_ttl_ms = 30000;  // 0 in the file means 30000 (HarmonyLite)
+  std::string store = "nats";     // nats | file | s3 | webdav | sftp (s3/webdav/sftp: not yet)
+  int64_t every_entries = 0;      // ours: also snapshot after this many published entries (0 = off)
+  SnapshotNatsConfig nats;
+  SnapshotS3Config s3;
+  SnapshotWebdavConfig webdav;
+  SnapshotSftpConfig sftp;
+  SnapshotFileConfig file;
+};
+
+struct NatsConfig {
+  std::vector<std::string> urls;  // empty = start an embedded nats-server
+  std::string subject_prefix = "harmonylite-change-log";
+  std::string stream_prefix = "harmonylite-changes";
+  std::string server_config;  // nats-server config file for the embedded server
+  std::string seed_file;      // nkey seed file
+  std::string user_name;
+  std::string user_password;
+  std::string ca_file, cert_file, key_file;
+  std::string bind_address = "127.0.0.1:-1";  // ours: loopback by default (HarmonyLite: ":-1")
+  int connect_retries = 5;  // initial connect attempts before reporting; we never give up
+  int reconnect_wait_seconds = 2;
+  std::string server_binary = "nats-server";  // ours: path of the embedded server binary
+  std::string store_dir;  // ours: embedded JetStream store ("" = next to the database)
+};
+
+struct LoggingConfig {
+  bool verbose = false;
+  std::string format = "console";  // console | json
+};
+
+struct PrometheusConfig {
+  bool enable = false;
+  std::string bind = ":3010";
+  std::string namespace_ = "harmonylite";  // TOML key: namespace
+  std::string subsystem;
+};
+
+struct HealthCheckConfig {
+  bool enable = false;
+  std::string bind = "0.0.0.0:8090";
+  std::string path = "/health";
+  bool detailed = true;
+};
+
+struct Config {
+  std::string source_path;  // the TOML file, for messages ("" when none)
+  std::string db_path = "/tmp/harmonylite.db";
+  std::string seq_map_path;  // accepted for compatibility; positions live in the database
+  uint64_t node_id = 0;      // 0 = use the id stored in the database (random, generated once)
+  bool publish = true;
+  bool replicate = true;
+  int64_t scan_max_changes = 100000;  // ours: rows per batch (HarmonyLite: 512 rows per scan)
+  int64_t apply_batch_rows = 20000;   // ours: rows per apply transaction (HarmonyLite: 1)
+  int64_t cleanup_interval_ms = 5000;
+  int64_t sleep_timeout_ms = 0;
+  int64_t polling_interval_ms = 0;
+  std::vector<std::string> include_tables;  // ours: empty = every eligible table
+  std::vector<std::string> exclude_tables;  // ours
+  bool capture_existing_rows = false;       // ours: publish rows present when capture starts
+  ReplicationLogConfig replication_log;
+  SnapshotConfig snapshot;
+  NatsConfig nats;
+  LoggingConfig logging;
+  PrometheusConfig prometheus;
+  HealthCheckConfig health_check;
+};
+
+// Thrown for a bad config; what() names the key and the file. A harmony::Error like every
+// other failure, but its own type: main() tells it apart to exit with 2 instead of 1.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Reads TOML. Unknown keys go to `warnings` ("unknown key 'x' in file.toml"); wrong types or
+// values throw ConfigError naming key and file. A missing file throws ConfigError too.
+Config load_config(const std::string& path, std::vector<std::string>& warnings);
+// The same from TOML text already in memory; `name` stands for the file in messages (and
+// becomes Config::source_path). load_config() reads the file and calls this.
+Config parse_config_text(const std::string& text, const std::string& name,
+                         std::vector<std::string>& warnings);
+
+// The tables this node replicates, as include_tables, exclude_tables and capture_existing_rows
+// select them.
+TableSelection table_selection(const Config& config);
+
+}  // namespace harmony

@@ -1,0 +1,285 @@
+// A running replicator node (see node.hpp): start-up steps, housekeeping, orderly shutdown.
+#include "replicator/node/node.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "harmony_version.hpp"
+#include "replicator/common/database.hpp"
+#include "replicator/common/log.hpp"
+#include "replicator/common/runtime_info.hpp"
+#include "replicator/common/schema_guard.hpp"
+#include "replicator/nats/nats_client.hpp"
+#include "replicator/nats/nats_config.hpp"
+#include "replicator/nats/nats_server.hpp"
+#include "replicator/node/jetstream_io.hpp"
+#include "replicator/node/node_options.hpp"
+#include "replicator/ops/ops.hpp"
+#include "replicator/publish/publisher.hpp"
+#include "replicator/receive/consumer.hpp"
+#include "replicator/snapshot/snapshot_service.hpp"
+#include "shared/capture.hpp"
+#include "shared/error.hpp"
+#include "shared/hlc.hpp"
+#include "shared/outbox.hpp"
+
+namespace harmony {
+
+namespace {
+
+// How long to wait for JetStream to accept each publish before retrying it.
+constexpr auto kPublishAckTimeout = std::chrono::seconds(5);
+// How long a fresh embedded nats-server may take to accept clients.
+constexpr auto kServerReadyTimeout = std::chrono::seconds(30);
+// A failed worker body is restarted after this pause (checked for stop every tick).
+constexpr auto kWorkerRestartPause = std::chrono::seconds(2);
+constexpr auto kStopCheckTick = std::chrono::milliseconds(100);
+// Database checks for health and metrics never run more often than this, whatever
+// cleanup_interval says.
+constexpr int64_t kMinHousekeepingIntervalMs = 500;
+
+}  // namespace
+
+Worker::Worker(std::string name, std::atomic<bool>& stop, std::function<void()> body)
+    : name_(std::move(name)), stop_(stop), thread_([this, body = std::move(body)] { run(body); }) {}
+
+Worker::~Worker() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run(const std::function<void()>& body) {
+  while (!stop_) {
+    try {
+      body();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("{} failed: {}; restarting it in {} s", name_, e.what(),
+                    std::chrono::duration_cast<std::chrono::seconds>(kWorkerRestartPause).count());
+    }
+    for (auto waited = std::chrono::milliseconds(0); waited < kWorkerRestartPause && !stop_;
+         waited += kStopCheckTick)
+      std::this_thread::sleep_for(kStopCheckTick);
+  }
+}
+
+Node::Node(const Config& config, const CliOptions& cli, std::atomic<bool>& stop)
+    : config_(config), cli_(cli), stop_(stop), selection_(table_selection(config)) {
+  prepare_database();
+  // Health and metrics answer from here on (a probe reports NATS as down until it connects).
+  endpoints_ = std::make_unique<OpsEndpoints>(config_, node_, stats_);
+  if (config_.nats.urls.empty()) start_embedded_server();
+}
+
+Node::~Node() {
+  stop_workers();
+  try {
+    Transaction tx(db_);
+    clear_runtime_info(db_);
+    tx.commit();
+  } catch (const std::exception&) {
+    // Best effort: a stale pid is recognised as not ours (running_replicator checks the exe).
+  }
+  // The members go in reverse declaration order from here: sources, publisher and transport
+  // before the connection, the connection before the server it talks to.
+}
+
+void Node::prepare_database() {
+  db_ = open_database(config_.db_path);
+  auto mode = db_.query_value("PRAGMA journal_mode = WAL");
+  if (!mode || !std::holds_alternative<Text>(*mode) || std::get<Text>(*mode).bytes != "wal")
+    throw Error(
+        fmt::format("cannot switch {} to WAL mode (another connection may hold it open "
+                    "in rollback mode); close other users and retry",
+                    config_.db_path));
+  SyncReport report;
+  std::vector<std::string> schema_changed;  // tables altered while the replicator was stopped
+  write_transaction(
+      db_, stop_,
+      [&] {
+        ensure_base_schema(db_);
+        if (config_.node_id) set_node_id(db_, config_.node_id);
+        node_ = node_id(db_);
+        report = sync_capture(db_, selection_);
+        schema_changed = record_schema_hashes(db_, captured_tables(db_));
+      },
+      "installing capture");
+  setup_logging(config_.logging.verbose, config_.logging.format, node_);
+  log_start_up_state(report, schema_changed);
+}
+
+void Node::log_start_up_state(const SyncReport& report,
+                              const std::vector<std::string>& schema_changed) {
+  auto tables = captured_tables(db_);
+  stats_.tables_tracked = static_cast<int64_t>(tables.size());
+  stats_.capture_installed = !tables.empty();
+  stats_.db_ok = true;
+  std::vector<std::string> names;
+  for (const auto& t : tables) names.push_back(t.name);
+  spdlog::info("harmonylite {} node {} on {}: replicating {} table(s): {}", build::kVersion, node_,
+               config_.db_path, tables.size(), fmt::join(names, ", "));
+  log_sync_report(report);
+  const LocalSchema local = LocalSchema::load(db_);
+  for (const auto& t : schema_changed)
+    spdlog::info(
+        "schema of table {} changed while harmonylite was stopped: hash {} (previous "
+        "{} is still accepted from nodes not yet upgraded)",
+        t, local.find(t)->hash, local.find(t)->previous.front());
+  stats_.set_schema(local.by_name());
+  if (tables.empty())
+    spdlog::warn(
+        "no table is replicated: create tables with a PRIMARY KEY (capture is added as "
+        "soon as they appear)");
+  if (!config_.seq_map_path.empty())
+    spdlog::info(
+        "seq_map_path is accepted for compatibility but unused: stream positions are kept "
+        "in the database (__harmony_positions), in the same transaction as the changes");
+  if (!config_.publish)
+    spdlog::warn(
+        "publish = false: local changes are captured and kept pending ({} now); they are "
+        "published once publish is enabled again",
+        total_pending(db_, tables));
+  if (!config_.replicate)
+    spdlog::warn(
+        "replicate = false: changes from other nodes are not applied (stream positions "
+        "do not advance)");
+}
+
+void Node::start_embedded_server() {
+  std::vector<std::string> route_problems;
+  EmbeddedServerOptions so = embedded_server_options(config_, cli_, node_, route_problems);
+  for (const auto& p : route_problems) spdlog::warn("{}; that route is left out", p);
+  server_ = std::make_unique<EmbeddedServer>(so);
+  spdlog::info("starting embedded nats-server {} (store {}, cluster {}, routes [{}])",
+               so.server_name, so.store_dir, so.cluster_listen.empty() ? "off" : so.cluster_listen,
+               fmt::join(so.routes, ", "));
+  server_->start(kServerReadyTimeout);
+  spdlog::info("embedded nats-server running (pid {}) at {}", server_->pid(),
+               server_->client_url());
+}
+
+bool Node::connect() {
+  ConnectOptions connect = connect_options(config_, node_);
+  if (server_) connect.urls = {server_->client_url()};
+  conn_ = NatsConnection::connect(connect, stop_);
+  if (!conn_) return false;
+  stats_.nats_connected = true;
+  for (int shard = 1; shard <= config_.replication_log.shards; ++shard)
+    if (!ensure_stream(*conn_, stream_spec(config_, shard), stop_)) return false;
+  spdlog::info("{} stream(s) ready ({}-1..{}, replicas {})", config_.replication_log.shards,
+               config_.nats.stream_prefix, config_.replication_log.shards,
+               config_.replication_log.replicas);
+  // Restore the newest snapshot when a stream no longer holds what this node needs (refuses to
+  // start when none is usable); returns how far own batches must be applied after a restore.
+  own_until_ = restore_at_startup(config_, db_, *conn_, node_, stop_);
+  if (stop_) return false;
+  write_transaction(
+      db_, stop_, [&] { record_runtime_info(db_, connect.urls.front()); },
+      "recording runtime info");
+  return true;
+}
+
+void Node::start_worker(std::string name, std::function<void()> body, const StartupHooks& hooks) {
+  workers_.push_back(std::make_unique<Worker>(name, stop_, std::move(body)));
+  if (hooks.worker_started) hooks.worker_started(name);
+}
+
+void Node::start_workers(const StartupHooks& hooks) {
+  const int own_shard = publish_shard(config_, node_);
+  transport_ =
+      std::make_unique<JetStreamTransport>(conn_->get(), subject_name(config_, own_shard),
+                                           stream_name(config_, own_shard), kPublishAckTimeout);
+  publisher_ = std::make_unique<Publisher>(publisher_options(config_, node_), *transport_, stats_);
+  start_worker(
+      "publisher", [this] { publisher_->run(stop_); }, hooks);
+  for (int shard = 1; config_.replicate && shard <= config_.replication_log.shards; ++shard) {
+    ConsumerOptions co =
+        consumer_options(config_, shard, node_, selection_, publisher_->schema_generation());
+    if (auto own = own_until_.find(co.stream); own != own_until_.end())
+      co.apply_own_until = own->second;
+    sources_.push_back(std::make_unique<JetStreamSource>(conn_->get(), co.stream,
+                                                         subject_name(config_, shard), &stats_));
+    consumers_.push_back(std::make_unique<Consumer>(co, *sources_.back(), stats_));
+    Consumer* consumer = consumers_.back().get();
+    start_worker(
+        fmt::format("consumer {}", co.stream), [this, consumer] { consumer->run(stop_); }, hooks);
+  }
+  if (config_.snapshot.enabled && config_.replicate) {
+    snapshots_ = std::make_unique<SnapshotScheduler>(config_, *conn_, node_);
+    start_worker(
+        "snapshots", [this] { snapshots_->run(stop_); }, hooks);
+  }
+  monitor_ = std::make_unique<OpsMonitor>(config_, node_, stats_, *conn_, server_.get());
+  start_worker(
+      "monitor", [this] { monitor_->run(stop_); }, hooks);
+  spdlog::info("node {} is replicating (publish={}, replicate={})", node_, config_.publish,
+               config_.replicate);
+}
+
+void Node::refresh_database_stats() {
+  try {
+    auto tables = captured_tables(db_);
+    stats_.pending_rows = total_pending(db_, tables);
+    stats_.dead_letters_stored = db_.query_int("SELECT count(*) FROM __harmony_dead_letters");
+    bool installed = !tables.empty();
+    for (const auto& t : tables) installed = installed && triggers_installed(db_, t);
+    stats_.capture_installed = installed;
+    stats_.db_ok = true;
+  } catch (const std::exception& e) {
+    stats_.db_ok = false;
+    spdlog::warn("database check failed: {}", e.what());
+  }
+}
+
+// HarmonyLite's "pulse": every publish and every received change counts as activity.
+int64_t Node::replication_activity() const {
+  return stats_.rows_published + stats_.rows_applied + stats_.batches_skipped_own +
+         stats_.rows_skipped_older + stats_.rows_dead_lettered + stats_.batches_dead_lettered;
+}
+
+void Node::run_until_stopped() {
+  const auto housekeeping_interval = std::chrono::milliseconds(
+      std::max<int64_t>(config_.cleanup_interval_ms, kMinHousekeepingIntervalMs));
+  const auto sleep_timeout = std::chrono::milliseconds(config_.sleep_timeout_ms);
+  auto last_activity = std::chrono::steady_clock::now();
+  int64_t last_count = -1;
+  auto next_housekeeping = last_activity;
+  while (!stop_) {
+    std::this_thread::sleep_for(kStopCheckTick);
+    const auto now = std::chrono::steady_clock::now();
+    stats_.nats_connected = conn_->connected();
+    if (now >= next_housekeeping) {
+      next_housekeeping = now + housekeeping_interval;
+      refresh_database_stats();
+    }
+    if (int64_t activity = replication_activity(); activity != last_count) {
+      last_count = activity;
+      last_activity = now;
+    }
+    if (sleep_timeout.count() > 0 && now - last_activity > sleep_timeout) {
+      spdlog::info("no replication activity for {} ms (sleep_timeout): exiting",
+                   config_.sleep_timeout_ms);
+      slept_ = true;
+      stop_ = true;
+    }
+  }
+  stop_workers();
+  // HarmonyLite's scale-to-zero: the next node to wake restores from a recent snapshot. After
+  // the workers stopped, so the publisher finished its batch and the scheduler let the lease go.
+  if (slept_) save_snapshot_before_sleep(config_, *conn_, node_);
+}
+
+void Node::stop_workers() {
+  if (workers_.empty()) return;
+  spdlog::info("stopping: finishing the batch in hand");
+  stop_ = true;
+  if (publisher_) publisher_->wake();
+  workers_.clear();  // each one joins
+}
+
+}  // namespace harmony

@@ -1,0 +1,123 @@
+// Health answer and database probe (see health.hpp).
+#include "replicator/ops/health.hpp"
+
+#include <ctime>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "harmony_version.hpp"
+#include "shared/capture.hpp"
+
+namespace harmony {
+
+nlohmann::json rfc3339_or_null(int64_t ms) {
+  if (ms <= 0) return nullptr;
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(secs), ms % 1000);
+}
+
+HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint64_t node_id,
+                           bool detailed, int64_t now_ms) {
+  HealthAnswer a;
+  const bool nats = s.nats_connected;
+  a.healthy = probe.db_connected && nats && probe.cdc_installed;
+  a.body["status"] = a.healthy ? "healthy" : "unhealthy";
+  if (!detailed) return a;
+  nlohmann::json& j = a.body;
+  j["node_id"] = node_id;
+  j["uptime_seconds"] = (now_ms - s.started_ms) / 1000;
+  j["db_connected"] = probe.db_connected;
+  j["nats_connected"] = nats;
+  j["cdc_installed"] = probe.cdc_installed;
+  j["tables_tracked"] = probe.tables_tracked;
+  j["last_replicated_event_timestamp"] = rfc3339_or_null(s.last_applied_ms);
+  j["last_published_event_timestamp"] = rfc3339_or_null(s.last_published_ms);
+  j["version"] = build::kVersion;
+
+  // Ours.
+  j["pending_changes"] = s.pending_rows.load();
+  j["dead_letters"] = s.dead_letters_stored.load();
+  nlohmann::json streams = nlohmann::json::object();
+  bool schema_paused = false;
+  for (const auto& [name, p] : s.streams()) {
+    nlohmann::json st;
+    st["position"] = p.position;
+    st["last_seq"] = p.last_seq;
+    const uint64_t lag = p.last_seq > p.position ? p.last_seq - p.position : 0;
+    st["lag_messages"] = lag;
+    st["lag_seconds"] =
+        lag > 0 && p.caught_up_ms > 0 ? std::max<int64_t>(0, now_ms - p.caught_up_ms) / 1000 : 0;
+    st["replication_delay_ms"] = std::max<int64_t>(0, p.delay_ms);
+    st["last_applied"] = rfc3339_or_null(p.last_applied_ms);
+    st["paused"] = p.paused;
+    if (p.paused) {
+      st["pause_reason"] = p.pause_reason;
+      st["paused_since"] = rfc3339_or_null(p.paused_since_ms);
+      schema_paused = schema_paused || p.pause_reason.rfind("schema", 0) == 0;
+    }
+    streams[name] = std::move(st);
+  }
+  j["streams"] = std::move(streams);
+  nlohmann::json schema;
+  schema["status"] = schema_paused ? "paused" : "ok";
+  nlohmann::json tables = nlohmann::json::object();
+  for (const auto& [name, t] : s.schema()) {
+    nlohmann::json e;
+    e["hash"] = t.hash;
+    e["previous"] = t.previous.empty() ? nlohmann::json(nullptr) : nlohmann::json(t.previous[0]);
+    tables[name] = std::move(e);
+  }
+  schema["tables"] = std::move(tables);
+  j["schema"] = std::move(schema);
+  const auto server = s.nats_server();
+  if (server.embedded) {
+    nlohmann::json n;
+    n["pid"] = server.pid;
+    n["restarts"] = server.restarts;
+    n["client_url"] = server.client_url;
+    j["nats_server"] = std::move(n);
+  } else {
+    j["nats_server"] = nullptr;  // external NATS ([nats] urls)
+  }
+  nlohmann::json snap;
+  snap["last"] = rfc3339_or_null(s.last_snapshot_ms);
+  snap["size_bytes"] = s.last_snapshot_bytes.load();
+  snap["duration_ms"] = s.last_snapshot_duration_ms.load();
+  j["snapshot"] = std::move(snap);
+  return a;
+}
+
+HealthChecker::HealthChecker(std::string db_path, uint64_t node_id, const ReplicatorStats& stats)
+    : db_path_(std::move(db_path)), node_id_(node_id), stats_(stats) {}
+
+HealthChecker::~HealthChecker() = default;
+
+DbProbe HealthChecker::probe() {
+  std::lock_guard<std::mutex> lock(mu_);
+  DbProbe p;
+  try {
+    if (!db_) {
+      db_ = Db::open(db_path_, SQLITE_OPEN_READONLY);
+      db_->set_busy_timeout(1000);
+    }
+    db_->query_int("SELECT count(*) FROM sqlite_schema");
+    p.db_connected = true;
+    if (db_->query_int("SELECT count(*) FROM sqlite_schema WHERE type='table' AND "
+                       "name='__harmony_tables'") == 0)
+      return p;
+    const auto tables = captured_tables(*db_);
+    p.tables_tracked = static_cast<int64_t>(tables.size());
+    p.cdc_installed = !tables.empty();
+    for (const auto& t : tables) p.cdc_installed = p.cdc_installed && triggers_installed(*db_, t);
+  } catch (const std::exception&) {
+    db_.reset();  // reopened on the next probe
+  }
+  return p;
+}
+
+HealthAnswer HealthChecker::check(bool detailed) {
+  return health_report(stats_, probe(), node_id_, detailed, wall_clock_ms());
+}
+
+}  // namespace harmony

@@ -1,0 +1,236 @@
+// Prometheus text rendering of the replicator's counters (see metrics.hpp). HarmonyLite's own
+// metric names (published, pending_publish, schema_mismatch_paused) are kept so existing
+// dashboards work; everything else follows the Prometheus conventions (_total for counters,
+// base units: seconds and bytes).
+#include "replicator/ops/metrics.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "harmony_version.hpp"
+
+namespace harmony {
+namespace {
+
+class Writer {
+ public:
+  Writer(const MetricsOptions& o) : o_(o), node_(fmt::format("node_id=\"{}\"", o.node_id)) {}
+
+  // One metric family with a single series (only the node_id label).
+  void single(const std::string& name, const char* type, const char* help, double value) {
+    family(name, type, help);
+    series(name, "", value);
+  }
+  void family(const std::string& name, const char* type, const char* help) {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", metric_name(o_, name), help,
+                        metric_name(o_, name), type);
+  }
+  // `labels` are extra labels already formatted: stream="x".
+  void series(const std::string& name, const std::string& labels, double value,
+              const std::string& suffix = "") {
+    out_ += fmt::format("{}{}{{{}{}{}}} {}\n", metric_name(o_, name), suffix, node_,
+                        labels.empty() ? "" : ",", labels, number(value));
+  }
+  void histogram(const std::string& name, const char* help, const Histogram::Snapshot& h) {
+    family(name, "histogram", help);
+    for (size_t i = 0; i < h.bounds.size(); ++i)
+      series(name, fmt::format("le=\"{}\"", number(h.bounds[i])),
+             static_cast<double>(h.cumulative[i]), "_bucket");
+    series(name, "le=\"+Inf\"", static_cast<double>(h.count), "_bucket");
+    series(name, "", h.sum, "_sum");
+    series(name, "", static_cast<double>(h.count), "_count");
+  }
+  static std::string number(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    if (v == std::floor(v) && std::fabs(v) < 9.0e15) return fmt::format("{}", int64_t(v));
+    return fmt::format("{}", v);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  const MetricsOptions& o_;
+  std::string node_;
+  std::string out_;
+};
+
+double d(int64_t v) {
+  return static_cast<double>(v);
+}
+
+}  // namespace
+
+std::string metric_name(const MetricsOptions& o, const std::string& name) {
+  std::string out;
+  for (const auto* part : {&o.namespace_, &o.subsystem, &name}) {
+    if (part->empty()) continue;
+    if (!out.empty()) out += '_';
+    out += *part;
+  }
+  return out;
+}
+
+std::string escape_label_value(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+namespace {
+
+// Publishing: rows and batches sent, failures, what waits, latency.
+void write_publishing(Writer& w, const ReplicatorStats& s) {
+  w.single("published", "counter", "Rows published to JetStream (acknowledged).",
+           d(s.rows_published));
+  w.single("batches_published_total", "counter", "Batches published to JetStream (acknowledged).",
+           d(s.batches_published));
+  w.single("publish_failures_total", "counter",
+           "Publish attempts that failed and will be retried (nothing is dropped).",
+           d(s.publish_failures));
+  w.single("pending_publish", "gauge", "Local changes captured but not yet published.",
+           d(s.pending_rows));
+  w.single("last_published_timestamp_seconds", "gauge",
+           "Unix time of this node's last acknowledged publish (0 = never).",
+           d(s.last_published_ms) / 1000.0);
+  w.histogram("publish_latency_seconds",
+              "Time to publish one batch until JetStream acknowledged every part.",
+              s.publish_latency.snapshot());
+}
+
+// Applying: received rows written, skipped, dead-lettered; stream checks; latencies.
+void write_applying(Writer& w, const ReplicatorStats& s) {
+  w.single("rows_applied_total", "counter", "Received rows written to this database.",
+           d(s.rows_applied));
+  w.single("batches_applied_total", "counter", "Received batches applied.", d(s.batches_applied));
+  w.single("rows_skipped_older_total", "counter",
+           "Received rows skipped because the local version was newer (last writer wins).",
+           d(s.rows_skipped_older));
+  w.single("rows_dead_lettered_total", "counter", "Received rows moved to __harmony_dead_letters.",
+           d(s.rows_dead_lettered));
+  w.single("batches_dead_lettered_total", "counter",
+           "Received messages that could not be decoded, moved to __harmony_dead_letters.",
+           d(s.batches_dead_lettered));
+  w.single("batches_skipped_own_total", "counter",
+           "This node's own batches seen in the streams and skipped.", d(s.batches_skipped_own));
+  w.single("stream_messages_checked_total", "counter",
+           "Messages read from the streams and compared with the stream leader's copy.",
+           d(s.stream_messages_checked));
+  w.single("stream_messages_repaired_total", "counter",
+           "Messages this node read differently from the stream leader's copy (diverged stream "
+           "replicas), re-applied from the leader.",
+           d(s.stream_messages_repaired));
+  w.single("dead_letters", "gauge", "Rows currently in __harmony_dead_letters.",
+           d(s.dead_letters_stored));
+  w.single("last_applied_timestamp_seconds", "gauge",
+           "Unix time of this node's last apply of a received batch (0 = never).",
+           d(s.last_applied_ms) / 1000.0);
+  w.histogram("apply_latency_seconds", "Duration of one apply transaction (many batches).",
+              s.apply_latency.snapshot());
+  w.histogram("replication_delay_seconds",
+              "Origin write (HLC physical time) to local commit, per applied batch (newest row).",
+              s.replication_delay.snapshot());
+}
+
+// Per stream: position, lag, pauses, delay; the schema pause HarmonyLite's dashboards know.
+void write_streams(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
+  const auto streams = s.streams();
+  bool schema_paused = false;
+  for (const auto& [name, p] : streams)
+    schema_paused = schema_paused || (p.paused && p.pause_reason.rfind("schema", 0) == 0);
+  auto per_stream = [&](const std::string& metric, const char* type, const char* help, auto value) {
+    w.family(metric, type, help);
+    for (const auto& [name, p] : streams)
+      w.series(metric, fmt::format("stream=\"{}\"", escape_label_value(name)), value(p));
+  };
+  per_stream("stream_position", "gauge", "Last stream sequence handled by this node.",
+             [](const StreamProgress& p) { return static_cast<double>(p.position); });
+  per_stream("stream_last_sequence", "gauge", "Last sequence in the stream.",
+             [](const StreamProgress& p) { return static_cast<double>(p.last_seq); });
+  per_stream("stream_lag_messages", "gauge", "Messages in the stream not yet handled here.",
+             [](const StreamProgress& p) {
+               return p.last_seq > p.position ? static_cast<double>(p.last_seq - p.position) : 0.0;
+             });
+  per_stream("stream_lag_seconds", "gauge",
+             "How long this node has been behind the stream's end (0 = caught up).",
+             [&](const StreamProgress& p) {
+               return p.last_seq > p.position && p.caught_up_ms > 0
+                          ? std::max<double>(0, d(now_ms - p.caught_up_ms) / 1000.0)
+                          : 0.0;
+             });
+  per_stream("stream_paused", "gauge",
+             "1 while the stream is paused (schema mismatch or missing sequences).",
+             [](const StreamProgress& p) { return p.paused ? 1.0 : 0.0; });
+  per_stream("stream_replication_delay_seconds", "gauge",
+             "Origin write to local apply of the last applied batch of this stream.",
+             [](const StreamProgress& p) {
+               return static_cast<double>(std::max<int64_t>(0, p.delay_ms)) / 1000.0;
+             });
+  w.single("schema_mismatch_paused", "gauge",
+           "1 while a stream waits for this node's schema to match a received batch.",
+           schema_paused ? 1 : 0);
+  w.single("schema_pauses_total", "counter", "Times a stream paused on a schema mismatch.",
+           d(s.schema_pauses));
+}
+
+// Snapshots this node saved: when, how big, how long, how many failed.
+void write_snapshots(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
+  const int64_t snap_ms = s.last_snapshot_ms;
+  w.single("snapshot_last_timestamp_seconds", "gauge",
+           "Unix time the last snapshot was saved by this node (0 = none).", d(snap_ms) / 1000.0);
+  if (snap_ms > 0)
+    w.single("snapshot_age_seconds", "gauge", "Age of the last snapshot saved by this node.",
+             std::max<double>(0, d(now_ms - snap_ms) / 1000.0));
+  w.single("snapshot_size_bytes", "gauge", "Size of the last snapshot saved by this node.",
+           d(s.last_snapshot_bytes));
+  w.single("snapshot_duration_seconds", "gauge", "Time the last snapshot save took.",
+           d(s.last_snapshot_duration_ms) / 1000.0);
+  w.single("snapshots_saved_total", "counter", "Snapshots saved by this node.",
+           d(s.snapshots_saved));
+  w.single("snapshot_failures_total", "counter", "Snapshot saves that failed.",
+           d(s.snapshot_failures));
+}
+
+// The process: connections, capture, tables, embedded server, start time, build.
+void write_process(Writer& w, const ReplicatorStats& s) {
+  w.single("db_connected", "gauge", "1 when the database answered the last check.",
+           s.db_ok ? 1 : 0);
+  w.single("nats_connected", "gauge", "1 while connected to NATS.", s.nats_connected ? 1 : 0);
+  w.single("cdc_installed", "gauge", "1 when change capture is installed.",
+           s.capture_installed ? 1 : 0);
+  w.single("tables_tracked", "gauge", "Tables replicated by this node.", d(s.tables_tracked));
+  const auto server = s.nats_server();
+  if (server.embedded)
+    w.single("nats_server_restarts_total", "counter",
+             "Times the embedded nats-server was restarted after it died.", d(server.restarts));
+  w.single("start_time_seconds", "gauge", "Unix time this process started.",
+           d(s.started_ms) / 1000.0);
+  w.family("build_info", "gauge", "Version of this harmonylite (value is always 1).");
+  w.series("build_info",
+           fmt::format("version=\"{}\",commit=\"{}\"", escape_label_value(build::kVersion),
+                       escape_label_value(build::kGitCommit)),
+           1);
+}
+
+}  // namespace
+
+std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, int64_t now_ms) {
+  Writer w(o);
+  write_publishing(w, s);
+  write_applying(w, s);
+  write_streams(w, s, now_ms);
+  write_snapshots(w, s, now_ms);
+  write_process(w, s);
+  return w.take();
+}
+
+}  // namespace harmony

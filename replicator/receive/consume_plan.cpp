@@ -1,0 +1,131 @@
+// Planning one consumer transaction (see consume_plan.hpp). Pure: no database, no NATS, no
+// logging; everything the consumer must do or say is in the returned plan.
+#include "replicator/receive/consume_plan.hpp"
+
+#include <algorithm>
+#include <new>
+
+#include <fmt/format.h>
+
+#include "replicator/wire/codec.hpp"
+
+namespace harmony {
+
+ConsumePlan ConsumePlanner::plan(std::deque<IncomingMessage> messages, const PlanInputs& in) {
+  ConsumePlan plan;
+  size_t rows = 0;
+  while (!messages.empty()) {
+    if (rows >= in.max_rows_per_txn) {
+      // Bound reached: the rest waits for the next transaction, in order.
+      plan.deferred = std::move(messages);
+      break;
+    }
+    IncomingMessage m = std::move(messages.front());
+    messages.pop_front();
+    if (m.stream_seq <= last_seen_ && !m.replay) continue;  // redelivery after a reset
+    if (!m.replay && m.stream_seq != last_seen_ + 1 && m.stream_seq != 0) {
+      // A hole: retention removed messages before this node applied them. Applying what
+      // follows would leave this node diverged for good, so the stream stops here (what came
+      // before is still applied); a restart restores the newest snapshot.
+      plan.gap = SequenceGap{last_seen_ + 1, m.stream_seq - 1};
+      break;
+    }
+    // A replay lies at or below what was read already: the position does not move for it.
+    last_seen_ = std::max(last_seen_, m.stream_seq);
+    auto done = assemble(std::move(m), in, plan);
+    if (!done || is_own_echo(*done, in, plan)) continue;
+    if (!decode_into(*done, in, plan, rows)) break;  // paused: nothing after it is planned
+  }
+  settle_position(plan);
+  return plan;
+}
+
+void ConsumePlanner::restart(uint64_t position) {
+  in_order_ = BatchAssembler{};
+  replays_ = BatchAssembler{};
+  last_seen_ = position;
+}
+
+// The batch `m` completes, if any. Bad headers are dead-lettered here.
+std::optional<AssembledBatch> ConsumePlanner::assemble(IncomingMessage m, const PlanInputs& in,
+                                                       ConsumePlan& plan) {
+  IncomingPart part;
+  part.stream_seq = m.stream_seq;
+  if (auto err = parse_part_headers(m.origin, m.batch, m.part, part)) {
+    plan.dead_letters.push_back(
+        {m.stream_seq, 0, 0, *err, m.payload.substr(0, kMaxDeadLetterPayload)});
+    return std::nullopt;
+  }
+  part.payload = std::move(m.payload);
+  auto result = (m.replay ? replays_ : in_order_).add(std::move(part));
+  for (auto& dropped : result.dropped)
+    plan.warnings.push_back(fmt::format("{}: {}", in.stream, dropped));
+  return std::move(result.complete);
+}
+
+bool ConsumePlanner::is_own_echo(const AssembledBatch& done, const PlanInputs& in,
+                                 ConsumePlan& plan) const {
+  if (done.origin != in.node || done.last_seq <= in.apply_own_until) return false;
+  // Our own change, already in this database - when this node did issue that batch id. An id
+  // it never issued is no echo but a message forged with this node's id: it is checked and
+  // applied (last writer wins) like any other, so this node reaches the same result as every
+  // other node, none of which can tell it from a real one.
+  if (done.batch < in.next_batch_id) {
+    ++plan.skipped_own;
+    return true;
+  }
+  plan.warnings.push_back(
+      fmt::format("{} seq {}: batch {} carries this node's id ({}) but this node never issued "
+                  "that batch id; treating it as a foreign batch",
+                  in.stream, done.last_seq, done.batch, done.origin));
+  return false;
+}
+
+bool ConsumePlanner::decode_into(AssembledBatch& done, const PlanInputs& in, ConsumePlan& plan,
+                                 size_t& rows) {
+  auto reject = [&](std::string reason) {
+    plan.dead_letters.push_back({done.last_seq, done.origin, done.batch, std::move(reason),
+                                 done.frame.substr(0, kMaxDeadLetterPayload)});
+  };
+  try {
+    Batch b = decode_batch(done.frame);
+    if (b.origin_node != done.origin)
+      throw DecodeError(
+          fmt::format("batch body says origin {} but headers say {}", b.origin_node, done.origin));
+    if (auto mismatch = check_batch_schema(b, *in.schema)) {
+      // Pause: neither this batch nor anything after it is applied or acknowledged; the
+      // position stays before it (settle_position), so a restart also waits here.
+      std::string why = mismatch->describe(b.origin_node, b.batch_id);
+      plan.pause = SchemaPause{done.first_seq, std::move(b), std::move(why)};
+      return false;
+    }
+    rows += b.rows.size();
+    plan.apply.push_back({done.last_seq, done.first_seq, std::move(b)});
+  } catch (const DecodeError& e) {
+    reject(e.what());
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    // A decoder bug must not stop the stream for good (the worker would restart, meet the
+    // same message and fail again): this message is poison like any undecodable one.
+    reject(fmt::format("cannot decode: {}", e.what()));
+  }
+  return true;
+}
+
+void ConsumePlanner::settle_position(ConsumePlan& plan) const {
+  plan.last_seen = last_seen_;
+  plan.position = in_order_.safe_position(last_seen_);
+  if (!plan.pause) return;
+  // Only what lies wholly before the held batch is applied now; the rest is read again.
+  const uint64_t held = plan.pause->first_seq;
+  plan.position = std::min(plan.position, held - 1);
+  std::erase_if(plan.apply, [&](const ReadyBatch& r) {
+    if (r.seq < held) return false;
+    plan.position = std::min(plan.position, r.first_seq - 1);
+    return true;
+  });
+  std::erase_if(plan.dead_letters, [&](const DeadLetter& r) { return r.seq >= held; });
+}
+
+}  // namespace harmony

@@ -1,0 +1,338 @@
+// Consumer loop (see consumer.hpp): gather what the source has buffered, plan it without the
+// database (replicator/receive/consume_plan.hpp), then commit the plan in one write transaction.
+// This file owns the database side: the applier and local schema, the stored position, the
+// schema-pause wait, and the stream's progress and stats.
+#include "replicator/receive/consumer.hpp"
+
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "replicator/common/database.hpp"
+#include "replicator/common/schema_guard.hpp"
+#include "replicator/receive/consume_plan.hpp"
+#include "shared/apply.hpp"
+#include "shared/capture.hpp"
+#include "shared/hlc.hpp"
+
+namespace harmony {
+
+namespace {
+// A position that advanced only over this node's own batches is stored after this much quiet
+// (or with the next real apply, whichever comes first).
+constexpr auto kOwnPositionFlushDelay = std::chrono::seconds(2);
+// How long one read waits for a first message before looking at the quiet-stream chores.
+constexpr auto kIdleReadTimeout = std::chrono::milliseconds(500);
+// Bounds on what one gather takes, so a large backlog is read in pieces of bounded memory.
+constexpr size_t kMaxGatherMessages = 4096;
+constexpr size_t kMaxGatherBytes = size_t{64} << 20;  // 64 MiB of payload
+
+// What one Consumer::run keeps between transactions, and its steps.
+class ConsumerRun {
+ public:
+  ConsumerRun(const ConsumerOptions& options, MessageSource& source, ReplicatorStats& stats,
+              std::atomic<uint64_t>& position);
+  bool paused_on_schema() const { return held_.has_value(); }
+  bool resume_when_schema_fits(const std::atomic<bool>& stop);
+  std::deque<IncomingMessage> gather();
+  bool flush_own_position_when_quiet(const std::atomic<bool>& stop);
+  ConsumePlan plan(std::deque<IncomingMessage> messages);
+  bool commit(const ConsumePlan& plan, const std::atomic<bool>& stop);
+  void pause_for_gap(const SequenceGap& gap);
+  void store_unsaved_position();
+
+ private:
+  std::optional<IncomingMessage> next_message(std::chrono::milliseconds timeout);
+  void refresh_schema(bool force);
+  void hold(const SchemaPause& pause);
+  void note_progress_without_writing(const ConsumePlan& plan);
+  bool apply(const ConsumePlan& plan, const std::atomic<bool>& stop);
+  void report_applied(const ConsumePlan& plan, const ApplyStats& total,
+                      const std::vector<int64_t>& newest,
+                      std::chrono::steady_clock::time_point started);
+
+  const ConsumerOptions& options_;
+  MessageSource& source_;
+  ReplicatorStats& stats_;
+  std::atomic<uint64_t>& position_;  // Consumer::position(): what is applied or skippable
+
+  Db db_;
+  std::unique_ptr<Applier> applier_;
+  LocalSchema schema_;
+  // After DDL (seen through the publisher's counter or PRAGMA schema_version), statements and
+  // hashes are rebuilt before the next batch is checked or applied.
+  uint64_t generation_ = 0;
+  int64_t schema_version_ = 0;
+  std::optional<SchemaPause> held_;  // the batch the stream waits at
+  uint64_t stored_position_ = 0;     // as written in __harmony_positions
+  StreamProgress progress_;
+  ConsumePlanner planner_;
+  std::deque<IncomingMessage> backlog_;  // received but left for the next transaction
+  uint64_t unsaved_position_ = 0;        // advanced over own batches, not yet stored
+  std::chrono::steady_clock::time_point unsaved_since_ = std::chrono::steady_clock::now();
+};
+
+uint64_t stored_position(Db& db, const std::string& stream) {
+  auto positions = load_positions(db);
+  auto it = positions.find(stream);
+  return it != positions.end() ? it->second : 0;
+}
+
+ConsumerRun::ConsumerRun(const ConsumerOptions& options, MessageSource& source,
+                         ReplicatorStats& stats, std::atomic<uint64_t>& position)
+    : options_(options),
+      source_(source),
+      stats_(stats),
+      position_(position),
+      db_(open_database(options.db_path)),
+      generation_(options.schema_generation ? options.schema_generation->load() : 0),
+      stored_position_(stored_position(db_, options.stream)),
+      planner_(stored_position_) {
+  applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_));
+  schema_ = LocalSchema::load(db_, options_.selection);
+  schema_version_ = db_.query_int("PRAGMA schema_version");
+  position_ = stored_position_;
+  progress_.position = stored_position_;
+  stats_.set_stream(options_.stream, progress_);
+  source_.start(stored_position_ + 1);
+  spdlog::info("consuming {} from sequence {}", options_.stream, stored_position_ + 1);
+}
+
+void ConsumerRun::refresh_schema(bool force) {
+  const uint64_t g = options_.schema_generation ? options_.schema_generation->load() : 0;
+  const int64_t v = db_.query_int("PRAGMA schema_version");
+  if (!force && g == generation_ && v == schema_version_) return;
+  generation_ = g;
+  schema_version_ = v;
+  applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_));
+  schema_ = LocalSchema::load(db_, options_.selection);
+}
+
+// Paused on a schema mismatch: read nothing (the server keeps every message) until this node's
+// schema accepts the held batch, then read again from just before it. False: stopping.
+bool ConsumerRun::resume_when_schema_fits(const std::atomic<bool>& stop) {
+  source_.stop();
+  backlog_.clear();
+  if (!wait_for_schema(db_, held_->batch, options_.stream, schema_, stop,
+                       options_.schema_generation, options_.selection))
+    return false;
+  spdlog::info("{}: the schema now matches; resuming from sequence {}", options_.stream,
+               position_ + 1);
+  progress_.paused = false;
+  progress_.pause_reason.clear();
+  progress_.paused_since_ms = 0;
+  stats_.set_stream(options_.stream, progress_);
+  held_.reset();
+  refresh_schema(true);
+  planner_.restart(position_);
+  source_.start(position_ + 1);
+  return true;
+}
+
+std::optional<IncomingMessage> ConsumerRun::next_message(std::chrono::milliseconds timeout) {
+  if (backlog_.empty()) return source_.next(timeout);
+  IncomingMessage m = std::move(backlog_.front());
+  backlog_.pop_front();
+  return m;
+}
+
+// The next messages to plan as one transaction: the first one (waiting up to
+// kIdleReadTimeout), then what is already buffered, or arrives within max_gather (bounded).
+// Empty when the stream is quiet.
+std::deque<IncomingMessage> ConsumerRun::gather() {
+  std::deque<IncomingMessage> messages;
+  auto first = next_message(kIdleReadTimeout);
+  if (!first) return messages;
+  size_t bytes = first->payload.size();
+  messages.push_back(std::move(*first));
+  const auto gather_until = std::chrono::steady_clock::now() + options_.max_gather;
+  while (messages.size() < kMaxGatherMessages && bytes < kMaxGatherBytes) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        gather_until - std::chrono::steady_clock::now());
+    auto more = next_message(std::max(left, std::chrono::milliseconds(0)));
+    if (!more) break;
+    bytes += more->payload.size();
+    messages.push_back(std::move(*more));
+  }
+  return messages;
+}
+
+// Quiet stream: store a position that only moved over our own batches (deferred so that every
+// own publish does not cost a write transaction of its own). False: stopping.
+bool ConsumerRun::flush_own_position_when_quiet(const std::atomic<bool>& stop) {
+  if (unsaved_position_ <= stored_position_ ||
+      std::chrono::steady_clock::now() - unsaved_since_ <= kOwnPositionFlushDelay)
+    return true;
+  if (!write_transaction(
+          db_, stop, [&] { applier_->set_position(options_.stream, unsaved_position_); },
+          "storing stream position"))
+    return false;
+  stored_position_ = unsaved_position_;
+  return true;
+}
+
+ConsumePlan ConsumerRun::plan(std::deque<IncomingMessage> messages) {
+  refresh_schema(false);
+  PlanInputs in;
+  in.stream = options_.stream;
+  in.node = options_.node;
+  in.apply_own_until = options_.apply_own_until;
+  in.next_batch_id = static_cast<uint64_t>(meta_get_int(db_, "next_batch_id", 1));
+  in.max_rows_per_txn = options_.max_rows_per_txn;
+  in.schema = &schema_;
+  ConsumePlan plan = planner_.plan(std::move(messages), in);
+  for (const auto& line : plan.warnings) spdlog::warn("{}", line);
+  stats_.batches_skipped_own += plan.skipped_own;
+  if (plan.gap || plan.pause) {
+    backlog_.clear();  // read again after the pause; never after a gap
+  } else {
+    backlog_.insert(backlog_.begin(), std::make_move_iterator(plan.deferred.begin()),
+                    std::make_move_iterator(plan.deferred.end()));
+  }
+  if (plan.pause) hold(*plan.pause);
+  return plan;
+}
+
+// Pause: neither the batch nor anything after it is applied or acknowledged; the position stays
+// before it, so a restart also waits here.
+void ConsumerRun::hold(const SchemaPause& pause) {
+  spdlog::error("{} paused at sequence {}: {}", options_.stream, pause.first_seq, pause.why);
+  ++stats_.schema_pauses;
+  progress_.paused = true;
+  progress_.pause_reason = "schema mismatch: " + pause.why;
+  progress_.paused_since_ms = wall_clock_ms();
+  stats_.set_stream(options_.stream, progress_);
+  held_ = pause;
+}
+
+// Carries the plan out. False: the transaction did not commit (stopping).
+bool ConsumerRun::commit(const ConsumePlan& plan, const std::atomic<bool>& stop) {
+  if (plan.writes()) return apply(plan, stop);
+  note_progress_without_writing(plan);
+  return true;
+}
+
+// Only our own batches (or parts still incomplete): nothing to write now.
+void ConsumerRun::note_progress_without_writing(const ConsumePlan& plan) {
+  if (plan.position > unsaved_position_) {
+    unsaved_position_ = plan.position;
+    unsaved_since_ = std::chrono::steady_clock::now();
+  }
+  position_ = std::max(stored_position_, plan.position);
+  progress_.position = position_;
+  progress_.last_seq = std::max(progress_.last_seq, plan.last_seen);
+  stats_.set_stream(options_.stream, progress_);
+}
+
+bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) {
+  ApplyStats total;
+  std::vector<int64_t> newest;  // per applied batch: its highest version (replication delay)
+  const auto started = std::chrono::steady_clock::now();
+  bool committed = write_transaction(
+      db_, stop,
+      [&] {
+        total = ApplyStats{};
+        newest.clear();
+        applier_->begin();
+        for (const auto& r : plan.dead_letters)
+          applier_->dead_letter({options_.stream, r.seq}, r.origin, r.batch, "", r.reason,
+                                r.payload);
+        for (const auto& r : plan.apply) {
+          ApplyStats one = applier_->apply(r.batch, {options_.stream, r.seq});
+          newest.push_back(one.max_hlc);
+          total += one;
+        }
+        if (plan.position > stored_position_)
+          applier_->set_position(options_.stream, plan.position);
+        applier_->finish();
+      },
+      "applying changes");
+  if (!committed) return false;
+  report_applied(plan, total, newest, started);
+  return true;
+}
+
+void ConsumerRun::report_applied(const ConsumePlan& plan, const ApplyStats& total,
+                                 const std::vector<int64_t>& newest,
+                                 std::chrono::steady_clock::time_point started) {
+  stats_.apply_latency.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  for (int64_t hlc : newest)
+    if (hlc > 0)
+      stats_.replication_delay.observe(
+          static_cast<double>(std::max<int64_t>(0, wall_clock_ms() - hlc_physical_ms(hlc))) /
+          1000.0);
+  stored_position_ = std::max(stored_position_, plan.position);
+  position_ = stored_position_;
+  for (const auto& r : plan.dead_letters)
+    spdlog::warn("{} seq {}: dead-lettered: {}", options_.stream, r.seq, r.reason);
+  stats_.rows_applied += total.applied;
+  stats_.rows_skipped_older += total.skipped_older;
+  stats_.rows_dead_lettered += total.dead_lettered;
+  stats_.batches_applied += static_cast<int64_t>(plan.apply.size());
+  stats_.batches_dead_lettered += static_cast<int64_t>(plan.dead_letters.size());
+  if (!plan.apply.empty()) stats_.last_applied_ms = wall_clock_ms();
+  progress_.position = stored_position_;
+  progress_.last_seq = std::max(progress_.last_seq, plan.last_seen);
+  progress_.last_applied_ms = stats_.last_applied_ms;
+  if (total.max_hlc > 0) progress_.delay_ms = wall_clock_ms() - hlc_physical_ms(total.max_hlc);
+  stats_.set_stream(options_.stream, progress_);
+  if (total.dead_lettered > 0)
+    spdlog::warn("{}: {} row(s) dead-lettered (see __harmony_dead_letters)", options_.stream,
+                 total.dead_lettered);
+}
+
+void ConsumerRun::pause_for_gap(const SequenceGap& gap) {
+  spdlog::error(
+      "{}: sequences {}..{} are missing from the stream (removed by retention before this "
+      "node applied them). This stream is paused after sequence {} so the node does not run "
+      "with a hole in its data; restart harmonylite to restore the newest snapshot and "
+      "catch up",
+      options_.stream, gap.first, gap.last, position_.load());
+  progress_.position = stored_position_;
+  progress_.paused = true;
+  progress_.pause_reason = fmt::format(
+      "sequences {}..{} are missing: restart to restore a snapshot", gap.first, gap.last);
+  stats_.set_stream(options_.stream, progress_);
+}
+
+// A position that only moved over own batches is stored before leaving too (best effort): a
+// snapshot taken from this database later carries the stored positions.
+void ConsumerRun::store_unsaved_position() {
+  if (unsaved_position_ <= stored_position_) return;
+  try {
+    Transaction tx(db_);
+    applier_->set_position(options_.stream, unsaved_position_);
+    tx.commit();
+  } catch (const SqliteError&) {
+  }
+}
+}  // namespace
+
+Consumer::Consumer(ConsumerOptions options, MessageSource& source, ReplicatorStats& stats)
+    : options_(std::move(options)), source_(source), stats_(stats) {}
+
+void Consumer::run(const std::atomic<bool>& stop) {
+  ConsumerRun run(options_, source_, stats_, position_);
+  while (!stop) {
+    if (run.paused_on_schema() && !run.resume_when_schema_fits(stop)) break;
+    std::deque<IncomingMessage> messages = run.gather();
+    if (messages.empty()) {
+      if (!run.flush_own_position_when_quiet(stop)) break;
+      continue;
+    }
+    ConsumePlan plan = run.plan(std::move(messages));
+    if (!run.commit(plan, stop)) break;
+    if (plan.gap) {
+      run.pause_for_gap(*plan.gap);
+      break;
+    }
+  }
+  run.store_unsaved_position();
+  source_.stop();
+}
+
+}  // namespace harmony

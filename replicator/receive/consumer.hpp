@@ -1,0 +1,70 @@
+// One consumer per shard stream: reads messages from the stored position + 1, reassembles
+// batches, and applies many of them per SQLite transaction (capture muted, last-writer-wins,
+// position advanced in the same transaction, so a restart resumes exactly where it stopped).
+// Undecodable or unappliable input goes to the dead-letter table and the stream moves on.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "replicator/common/stats.hpp"
+
+namespace harmony {
+
+struct TableSelection;  // replicator/common/capture_sync.hpp
+
+struct IncomingMessage {
+  uint64_t stream_seq = 0;
+  std::optional<std::string> origin, batch, part;  // Harmony-* headers
+  std::string payload;
+  // The stream leader's message at a sequence this node already read, where it read something
+  // else (replicator/receive/stream_audit.hpp): applied although it lies at or below the position.
+  bool replay = false;
+};
+
+// Seam between the consumer and JetStream (an in-memory fake in unit tests).
+class MessageSource {
+ public:
+  virtual ~MessageSource() = default;
+  // (Re)starts delivery at `start_seq` (1 = from the beginning).
+  virtual void start(uint64_t start_seq) = 0;
+  // Next message, or nullopt after `timeout`.
+  virtual std::optional<IncomingMessage> next(std::chrono::milliseconds timeout) = 0;
+  virtual void stop() = 0;
+};
+
+struct ConsumerOptions {
+  std::string db_path;
+  std::string stream;  // also the key of the position in __harmony_positions
+  uint64_t node = 0;
+  // Bound on one apply transaction so application writers are not locked out for long.
+  size_t max_rows_per_txn = 20000;
+  // Extra wait for more messages to group into one transaction. 0: take only what is already
+  // buffered, so a lone change is applied at once (latency matters more than grouping here).
+  std::chrono::milliseconds max_gather{0};
+  std::atomic<uint64_t>* schema_generation = nullptr;  // bumps when capture changed (DDL)
+  // The tables the publisher captures: a batch for one that exists here but is not captured
+  // yet waits for its capture instead of being dead-lettered (nullptr: no such wait).
+  const TableSelection* selection = nullptr;
+  // After a snapshot restore this node's own batches up to this sequence are applied too
+  // (the restored content may predate them); 0 = always skip own batches.
+  uint64_t apply_own_until = 0;
+};
+
+class Consumer {
+ public:
+  Consumer(ConsumerOptions options, MessageSource& source, ReplicatorStats& stats);
+  void run(const std::atomic<bool>& stop);
+  uint64_t position() const { return position_; }
+
+ private:
+  ConsumerOptions options_;
+  MessageSource& source_;
+  ReplicatorStats& stats_;
+  std::atomic<uint64_t> position_{0};
+};
+
+}  // namespace harmony

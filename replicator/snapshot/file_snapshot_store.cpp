@@ -1,0 +1,101 @@
+// The directory snapshot store: <dir>/snapshot.json names the current data file
+// <dir>/snapshot-<nuid>.db; a new snapshot is copied in first and named second (see
+// object_store.hpp).
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "replicator/snapshot/object_store.hpp"
+#include "replicator/snapshot/store_files.hpp"
+#include "shared/files.hpp"
+
+namespace harmony {
+
+namespace fs = std::filesystem;
+
+FileSnapshotStore::FileSnapshotStore(std::string dir) : dir_(std::move(dir)) {
+  if (dir_.empty()) throw Error("[snapshot.file] dir is empty");
+}
+
+std::string FileSnapshotStore::describe() const {
+  return "snapshot directory " + dir_;
+}
+
+std::string FileSnapshotStore::current_data_file() {
+  std::string text = read_whole_file(dir_ + "/snapshot.json").value_or("");
+  if (text.empty()) return "";
+  try {
+    return dir_ + "/" + nlohmann::json::parse(text).at("file").get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return "";
+  }
+}
+
+std::optional<SnapshotMeta> FileSnapshotStore::info() {
+  std::string text = read_whole_file(dir_ + "/snapshot.json").value_or("");
+  if (text.empty()) return std::nullopt;
+  try {
+    return SnapshotMeta::from_json(nlohmann::json::parse(text).at("meta").dump());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}/snapshot.json is malformed: {}", dir_, e.what()));
+  }
+}
+
+void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
+                            const std::function<void()>& on_tick) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw Error(fmt::format("cannot create snapshot directory {}: {}", dir_, ec.message()));
+  std::string previous = current_data_file();
+  std::string name = "snapshot-" + new_nuid() + ".db";
+  std::string tmp = dir_ + "/." + name + ".tmp";
+  TransferProgress progress("snapshot upload to " + dir_, meta.size, on_tick);
+  try {
+    auto [size, digest] = copy_hashed(file, tmp, progress);
+    if (size != meta.size || hex_of(digest) != meta.sha256)
+      throw Error("the snapshot file changed while it was being stored");
+    if (std::rename(tmp.c_str(), (dir_ + "/" + name).c_str()) != 0)
+      throw Error(fmt::format("cannot rename {}: {}", tmp, std::strerror(errno)));
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  nlohmann::json j;
+  j["file"] = name;
+  j["meta"] = nlohmann::json::parse(meta.to_json());
+  try {
+    write_text_atomically(dir_ + "/snapshot.json", j.dump(2));
+  } catch (...) {
+    std::remove((dir_ + "/" + name).c_str());
+    throw;
+  }
+  fsync_dir(dir_);
+  progress.finish();
+  if (!previous.empty() && previous != dir_ + "/" + name) std::remove(previous.c_str());
+}
+
+SnapshotMeta FileSnapshotStore::get(const std::string& out_file) {
+  auto meta = info();
+  if (!meta) throw Error("no snapshot in " + describe());
+  std::string data = current_data_file();
+  TransferProgress progress("snapshot download from " + dir_, meta->size);
+  std::pair<uint64_t, Sha256Digest> got;
+  try {
+    got = copy_hashed(data, out_file, progress);
+  } catch (const Error& e) {
+    std::remove(out_file.c_str());
+    throw SnapshotRejected(fmt::format("snapshot in {} is unreadable: {}", dir_, e.what()));
+  }
+  if (got.first != meta->size || hex_of(got.second) != meta->sha256) {
+    std::remove(out_file.c_str());
+    throw SnapshotRejected(fmt::format(
+        "snapshot {} rejected: {} bytes with SHA-256 {}, but its metadata says {} bytes with "
+        "SHA-256 {} (corrupted or truncated)",
+        data, got.first, hex_of(got.second), meta->size, meta->sha256));
+  }
+  progress.finish();
+  return *meta;
+}
+
+}  // namespace harmony

@@ -1,0 +1,471 @@
+// Snapshots, database side: make_snapshot_file (copy + scrub of node-local state) and
+// restore_into (pending changes and node-local meta carried over, then one backup-API copy into
+// the live database under its write lock). See snapshot.hpp.
+#include "replicator/snapshot/snapshot.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "shared/apply.hpp"
+#include "shared/batch.hpp"
+#include "shared/batch_rows.hpp"
+#include "shared/capture.hpp"
+#include "shared/digest.hpp"
+#include "shared/fold.hpp"
+#include "shared/hlc.hpp"
+#include "shared/names.hpp"
+#include "shared/schema.hpp"
+
+namespace harmony {
+
+namespace {
+
+constexpr const char* kOwnUntilPrefix = "restore_apply_own_until:";
+
+struct BackupDeleter {
+  void operator()(sqlite3_backup* b) const { sqlite3_backup_finish(b); }
+};
+using BackupPtr = std::unique_ptr<sqlite3_backup, BackupDeleter>;
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+double mb(uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+bool has_table(Db& db, const char* name) {
+  auto s = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+  s.bind(1, std::string_view(name));
+  return s.step();
+}
+
+// Our per-table storage tables of one kind ("log" or "rows"), by name.
+std::vector<std::string> storage_tables(Db& db, const char* kind) {
+  std::vector<std::string> out;
+  auto s = db.prepare(
+      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE ?1 ESCAPE '\\'");
+  s.bind(1, fmt::format("\\_\\_harmony\\_{}\\_%", kind));
+  while (s.step()) out.push_back(s.column_text(0));
+  return out;
+}
+
+// Copies all of `src` into `dst` in one step (one read transaction on the source: a consistent
+// copy; in WAL mode writers of the source are not blocked).
+void copy_whole(Db& src, Db& dst, const std::string& what) {
+  BackupPtr b(sqlite3_backup_init(dst.handle(), "main", src.handle(), "main"));
+  if (!b) throw Error(fmt::format("{}: cannot start the copy: {}", what, dst.errmsg()));
+  for (int attempt = 0;; ++attempt) {
+    int rc = sqlite3_backup_step(b.get(), -1);
+    if (rc == SQLITE_DONE) break;
+    if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && attempt < 600) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    throw Error(fmt::format("{}: copy failed: {}", what, sqlite3_errstr(rc)));
+  }
+  int rc = sqlite3_backup_finish(b.release());
+  if (rc != SQLITE_OK) throw Error(fmt::format("{}: copy failed: {}", what, sqlite3_errstr(rc)));
+}
+
+// Every user table (ordinary, not ours, not sqlite_*) with its schema hash.
+std::map<std::string, std::string> user_table_hashes(Db& db) {
+  std::map<std::string, std::string> out;
+  for (const auto& name : list_tables(db)) {
+    if (names::is_reserved(name) || table_kind(db, name) != TableKind::Table) continue;
+    try {
+      out[name] = describe_table(db, name).schema_hash();
+    } catch (const Error&) {
+      // A table SQLite itself cannot describe is left out of the comparison.
+    }
+  }
+  return out;
+}
+
+// This node's unpublished changes as a batch, read without writing: dirty rows as they are,
+// and the change logs through fold_log, the rule fold_all folds them by (same versions, same
+// order, same shared clock). `clock` ends as the clock fold_all would have stored.
+Batch read_pending(Db& db, uint64_t node, int64_t& clock) {
+  Batch batch;
+  batch.origin_node = node;
+  clock = load_clock(db);
+  if (!has_table(db, names::kTables)) return batch;
+  FoldClock fold = start_fold(db);
+  FoldStats ignored;  // fold_all counts these when it runs
+  for (const auto& t : captured_tables(db)) {
+    const size_t n = t.key_count();
+    BatchRows rows(db, t, batch);
+    auto dirty =
+        db.prepare(fmt::format("SELECT {}, version, deleted FROM {} WHERE dirty ORDER BY version",
+                               fmt::join(key_columns(n), ", "), t.rows));
+    rows.add_all(dirty);
+    // A later log entry for a key also among the dirty rows carries a higher version, so
+    // last-writer-wins keeps it when both are applied in this order.
+    fold_log(db, t, fold, ignored,
+             [&](const FoldedKey& k) { rows.add(k.key, k.version, k.deleted); });
+    rows.finish();
+  }
+  clock = fold.clock;
+  return batch;
+}
+
+struct LocalState {
+  Batch pending;
+  int64_t clock = 0;
+  std::vector<std::pair<std::string, Value>> meta;
+  std::vector<std::vector<Value>> dead_letters;
+};
+
+LocalState read_local_state(Db& live, uint64_t node) {
+  LocalState st;
+  Transaction tx(live, Transaction::Kind::Deferred);
+  st.pending = read_pending(live, node, st.clock);
+  if (has_table(live, names::kMeta)) {
+    auto s = live.prepare("SELECT key, value FROM __harmony_meta");
+    while (s.step()) st.meta.emplace_back(s.column_text(0), s.column(1));
+  }
+  if (has_table(live, names::kDeadLetters)) {
+    auto s = live.prepare(
+        "SELECT at_ms, stream, seq, origin_node, batch_id, table_name, reason, payload FROM "
+        "__harmony_dead_letters ORDER BY id");
+    while (s.step()) {
+      std::vector<Value> row;
+      for (int i = 0; i < 8; ++i) row.push_back(s.column(i));
+      st.dead_letters.push_back(std::move(row));
+    }
+  }
+  tx.commit();
+  return st;
+}
+
+// Writes this node's state into the snapshot copy (one transaction). Returns rows kept pending.
+int64_t merge_local_state(Db& snap, const LocalState& local, const RestoreOptions& options) {
+  Transaction tx(snap);
+  int64_t kept = 0;
+  if (!local.pending.rows.empty()) {
+    // A table with pending changes that the snapshot's origin does not capture: capture it here
+    // so the changes can be re-applied (a table missing altogether cannot receive them).
+    Batch pending = local.pending;
+    std::vector<bool> usable(pending.tables.size(), true);
+    for (size_t i = 0; i < pending.tables.size(); ++i) {
+      const auto& name = pending.tables[i].name;
+      if (find_captured(snap, name)) continue;
+      try {
+        enable_table(snap, name);
+      } catch (const Error& e) {
+        usable[i] = false;
+        spdlog::warn(
+            "restore: {} unpublished change(s) of table \"{}\" are dropped: the snapshot cannot "
+            "hold them ({})",
+            std::count_if(pending.rows.begin(), pending.rows.end(),
+                          [&](const RowChange& r) { return r.table == i; }),
+            name, e.what());
+      }
+    }
+    std::erase_if(pending.rows, [&](const RowChange& r) { return !usable[r.table]; });
+    Applier applier(snap, options.node, captured_tables(snap));
+    applier.begin();
+    ApplyStats stats = applier.apply(pending, MessageRef{"restore", 0});
+    applier.finish();
+    if (stats.dead_lettered > 0)
+      spdlog::warn(
+          "restore: {} unpublished local change(s) could not be applied on top of the snapshot "
+          "(see __harmony_dead_letters)",
+          stats.dead_lettered);
+    // Rows whose re-applied version stuck stay pending (published after start-up).
+    for (uint32_t ti = 0; ti < pending.tables.size(); ++ti) {
+      if (!usable[ti]) continue;
+      auto table = find_captured(snap, pending.tables[ti].name);
+      if (!table) continue;
+      const auto keys = key_columns(table->key_count());
+      auto mark = snap.prepare(
+          fmt::format("UPDATE {} SET dirty = 1 WHERE {} AND version = ?{} AND node = ?{}",
+                      table->rows, key_match(keys, 1), keys.size() + 1, keys.size() + 2));
+      // The received key follows the sender's key column order, which is the local one here.
+      for (const auto& row : pending.rows) {
+        if (row.table != ti) continue;
+        mark.reset();
+        for (size_t i = 0; i < row.key.size(); ++i) mark.bind(static_cast<int>(i + 1), row.key[i]);
+        mark.bind(static_cast<int>(row.key.size() + 1), row.hlc);
+        mark.bind(static_cast<int>(row.key.size() + 2), static_cast<int64_t>(options.node));
+        mark.run();
+        kept += snap.changes();
+      }
+    }
+  }
+  // Node-local meta comes back as it was; the clock is the larger of both.
+  int64_t snap_clock = load_clock(snap);
+  for (const auto& [key, value] : local.meta) {
+    if (key == "hlc" || key == "format") continue;
+    meta_set(snap, key, value);
+  }
+  if (options.node) set_node_id(snap, options.node);
+  store_clock(snap, std::max(snap_clock, local.clock));
+  auto positions = load_positions(snap);
+  for (const auto& [stream, until] : options.apply_own_until) {
+    auto it = positions.find(stream);
+    uint64_t at = it == positions.end() ? 0 : it->second;
+    if (until > at) meta_set(snap, kOwnUntilPrefix + stream, static_cast<int64_t>(until));
+  }
+  if (!local.dead_letters.empty()) {
+    auto ins = snap.prepare(
+        "INSERT INTO __harmony_dead_letters(at_ms, stream, seq, origin_node, batch_id, "
+        "table_name, reason, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    for (const auto& row : local.dead_letters) {
+      ins.reset();
+      for (size_t i = 0; i < row.size(); ++i) ins.bind(static_cast<int>(i + 1), row[i]);
+      ins.run();
+    }
+  }
+  tx.commit();
+  return kept;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+std::string SnapshotMeta::to_json() const {
+  nlohmann::json j;
+  j["format"] = format;
+  j["storage_format"] = storage_format;
+  j["origin_node"] = origin_node;
+  j["created_ms"] = created_ms;
+  j["size"] = size;
+  j["sha256"] = sha256;
+  j["page_size"] = page_size;
+  j["positions"] = positions;
+  j["schema"] = schema;
+  return j.dump();
+}
+
+SnapshotMeta SnapshotMeta::from_json(const std::string& text) {
+  SnapshotMeta m;
+  try {
+    auto j = nlohmann::json::parse(text);
+    m.format = j.at("format").get<int>();
+    if (m.format > kSnapshotFormat)
+      throw Error(fmt::format(
+          "snapshot format {} is newer than this harmonylite understands ({}); upgrade it",
+          m.format, kSnapshotFormat));
+    m.storage_format = j.at("storage_format").get<int64_t>();
+    m.origin_node = j.at("origin_node").get<uint64_t>();
+    m.created_ms = j.at("created_ms").get<int64_t>();
+    m.size = j.at("size").get<uint64_t>();
+    m.sha256 = j.at("sha256").get<std::string>();
+    m.page_size = j.value("page_size", int64_t{0});
+    m.positions = j.at("positions").get<std::map<std::string, uint64_t>>();
+    m.schema = j.value("schema", std::map<std::string, std::string>{});
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("snapshot metadata is malformed: {}", e.what()));
+  }
+  if (m.sha256.size() != 64) throw Error("snapshot metadata is malformed: bad sha256");
+  return m;
+}
+
+std::pair<uint64_t, std::string> file_digest(const std::string& path) {
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) throw Error(fmt::format("cannot read {}", path));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  uint64_t size = 0;
+  while (size_t got = std::fread(buf.data(), 1, buf.size(), f.get())) {
+    h.update(buf.data(), got);
+    size += got;
+  }
+  if (std::ferror(f.get())) throw Error(fmt::format("error reading {}", path));
+  return {size, to_hex(h.finish())};
+}
+
+SnapshotMeta make_snapshot_file(const std::string& db_path, const std::string& out_path) {
+  auto started = std::chrono::steady_clock::now();
+  Db src = Db::open(db_path, SQLITE_OPEN_READWRITE);
+  src.set_busy_timeout(5000);
+  if (!has_table(src, names::kMeta))
+    throw Error(fmt::format(
+        "{} holds no harmonylite state yet (no __harmony_meta): run harmonylite on it once "
+        "before taking a snapshot",
+        db_path));
+  std::error_code ec;
+  std::filesystem::remove(out_path, ec);
+  std::filesystem::remove(out_path + "-journal", ec);
+  SnapshotMeta meta;
+  {
+    Db copy = Db::open(out_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    copy_whole(src, copy, "snapshot of " + db_path);
+    src = Db();  // the copy is complete: release the source
+    copy.exec("PRAGMA journal_mode = DELETE");
+    Transaction tx(copy);
+    meta.origin_node = node_id(copy);
+    meta.storage_format = meta_get_int(copy, "format", 0);
+    for (const auto& log : storage_tables(copy, "log"))
+      copy.exec("DELETE FROM " + quote_ident(log));
+    for (const auto& rows : storage_tables(copy, "rows"))
+      copy.exec("UPDATE " + quote_ident(rows) + " SET dirty = 0 WHERE dirty");
+    for (const char* t : {names::kDeadLetters, names::kMute})
+      if (has_table(copy, t)) copy.exec(fmt::format("DELETE FROM {}", t));
+    copy.exec("DELETE FROM __harmony_meta WHERE key NOT IN ('format', 'hlc')");
+    if (has_table(copy, names::kPositions)) meta.positions = load_positions(copy);
+    meta.schema = user_table_hashes(copy);
+    tx.commit();
+    int64_t pages = copy.query_int("PRAGMA page_count");
+    int64_t free_pages = copy.query_int("PRAGMA freelist_count");
+    if (pages > 64 && free_pages > pages / 8) copy.exec("VACUUM");
+    meta.page_size = copy.query_int("PRAGMA page_size");
+  }
+  meta.created_ms = wall_clock_ms();
+  auto [size, sha] = file_digest(out_path);
+  meta.size = size;
+  meta.sha256 = sha;
+  double secs = seconds_since(started);
+  spdlog::info("snapshot of {} taken: {:.1f} MB in {:.2f} s ({:.0f} MB/s), positions {}", db_path,
+               mb(size), secs, secs > 0 ? mb(size) / secs : 0.0,
+               nlohmann::json(meta.positions).dump());
+  return meta;
+}
+
+std::string schema_conflict(Db& live, Db& snapshot) {
+  auto theirs = user_table_hashes(snapshot);
+  std::vector<std::string> problems;
+  for (const auto& [name, hash] : user_table_hashes(live)) {
+    // An empty table loses nothing when the snapshot replaces or drops it.
+    if (live.query_int("SELECT EXISTS (SELECT 1 FROM " + quote_ident(name) + ")") == 0) continue;
+    std::string found;
+    for (const auto& [other, other_hash] : theirs)
+      if (same_ident(other, name)) found = other_hash;
+    if (found.empty())
+      problems.push_back(
+          fmt::format("table \"{}\" has rows here but is not in the snapshot", name));
+    else if (found != hash)
+      problems.push_back(
+          fmt::format("table \"{}\" has a different schema here than in the snapshot", name));
+  }
+  std::string out;
+  for (const auto& p : problems) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+RestoreReport restore_into(const std::string& live_path, const std::string& snapshot_file,
+                           const RestoreOptions& options) {
+  RestoreReport report;
+  Db snap = Db::open(snapshot_file, SQLITE_OPEN_READWRITE);
+  snap.set_busy_timeout(1000);
+  if (!has_table(snap, names::kMeta) || !has_table(snap, names::kPositions))
+    throw Error("the snapshot holds no harmonylite state (__harmony_meta, __harmony_positions)");
+  if (int64_t f = meta_get_int(snap, "format", 0); f > kStorageFormat)
+    throw Error(fmt::format(
+        "the snapshot was taken by a newer harmonylite (storage format {}, this build knows {})", f,
+        kStorageFormat));
+  snap.exec("PRAGMA journal_mode = DELETE");
+  Db live = Db::open(live_path, SQLITE_OPEN_READWRITE);
+  live.set_busy_timeout(100);
+  Db reader = Db::open(live_path, SQLITE_OPEN_READWRITE);
+  reader.set_busy_timeout(5000);
+  int64_t live_page = live.query_int("PRAGMA page_size");
+  if (snap.query_int("PRAGMA page_size") != live_page) {
+    // The backup API cannot change the page size of a WAL database: convert the copy instead.
+    spdlog::info("restore: converting the snapshot to this database's page size ({} bytes)",
+                 live_page);
+    snap.exec(fmt::format("PRAGMA page_size = {}; VACUUM", live_page));
+  }
+  if (auto why = schema_conflict(reader, snap); !why.empty())
+    throw Error("the snapshot cannot replace this database: " + why);
+
+  BackupPtr backup(sqlite3_backup_init(live.handle(), "main", snap.handle(), "main"));
+  if (!backup) throw Error("restore: cannot start the copy: " + live.errmsg());
+  // Take the live database's write lock (copying zero pages) and keep it until the copy is
+  // committed: no application write can slip in between reading the local state and the switch.
+  auto waiting_since = std::chrono::steady_clock::now();
+  auto last_log = waiting_since;
+  while (true) {
+    int rc = sqlite3_backup_step(backup.get(), 0);
+    if (rc == SQLITE_OK) break;
+    if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+      throw Error(fmt::format("restore: cannot lock {}: {}", live_path, sqlite3_errstr(rc)));
+    if (options.stop && options.stop->load()) {
+      report.interrupted = true;
+      return report;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_log > std::chrono::seconds(5)) {
+      last_log = now;
+      spdlog::warn("restore: {} is locked by another writer for {:.0f} s; waiting", live_path,
+                   seconds_since(waiting_since));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto locked_at = std::chrono::steady_clock::now();
+  report.bytes = static_cast<uint64_t>(snap.query_int("PRAGMA page_count")) *
+                 static_cast<uint64_t>(snap.query_int("PRAGMA page_size"));
+  spdlog::info(
+      "restore: {} is locked for writing while {:.1f} MB are copied into it (applications that "
+      "write meanwhile wait or get \"database is locked\")",
+      live_path, mb(report.bytes));
+  if (auto why = schema_conflict(reader, snap); !why.empty())  // DDL while we waited
+    throw Error("the snapshot cannot replace this database: " + why);
+  LocalState local = read_local_state(reader, options.node);
+  report.pending_rows = static_cast<int64_t>(local.pending.rows.size());
+  report.pending_kept = merge_local_state(snap, local, options);
+  spdlog::debug("restore: local state read and merged in {:.2f} s", seconds_since(locked_at));
+  report.bytes = static_cast<uint64_t>(snap.query_int("PRAGMA page_count")) *
+                 static_cast<uint64_t>(snap.query_int("PRAGMA page_size"));
+  auto copy_started = std::chrono::steady_clock::now();
+  int rc = sqlite3_backup_step(backup.get(), -1);
+  if (rc != SQLITE_DONE)
+    throw Error(fmt::format("restore: copying into {} failed: {} (the database is unchanged)",
+                            live_path, sqlite3_errstr(rc)));
+  rc = sqlite3_backup_finish(backup.release());
+  if (rc != SQLITE_OK)
+    throw Error(fmt::format("restore: copying into {} failed: {}", live_path, sqlite3_errstr(rc)));
+  double copy_secs = seconds_since(copy_started);
+  report.lock_seconds = seconds_since(locked_at);
+  report.copy_mb_per_s = copy_secs > 0 ? mb(report.bytes) / copy_secs : 0;
+  spdlog::info(
+      "restore: {:.1f} MB copied in {:.2f} s ({:.0f} MB/s); writers were locked out {:.2f} s",
+      mb(report.bytes), copy_secs, report.copy_mb_per_s, report.lock_seconds);
+  try {
+    // Move the copy from the write-ahead log into the database file without blocking writers
+    // (PASSIVE), then shrink the log if that got everything (TRUNCATE has nothing left to copy
+    // then; it gives up at once when a reader still uses the log).
+    auto checkpoint_started = std::chrono::steady_clock::now();
+    live.set_busy_timeout(0);
+    live.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    live.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    spdlog::debug("restore: checkpoint took {:.2f} s", seconds_since(checkpoint_started));
+  } catch (const SqliteError&) {
+  }
+  return report;
+}
+
+std::map<std::string, uint64_t> restored_own_until(Db& db) {
+  std::map<std::string, uint64_t> out;
+  if (!has_table(db, names::kMeta)) return out;
+  auto s = db.prepare("SELECT key, value FROM __harmony_meta WHERE substr(key, 1, ?2) = ?1");
+  s.bind(1, std::string_view(kOwnUntilPrefix));
+  s.bind(2, static_cast<int64_t>(std::string_view(kOwnUntilPrefix).size()));
+  while (s.step())
+    out[s.column_text(0).substr(std::string_view(kOwnUntilPrefix).size())] =
+        static_cast<uint64_t>(s.column_int(1));
+  return out;
+}
+
+void forget_restored_own_until(Db& db, const std::string& stream) {
+  auto s = db.prepare("DELETE FROM __harmony_meta WHERE key = ?1");
+  s.bind(1, kOwnUntilPrefix + stream).run();
+}
+
+}  // namespace harmony

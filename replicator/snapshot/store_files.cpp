@@ -1,0 +1,161 @@
+// File helpers of the snapshot stores, progress logging and ADR-20 identifiers (see
+// store_files.hpp and object_store.hpp).
+#include "replicator/snapshot/store_files.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace harmony {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kProgressEvery = 2s;
+constexpr auto kTickEvery = 1s;
+
+double mb(uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
+}  // namespace
+
+void write_all(int fd, const char* data, size_t size, const std::string& path) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void fsync_dir(const std::string& dir) {
+  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY));
+  if (d.ok()) ::fsync(d.get());
+}
+
+// Copies src to dst (created/truncated, fsynced) while hashing; returns size and hex SHA-256.
+std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std::string& dst,
+                                              TransferProgress& progress) {
+  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", dst, std::strerror(errno)));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  uint64_t size = 0;
+  while (true) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+    }
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+    write_all(out.get(), buf.data(), static_cast<size_t>(n), dst);
+    size += static_cast<uint64_t>(n);
+    progress.add(static_cast<uint64_t>(n));
+  }
+  if (::fsync(out.get()) != 0 || !out.close())
+    throw Error(fmt::format("cannot write {}: {}", dst, std::strerror(errno)));
+  return {size, h.finish()};
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp-" + new_nuid();
+  {
+    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+    write_all(out.get(), text.data(), text.size(), tmp);
+    if (::fsync(out.get()) != 0 || !out.close())
+      throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
+  }
+}
+
+std::string hex_of(const Sha256Digest& d) {
+  return to_hex(d.data(), d.size());
+}
+
+std::string rfc3339_utc(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms % 1000));
+}
+
+std::string base64url(const void* data, size_t size) {
+  std::string out(4 * ((size + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          static_cast<const unsigned char*>(data), static_cast<int>(size));
+  out.resize(static_cast<size_t>(n));
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+std::string new_nuid() {
+  static constexpr char kAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  unsigned char raw[22];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw Error("no random bytes for a nuid");
+  std::string out;
+  for (unsigned char b : raw) out += kAlphabet[b % 62];
+  return out;
+}
+
+TransferProgress::TransferProgress(std::string what, uint64_t total_bytes,
+                                   std::function<void()> on_tick)
+    : what_(std::move(what)),
+      total_(total_bytes),
+      on_tick_(std::move(on_tick)),
+      started_(std::chrono::steady_clock::now()),
+      last_log_(started_) {}
+
+void TransferProgress::add(uint64_t bytes) {
+  done_ += bytes;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_log_ >= kProgressEvery) {
+    last_log_ = now;
+    double pct = total_ ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0;
+    spdlog::info("{}: {:.0f}% ({:.1f} of {:.1f} MB, {:.0f} MB/s)", what_, pct, mb(done_),
+                 mb(total_), mb_per_s());
+  }
+  if (on_tick_ && now - last_tick_ >= kTickEvery) {
+    last_tick_ = now;
+    on_tick_();
+  }
+}
+
+double TransferProgress::mb_per_s() const {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  return secs > 0 ? mb(done_) / secs : 0.0;
+}
+
+void TransferProgress::finish() {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  spdlog::info("{}: {:.1f} MB in {:.2f} s ({:.0f} MB/s)", what_, mb(done_), secs, mb_per_s());
+}
+
+}  // namespace harmony

@@ -1,0 +1,285 @@
+// CBOR (nlohmann::json) + zstd codec for batches; see codec.hpp for the format.
+#include "replicator/wire/codec.hpp"
+
+#include <zstd.h>
+
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace harmony {
+namespace {
+
+using json = nlohmann::json;
+
+enum : uint8_t { kCodecCbor = 0, kCodecZstd = 1 };
+constexpr int kZstdLevel = 1;  // fast: batches are small and latency matters more than ratio
+
+json encode_value(const Value& v) {
+  return std::visit(
+      [](const auto& x) -> json {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, Null>)
+          return nullptr;
+        else if constexpr (std::is_same_v<T, int64_t>)
+          return x;
+        else if constexpr (std::is_same_v<T, double>)
+          return x;
+        else if constexpr (std::is_same_v<T, Text>)
+          return x.bytes;
+        else
+          return json::binary(std::vector<uint8_t>(x.bytes.begin(), x.bytes.end()));
+      },
+      v);
+}
+
+// Wraps nlohmann's DOM builder and refuses nesting deeper than the format can have, so a
+// message of a million nested arrays fails fast instead of exhausting the stack.
+class DepthLimitedSax {
+ public:
+  DepthLimitedSax(json& root, int max_depth) : inner_(root, false), max_depth_(max_depth) {}
+  bool null() { return inner_.null(); }
+  bool boolean(bool v) { return inner_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return inner_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return inner_.number_unsigned(v); }
+  bool number_float(json::number_float_t v, const std::string& s) {
+    return inner_.number_float(v, s);
+  }
+  bool string(std::string& v) { return inner_.string(v); }
+  bool binary(json::binary_t& v) { return inner_.binary(v); }
+  bool start_object(std::size_t n) {
+    if (++depth_ > max_depth_) return too_deep();
+    return inner_.start_object(n);
+  }
+  bool key(std::string& k) { return inner_.key(k); }
+  bool end_object() {
+    --depth_;
+    return inner_.end_object();
+  }
+  bool start_array(std::size_t n) {
+    if (++depth_ > max_depth_) return too_deep();
+    return inner_.start_array(n);
+  }
+  bool end_array() {
+    --depth_;
+    return inner_.end_array();
+  }
+  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& ex) {
+    error_ = fmt::format("malformed CBOR at byte {}: {}", pos, ex.what());
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool too_deep() {
+    error_ = fmt::format("CBOR nested deeper than {} levels", max_depth_);
+    return false;
+  }
+  nlohmann::detail::json_sax_dom_parser<json> inner_;
+  int max_depth_;
+  int depth_ = 0;
+  std::string error_;
+};
+
+std::string decompress(std::string_view data, size_t max_bytes) {
+  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  std::string out;
+  ZSTD_inBuffer in{data.data(), data.size(), 0};
+  std::string chunk(ZSTD_DStreamOutSize(), '\0');
+  size_t rc = 1;
+  while (in.pos < in.size || rc != 0) {
+    ZSTD_outBuffer ob{chunk.data(), chunk.size(), 0};
+    rc = ZSTD_decompressStream(ctx.get(), &ob, &in);
+    if (ZSTD_isError(rc))
+      throw DecodeError(fmt::format("bad zstd data: {}", ZSTD_getErrorName(rc)));
+    out.append(chunk.data(), ob.pos);
+    if (out.size() > max_bytes)
+      throw DecodeError(fmt::format("decompressed batch exceeds {} bytes", max_bytes));
+    if (in.pos == in.size && ob.pos == 0 && rc != 0) throw DecodeError("truncated zstd data");
+  }
+  return out;
+}
+
+const json& field(const json& obj, const char* name, json::value_t type, const char* what) {
+  auto it = obj.find(name);
+  if (it == obj.end()) throw DecodeError(fmt::format("{}: missing field \"{}\"", what, name));
+  bool ok = it->type() == type ||
+            (type == json::value_t::number_unsigned && it->is_number_integer() && *it >= 0);
+  if (!ok) throw DecodeError(fmt::format("{}: field \"{}\" has the wrong type", what, name));
+  return *it;
+}
+
+int64_t as_int64(const json& j, const char* what) {
+  if (j.is_number_unsigned()) {
+    auto u = j.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX))
+      throw DecodeError(fmt::format("{} out of range", what));
+    return static_cast<int64_t>(u);
+  }
+  if (j.is_number_integer()) return j.get<int64_t>();
+  throw DecodeError(fmt::format("{} is not an integer", what));
+}
+
+uint64_t as_uint64(const json& j, const char* what) {
+  if (j.is_number_unsigned()) return j.get<uint64_t>();
+  if (j.is_number_integer() && j.get<int64_t>() >= 0)
+    return static_cast<uint64_t>(j.get<int64_t>());
+  throw DecodeError(fmt::format("{} is not a non-negative integer", what));
+}
+
+Value decode_value(const json& j, const DecodeLimits& limits) {
+  switch (j.type()) {
+    case json::value_t::null:
+      return Null{};
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return as_int64(j, "integer value");
+    case json::value_t::number_float:
+      return j.get<double>();
+    case json::value_t::string: {
+      const auto& s = j.get_ref<const std::string&>();
+      if (s.size() > limits.max_value_bytes) throw DecodeError("text value too large");
+      return Text{s};
+    }
+    case json::value_t::binary: {
+      const auto& b = j.get_binary();
+      if (b.size() > limits.max_value_bytes) throw DecodeError("blob value too large");
+      return Blob{std::string(b.begin(), b.end())};
+    }
+    default:
+      throw DecodeError("value of an unsupported type (boolean, array or map)");
+  }
+}
+
+std::vector<std::string> string_list(const json& j, const char* what, size_t max) {
+  if (!j.is_array()) throw DecodeError(fmt::format("{} is not an array", what));
+  if (j.size() > max) throw DecodeError(fmt::format("{} has too many entries", what));
+  std::vector<std::string> out;
+  for (const auto& e : j) {
+    if (!e.is_string()) throw DecodeError(fmt::format("{} holds a non-string", what));
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string encode_batch(const Batch& batch, bool compress) {
+  json tables = json::array();
+  for (const auto& t : batch.tables)
+    tables.push_back({{"n", t.name}, {"h", t.schema_hash}, {"c", t.columns}, {"k", t.key_columns}});
+  json rows = json::array();
+  for (const auto& r : batch.rows) {
+    json key = json::array(), values = json::array();
+    for (const auto& v : r.key) key.push_back(encode_value(v));
+    for (const auto& v : r.values) values.push_back(encode_value(v));
+    rows.push_back(
+        json::array({r.table, r.hlc, r.deleted ? 1 : 0, std::move(key), std::move(values)}));
+  }
+  json body = {{"v", kWireFormatVersion},
+               {"o", batch.origin_node},
+               {"b", batch.batch_id},
+               {"t", std::move(tables)},
+               {"r", std::move(rows)}};
+  std::vector<uint8_t> cbor = json::to_cbor(body);
+  std::string frame;
+  if (!compress) {
+    frame.reserve(cbor.size() + 1);
+    frame.push_back(static_cast<char>(kCodecCbor));
+    frame.append(reinterpret_cast<const char*>(cbor.data()), cbor.size());
+    return frame;
+  }
+  frame.resize(1 + ZSTD_compressBound(cbor.size()));
+  frame[0] = static_cast<char>(kCodecZstd);
+  size_t n =
+      ZSTD_compress(frame.data() + 1, frame.size() - 1, cbor.data(), cbor.size(), kZstdLevel);
+  if (ZSTD_isError(n))
+    throw Error(fmt::format("zstd compression failed: {}", ZSTD_getErrorName(n)));
+  frame.resize(1 + n);
+  return frame;
+}
+
+Batch decode_batch(std::string_view frame, const DecodeLimits& limits) {
+  if (frame.empty()) throw DecodeError("empty message");
+  std::string decompressed;
+  std::string_view body = frame.substr(1);
+  switch (static_cast<uint8_t>(frame[0])) {
+    case kCodecCbor:
+      break;
+    case kCodecZstd:
+      decompressed = decompress(body, limits.max_decoded_bytes);
+      body = decompressed;
+      break;
+    default:
+      throw DecodeError(fmt::format("unknown codec byte {} (not a harmonylite batch?)",
+                                    static_cast<int>(static_cast<uint8_t>(frame[0]))));
+  }
+  json root;
+  DepthLimitedSax sax(root, limits.max_depth);
+  bool ok = false;
+  try {
+    ok = json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::cbor, true);
+  } catch (const json::exception& e) {
+    // Syntax errors arrive through sax.parse_error(); the DOM builder still throws for some
+    // heads, e.g. an array or map declaring 2^63 elements ("excessive array size").
+    throw DecodeError(fmt::format("malformed CBOR: {}", e.what()));
+  }
+  if (!ok) throw DecodeError(sax.error().empty() ? "malformed CBOR" : sax.error());
+  if (!root.is_object()) throw DecodeError("batch is not a CBOR map");
+
+  int64_t version =
+      as_int64(field(root, "v", json::value_t::number_unsigned, "batch"), "format version");
+  if (version != kWireFormatVersion)
+    throw DecodeError(fmt::format("unsupported format version {} (this build reads {})", version,
+                                  kWireFormatVersion));
+  Batch b;
+  b.origin_node =
+      as_uint64(field(root, "o", json::value_t::number_unsigned, "batch"), "origin node");
+  b.batch_id = as_uint64(field(root, "b", json::value_t::number_unsigned, "batch"), "batch id");
+  const auto& tables = field(root, "t", json::value_t::array, "batch");
+  if (tables.size() > limits.max_tables) throw DecodeError("too many tables in batch");
+  for (const auto& t : tables) {
+    if (!t.is_object()) throw DecodeError("table entry is not a map");
+    BatchTable bt;
+    bt.name = field(t, "n", json::value_t::string, "table").get<std::string>();
+    bt.schema_hash = field(t, "h", json::value_t::string, "table").get<std::string>();
+    bt.columns = string_list(field(t, "c", json::value_t::array, "table"), "column list",
+                             limits.max_columns);
+    bt.key_columns =
+        string_list(field(t, "k", json::value_t::array, "table"), "key list", limits.max_columns);
+    if (bt.name.empty()) throw DecodeError("empty table name");
+    if (bt.key_columns.empty())
+      throw DecodeError(fmt::format("table \"{}\" has no key columns", bt.name));
+    b.tables.push_back(std::move(bt));
+  }
+  const auto& rows = field(root, "r", json::value_t::array, "batch");
+  if (rows.size() > limits.max_rows) throw DecodeError("too many rows in batch");
+  b.rows.reserve(rows.size());
+  for (const auto& r : rows) {
+    if (!r.is_array() || r.size() != 5) throw DecodeError("row is not a 5-element array");
+    RowChange rc;
+    uint64_t ti = as_uint64(r[0], "row table index");
+    if (ti >= b.tables.size()) throw DecodeError("row refers to a table index out of range");
+    rc.table = static_cast<uint32_t>(ti);
+    rc.hlc = as_int64(r[1], "row version");
+    int64_t del = as_int64(r[2], "row tombstone flag");
+    if (del != 0 && del != 1) throw DecodeError("row tombstone flag is not 0 or 1");
+    rc.deleted = del == 1;
+    if (!r[3].is_array() || !r[4].is_array())
+      throw DecodeError("row key or values is not an array");
+    const auto& bt = b.tables[rc.table];
+    if (r[3].size() != bt.key_columns.size())
+      throw DecodeError(fmt::format("row key of table \"{}\" has {} values, expected {}", bt.name,
+                                    r[3].size(), bt.key_columns.size()));
+    if (rc.deleted ? !r[4].empty() : r[4].size() != bt.columns.size())
+      throw DecodeError(fmt::format("row of table \"{}\" has {} values, expected {}", bt.name,
+                                    r[4].size(), rc.deleted ? 0 : bt.columns.size()));
+    for (const auto& v : r[3]) rc.key.push_back(decode_value(v, limits));
+    for (const auto& v : r[4]) rc.values.push_back(decode_value(v, limits));
+    b.rows.push_back(std::move(rc));
+  }
+  return b;
+}
+
+}  // namespace harmony

@@ -1,0 +1,123 @@
+// Splitting encoded batches into NATS messages and reassembling them (see wire.hpp).
+#include "replicator/wire/wire.hpp"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace harmony {
+
+std::vector<OutgoingPart> split_frame(const std::string& frame, uint64_t origin, uint64_t batch,
+                                      size_t max_part_bytes) {
+  std::vector<OutgoingPart> parts;
+  const size_t count = frame.empty() ? 1 : (frame.size() + max_part_bytes - 1) / max_part_bytes;
+  for (size_t i = 0; i < count; ++i) {
+    OutgoingPart p;
+    p.index = static_cast<uint32_t>(i + 1);
+    p.count = static_cast<uint32_t>(count);
+    p.msg_id = fmt::format("{}-{}-{}", origin, batch, p.index);
+    p.payload = frame.substr(i * max_part_bytes, max_part_bytes);
+    parts.push_back(std::move(p));
+  }
+  return parts;
+}
+
+namespace {
+template <typename T>
+bool parse_number(const std::string& s, T& out) {
+  if (s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+}  // namespace
+
+std::optional<std::string> parse_part_headers(const std::optional<std::string>& origin,
+                                              const std::optional<std::string>& batch,
+                                              const std::optional<std::string>& part,
+                                              IncomingPart& out) {
+  if (!origin || !batch || !part)
+    return std::string(
+        "missing Harmony-Origin/Harmony-Batch/Harmony-Part headers "
+        "(not published by harmonylite)");
+  if (!parse_number(*origin, out.origin) || out.origin == 0)
+    return fmt::format("bad Harmony-Origin header \"{}\"", origin->substr(0, 64));
+  if (!parse_number(*batch, out.batch))
+    return fmt::format("bad Harmony-Batch header \"{}\"", batch->substr(0, 64));
+  auto slash = part->find('/');
+  if (slash == std::string::npos || !parse_number(part->substr(0, slash), out.index) ||
+      !parse_number(part->substr(slash + 1), out.count) || out.index < 1 || out.index > out.count ||
+      out.count > kMaxParts)
+    return fmt::format("bad Harmony-Part header \"{}\"", part->substr(0, 64));
+  return std::nullopt;
+}
+
+BatchAssembler::Result BatchAssembler::add(IncomingPart part) {
+  Result result;
+  if (part.payload.empty()) {
+    result.dropped.push_back(fmt::format("empty part {}/{} of batch {} of node {} ignored",
+                                         part.index, part.count, part.batch, part.origin));
+    return result;
+  }
+  if (part.count == 1) {
+    // Any incomplete batch of this origin is superseded.
+    if (auto it = pending_.find(part.origin); it != pending_.end()) {
+      result.dropped.push_back(fmt::format(
+          "batch {} of node {} dropped incomplete ({} of {} parts): superseded by batch {}",
+          it->second.batch, part.origin, it->second.received, it->second.count, part.batch));
+      pending_.erase(it);
+    }
+    result.complete = AssembledBatch{part.origin, part.batch, part.stream_seq, part.stream_seq,
+                                     std::move(part.payload)};
+    return result;
+  }
+  auto it = pending_.find(part.origin);
+  if (it != pending_.end() && (it->second.batch != part.batch || it->second.count != part.count)) {
+    if (part.batch < it->second.batch) {
+      result.dropped.push_back(fmt::format("stale part {}/{} of batch {} of node {} ignored",
+                                           part.index, part.count, part.batch, part.origin));
+      return result;
+    }
+    result.dropped.push_back(fmt::format(
+        "batch {} of node {} dropped incomplete ({} of {} parts): superseded by batch {}",
+        it->second.batch, part.origin, it->second.received, it->second.count, part.batch));
+    pending_.erase(it);
+    it = pending_.end();
+  }
+  if (it == pending_.end()) {
+    if (auto done = completed_.find(part.origin);
+        done != completed_.end() && done->second == std::make_pair(part.batch, part.count)) {
+      result.dropped.push_back(
+          fmt::format("part {}/{} of batch {} of node {} ignored: that batch is already complete",
+                      part.index, part.count, part.batch, part.origin));
+      return result;
+    }
+    Pending p;
+    p.batch = part.batch;
+    p.count = part.count;
+    p.first_seq = part.stream_seq;
+    p.parts.resize(part.count);
+    it = pending_.emplace(part.origin, std::move(p)).first;
+  }
+  Pending& p = it->second;
+  std::string& slot = p.parts[part.index - 1];
+  if (slot.empty()) {  // a redelivered part is counted once
+    slot = std::move(part.payload);
+    ++p.received;
+  }
+  if (p.received < p.count) return result;
+  AssembledBatch done{part.origin, p.batch, p.first_seq, part.stream_seq, {}};
+  for (auto& s : p.parts) done.frame += s;
+  completed_[part.origin] = {p.batch, p.count};
+  pending_.erase(it);
+  result.complete = std::move(done);
+  return result;
+}
+
+uint64_t BatchAssembler::safe_position(uint64_t applied_up_to) const {
+  uint64_t safe = applied_up_to;
+  for (const auto& [origin, p] : pending_)
+    if (p.first_seq > 0) safe = std::min(safe, p.first_seq - 1);
+  return safe;
+}
+
+}  // namespace harmony

@@ -1,0 +1,89 @@
+// How a batch travels as NATS messages: the encoded batch (replicator/wire/codec.hpp) is cut into
+// parts of at most `max_part_bytes`, each one message with headers naming origin, batch and part,
+// and a Nats-Msg-Id so JetStream drops duplicates of a retried publish. The receiver reassembles
+// parts per (origin, batch) and decodes once the batch is whole, so it can be applied whole.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace harmony {
+
+inline constexpr const char* kHeaderOrigin = "Harmony-Origin";
+inline constexpr const char* kHeaderBatch = "Harmony-Batch";
+inline constexpr const char* kHeaderPart = "Harmony-Part";  // "<index>/<count>", 1-based
+inline constexpr const char* kHeaderMsgId = "Nats-Msg-Id";
+// 512 KiB keeps every part under nats-server's default 1 MiB max_payload even for external
+// servers we do not configure.
+inline constexpr size_t kDefaultMaxPartBytes = 512 * 1024;
+// A batch above this many parts is rejected by the receiver (a 64 GiB batch cannot be real).
+inline constexpr uint32_t kMaxParts = 131072;
+
+struct OutgoingPart {
+  std::string msg_id;  // "<origin>-<batch>-<index>"
+  uint32_t index = 1;
+  uint32_t count = 1;
+  std::string payload;
+};
+
+std::vector<OutgoingPart> split_frame(const std::string& frame, uint64_t origin, uint64_t batch,
+                                      size_t max_part_bytes = kDefaultMaxPartBytes);
+
+// What the receiver knows about one message before decoding it.
+struct IncomingPart {
+  uint64_t stream_seq = 0;
+  uint64_t origin = 0;
+  uint64_t batch = 0;
+  uint32_t index = 1;
+  uint32_t count = 1;
+  std::string payload;
+};
+
+// Parses the Harmony-* headers; returns an error text when they are missing or malformed.
+std::optional<std::string> parse_part_headers(const std::optional<std::string>& origin,
+                                              const std::optional<std::string>& batch,
+                                              const std::optional<std::string>& part,
+                                              IncomingPart& out);
+
+struct AssembledBatch {
+  uint64_t origin = 0;
+  uint64_t batch = 0;
+  uint64_t first_seq = 0;  // stream sequence of its first part
+  uint64_t last_seq = 0;   // stream sequence of its last part
+  std::string frame;
+};
+
+// Reassembles parts in stream order. Parts of one origin are published in order, so when a
+// newer batch of an origin starts while an older one is incomplete, the older one can never
+// complete (its publisher restarted and re-sent those rows in a new batch): it is dropped.
+class BatchAssembler {
+ public:
+  struct Result {
+    std::optional<AssembledBatch> complete;
+    std::vector<std::string> dropped;  // reasons, for logs and dead letters
+  };
+  Result add(IncomingPart part);
+  // The stream sequence below which nothing is still needed: every message <= the returned
+  // value is either applied or can be skipped on restart. `applied_up_to` is the last sequence
+  // handed to add() whose batch (if complete) has been applied.
+  uint64_t safe_position(uint64_t applied_up_to) const;
+  size_t incomplete() const { return pending_.size(); }
+
+ private:
+  struct Pending {
+    uint64_t batch = 0;
+    uint32_t count = 0;
+    uint64_t first_seq = 0;
+    std::vector<std::string> parts;  // by index-1
+    uint32_t received = 0;
+  };
+  std::map<uint64_t, Pending> pending_;  // by origin
+  // The last multi-part batch completed per origin, (batch, count): a part of it redelivered
+  // later (a publish retried after JetStream's duplicate window) is ignored instead of opening
+  // a batch that can never complete and would pin safe_position() until the origin's next one.
+  std::map<uint64_t, std::pair<uint64_t, uint32_t>> completed_;
+};
+
+}  // namespace harmony
