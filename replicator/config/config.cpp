@@ -408,14 +408,9 @@ void load_nats(const Section& s, NatsConfig& n, std::vector<std::string>& warnin
   s.read("store_dir", n.store_dir);
 }
 
-}  // namespace
-
-Config load_config(const std::string& path, std::vector<std::string>& warnings) {
-  return parse_config_text(read_whole_file(path), path, warnings);
-}
-
-Config parse_config_text(const std::string& text, const std::string& path,
-                         std::vector<std::string>& warnings) {
+// The TOML document of `text`, or a ConfigError naming the line and column. The text is parsed
+// with non-ASCII bytes masked before it is parsed as written (see mask_non_ascii).
+toml::table parse_toml(const std::string& text, const std::string& path) {
   auto syntax_error = [&](size_t line, size_t column, std::string_view what) {
     const std::string quoted = line_of(text, line);
     return ConfigError{fmt::format(
@@ -449,11 +444,11 @@ Config parse_config_text(const std::string& text, const std::string& path,
                        "a line continued with a backslash starts with a non-ASCII character, "
                        "which this build's TOML parser cannot read (join the lines)");
   }
-  toml::table root = parse(text);
+  return parse(text);
+}
 
-  Config cfg;
-  cfg.source_path = path;
-  Section top(root, "", path);
+// Keys at the top of the file (not in a [section]).
+void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& warnings) {
   top.warn_unknown({"db_path", "seq_map_path", "node_id", "publish", "replicate",
                     "scan_max_changes", "apply_batch_rows", "cleanup_interval", "sleep_timeout",
                     "polling_interval", "include_tables", "exclude_tables", "capture_existing_rows",
@@ -479,38 +474,57 @@ Config parse_config_text(const std::string& text, const std::string& path,
       if (lower(inc) == lower(exc)) {
         throw ConfigError{
             fmt::format("config error in {}: include_tables and exclude_tables both name table {}",
-                        path, quote(inc))};
+                        cfg.source_path, quote(inc))};
       }
     }
   }
+}
 
+void load_logging(const Section& s, LoggingConfig& c, std::vector<std::string>& warnings) {
+  s.warn_unknown({"verbose", "format"}, warnings);
+  s.read("verbose", c.verbose);
+  s.read_choice("format", c.format, {"console", "json"});
+}
+
+void load_prometheus(const Section& s, PrometheusConfig& c, std::vector<std::string>& warnings) {
+  s.warn_unknown({"enable", "bind", "namespace", "subsystem"}, warnings);
+  s.read("enable", c.enable);
+  s.read("bind", c.bind);
+  s.check_host_port("bind", false);
+  s.read("namespace", c.namespace_);
+  s.read("subsystem", c.subsystem);
+}
+
+void load_health_check(const Section& s, HealthCheckConfig& c, std::vector<std::string>& warnings) {
+  s.warn_unknown({"enable", "bind", "path", "detailed"}, warnings);
+  s.read("enable", c.enable);
+  s.read("bind", c.bind);
+  s.check_host_port("bind", false);
+  s.read("path", c.path);
+  s.check("path", !c.path.empty() && c.path.front() == '/', "must start with '/'");
+  s.read("detailed", c.detailed);
+}
+
+}  // namespace
+
+Config load_config(const std::string& path, std::vector<std::string>& warnings) {
+  return parse_config_text(read_whole_file(path), path, warnings);
+}
+
+Config parse_config_text(const std::string& text, const std::string& path,
+                         std::vector<std::string>& warnings) {
+  toml::table root = parse_toml(text, path);
+  Config cfg;
+  cfg.source_path = path;
+  Section top(root, "", path);
+  load_top_level(top, cfg, warnings);
   if (auto s = top.table("replication_log"))
     load_replication_log(*s, cfg.replication_log, warnings);
   if (auto s = top.table("snapshot")) load_snapshot(*s, cfg.snapshot, warnings);
   if (auto s = top.table("nats")) load_nats(*s, cfg.nats, warnings);
-  if (auto s = top.table("logging")) {
-    s->warn_unknown({"verbose", "format"}, warnings);
-    s->read("verbose", cfg.logging.verbose);
-    s->read_choice("format", cfg.logging.format, {"console", "json"});
-  }
-  if (auto s = top.table("prometheus")) {
-    s->warn_unknown({"enable", "bind", "namespace", "subsystem"}, warnings);
-    s->read("enable", cfg.prometheus.enable);
-    s->read("bind", cfg.prometheus.bind);
-    s->check_host_port("bind", false);
-    s->read("namespace", cfg.prometheus.namespace_);
-    s->read("subsystem", cfg.prometheus.subsystem);
-  }
-  if (auto s = top.table("health_check")) {
-    s->warn_unknown({"enable", "bind", "path", "detailed"}, warnings);
-    s->read("enable", cfg.health_check.enable);
-    s->read("bind", cfg.health_check.bind);
-    s->check_host_port("bind", false);
-    s->read("path", cfg.health_check.path);
-    s->check("path", !cfg.health_check.path.empty() && cfg.health_check.path.front() == '/',
-             "must start with '/'");
-    s->read("detailed", cfg.health_check.detailed);
-  }
+  if (auto s = top.table("logging")) load_logging(*s, cfg.logging, warnings);
+  if (auto s = top.table("prometheus")) load_prometheus(*s, cfg.prometheus, warnings);
+  if (auto s = top.table("health_check")) load_health_check(*s, cfg.health_check, warnings);
   return cfg;
 }
 

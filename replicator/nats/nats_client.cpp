@@ -521,6 +521,67 @@ std::string config_differences(const jsStreamConfig& have, const jsStreamConfig&
   return out;
 }
 
+// Steps of ensure_stream. Each returns nullopt when the stream is as wanted (or kept as is), or
+// what JetStream is waiting for, for the log, when the caller should try again later; a
+// permanent error throws.
+
+std::optional<std::string> reconcile_existing_stream(NatsConnection& conn, const StreamSpec& spec,
+                                                     jsStreamConfig& want, jsOptions& o,
+                                                     const jsStreamConfig& have) {
+  const std::string diff = config_differences(have, want);
+  if (diff.empty()) return std::nullopt;
+  if (!spec.update_existing) {
+    spdlog::warn(
+        "stream {} exists with a different config ({}); keeping it as is (set "
+        "[replication_log] update_existing = true to update it)",
+        spec.name, diff);
+    return std::nullopt;
+  }
+  jsStreamInfo* updated = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_UpdateStream(&updated, conn.js(), &want, &o, &jerr);
+  JsStreamInfoPtr updated_ptr(updated);
+  if (s == NATS_OK) {
+    spdlog::info("updated stream {}: {}", spec.name, diff);
+    return std::nullopt;
+  }
+  const std::string text = nats_error_text(s, jerr);
+  if (permanent_stream_error(s, jerr))
+    throw Error("cannot update stream " + spec.name + " (" + diff + "): " + text);
+  return "updating: " + waiting_reason(s, jerr, text, spec, conn.known_servers().size());
+}
+
+std::optional<std::string> create_stream(NatsConnection& conn, const StreamSpec& spec,
+                                         jsStreamConfig& want, jsOptions& o) {
+  jsStreamInfo* created = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_AddStream(&created, conn.js(), &want, &o, &jerr);
+  JsStreamInfoPtr created_ptr(created);
+  if (s == NATS_OK) {
+    spdlog::info("created stream {} (subject {}, replicas {}, max_msgs {}, max_age_ms {})",
+                 spec.name, spec.subject, spec.replicas, want.MaxMsgs, spec.max_age_ms);
+    return std::nullopt;
+  }
+  const std::string text = nats_error_text(s, jerr);
+  if (jerr == JSStreamNameExistErr) return "created meanwhile by another node; comparing configs";
+  if (permanent_stream_error(s, jerr))
+    throw Error("cannot create stream " + spec.name + ": " + text);
+  return waiting_reason(s, jerr, text, spec, conn.known_servers().size());
+}
+
+std::optional<std::string> stream_attempt(NatsConnection& conn, const StreamSpec& spec,
+                                          jsStreamConfig& want, jsOptions& o) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsStreamInfo* raw = nullptr;
+  const natsStatus s = js_GetStreamInfo(&raw, conn.js(), spec.name.c_str(), &o, &jerr);
+  JsStreamInfoPtr info(raw);
+  if (s == NATS_OK) return reconcile_existing_stream(conn, spec, want, o, *info->Config);
+  if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) return create_stream(conn, spec, want, o);
+  const std::string text = nats_error_text(s, jerr);
+  if (permanent_stream_error(s, jerr)) throw Error("cannot read stream " + spec.name + ": " + text);
+  return waiting_reason(s, jerr, text, spec, conn.known_servers().size());
+}
+
 }  // namespace
 
 bool ensure_stream(NatsConnection& conn, const StreamSpec& spec, const std::atomic<bool>& stop) {
@@ -536,74 +597,25 @@ bool ensure_stream(NatsConnection& conn, const StreamSpec& spec, const std::atom
   jsOptions_Init(&o);
   o.Wait = 2000;  // a short API timeout keeps the wait loop (and its log) responsive
 
-  auto started = std::chrono::steady_clock::now();
+  const auto started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_log{};
   bool waited = false;
   auto backoff = 100ms;
   while (!stop.load()) {
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    jsStreamInfo* raw = nullptr;
-    natsStatus s = js_GetStreamInfo(&raw, conn.js(), spec.name.c_str(), &o, &jerr);
-    JsStreamInfoPtr info(raw);
-    std::string phase;
-    if (s == NATS_OK) {
-      std::string diff = config_differences(*info->Config, want);
-      if (diff.empty()) {
-        if (waited)
-          spdlog::info("stream {} is ready (JetStream became available after {} ms)", spec.name,
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - started)
-                           .count());
-        return true;
-      }
-      if (!spec.update_existing) {
-        spdlog::warn(
-            "stream {} exists with a different config ({}); keeping it as is (set "
-            "[replication_log] update_existing = true to update it)",
-            spec.name, diff);
-        return true;
-      }
-      jsStreamInfo* updated = nullptr;
-      jerr = static_cast<jsErrCode>(0);
-      s = js_UpdateStream(&updated, conn.js(), &want, &o, &jerr);
-      JsStreamInfoPtr updated_ptr(updated);
-      if (s == NATS_OK) {
-        spdlog::info("updated stream {}: {}", spec.name, diff);
-        return true;
-      }
-      std::string text = nats_error_text(s, jerr);
-      if (permanent_stream_error(s, jerr))
-        throw Error("cannot update stream " + spec.name + " (" + diff + "): " + text);
-      phase = "updating: " + waiting_reason(s, jerr, text, spec, conn.known_servers().size());
-    } else if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
-      jsStreamInfo* created = nullptr;
-      jerr = static_cast<jsErrCode>(0);
-      s = js_AddStream(&created, conn.js(), &want, &o, &jerr);
-      JsStreamInfoPtr created_ptr(created);
-      if (s == NATS_OK) {
-        spdlog::info("created stream {} (subject {}, replicas {}, max_msgs {}, max_age_ms {})",
-                     spec.name, spec.subject, spec.replicas, want.MaxMsgs, spec.max_age_ms);
-        return true;
-      }
-      std::string text = nats_error_text(s, jerr);
-      if (jerr == JSStreamNameExistErr) {
-        phase = "created meanwhile by another node; comparing configs";
-      } else if (permanent_stream_error(s, jerr)) {
-        throw Error("cannot create stream " + spec.name + ": " + text);
-      } else {
-        phase = waiting_reason(s, jerr, text, spec, conn.known_servers().size());
-      }
-    } else {
-      std::string text = nats_error_text(s, jerr);
-      if (permanent_stream_error(s, jerr))
-        throw Error("cannot read stream " + spec.name + ": " + text);
-      phase = waiting_reason(s, jerr, text, spec, conn.known_servers().size());
+    const std::optional<std::string> waiting_for = stream_attempt(conn, spec, want, o);
+    if (!waiting_for) {
+      if (waited)
+        spdlog::info("stream {} is ready (JetStream became available after {} ms)", spec.name,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - started)
+                         .count());
+      return true;
     }
     waited = true;
     auto now = std::chrono::steady_clock::now();
     if (now - last_log >= 5s) {
       spdlog::warn("waiting for JetStream: stream {} (replicas {}): {}", spec.name, spec.replicas,
-                   phase);
+                   *waiting_for);
       last_log = now;
     }
     auto until = now + backoff;

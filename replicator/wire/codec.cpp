@@ -163,6 +163,82 @@ std::vector<std::string> string_list(const json& j, const char* what, size_t max
   return out;
 }
 
+// Steps of decode_batch: the frame to its CBOR body, the body to a document whose nesting is
+// bounded, then the tables and the rows, each checked against the limits and each other.
+
+// The CBOR body of a frame: the frame's own bytes, or, when the codec byte says zstd, the
+// decompressed bytes (bounded) kept in `decompressed`.
+std::string_view body_of_frame(std::string_view frame, const DecodeLimits& limits,
+                               std::string& decompressed) {
+  if (frame.empty()) throw DecodeError("empty message");
+  const std::string_view body = frame.substr(1);
+  switch (static_cast<uint8_t>(frame[0])) {
+    case kCodecCbor:
+      return body;
+    case kCodecZstd:
+      decompressed = decompress(body, limits.max_decoded_bytes);
+      return decompressed;
+    default:
+      throw DecodeError(fmt::format("unknown codec byte {} (not a harmonylite batch?)",
+                                    static_cast<int>(static_cast<uint8_t>(frame[0]))));
+  }
+}
+
+json parse_cbor(std::string_view body, const DecodeLimits& limits) {
+  json root;
+  DepthLimitedSax sax(root, limits.max_depth);
+  bool ok = false;
+  try {
+    ok = json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::cbor, true);
+  } catch (const json::exception& e) {
+    // Syntax errors arrive through sax.parse_error(); the DOM builder still throws for some
+    // heads, e.g. an array or map declaring 2^63 elements ("excessive array size").
+    throw DecodeError(fmt::format("malformed CBOR: {}", e.what()));
+  }
+  if (!ok) throw DecodeError(sax.error().empty() ? "malformed CBOR" : sax.error());
+  if (!root.is_object()) throw DecodeError("batch is not a CBOR map");
+  return root;
+}
+
+BatchTable decode_table(const json& t, const DecodeLimits& limits) {
+  if (!t.is_object()) throw DecodeError("table entry is not a map");
+  BatchTable bt;
+  bt.name = field(t, "n", json::value_t::string, "table").get<std::string>();
+  bt.schema_hash = field(t, "h", json::value_t::string, "table").get<std::string>();
+  bt.columns =
+      string_list(field(t, "c", json::value_t::array, "table"), "column list", limits.max_columns);
+  bt.key_columns =
+      string_list(field(t, "k", json::value_t::array, "table"), "key list", limits.max_columns);
+  if (bt.name.empty()) throw DecodeError("empty table name");
+  if (bt.key_columns.empty())
+    throw DecodeError(fmt::format("table \"{}\" has no key columns", bt.name));
+  return bt;
+}
+
+RowChange decode_row(const json& r, const std::vector<BatchTable>& tables,
+                     const DecodeLimits& limits) {
+  if (!r.is_array() || r.size() != 5) throw DecodeError("row is not a 5-element array");
+  RowChange rc;
+  uint64_t ti = as_uint64(r[0], "row table index");
+  if (ti >= tables.size()) throw DecodeError("row refers to a table index out of range");
+  rc.table = static_cast<uint32_t>(ti);
+  rc.hlc = as_int64(r[1], "row version");
+  int64_t del = as_int64(r[2], "row tombstone flag");
+  if (del != 0 && del != 1) throw DecodeError("row tombstone flag is not 0 or 1");
+  rc.deleted = del == 1;
+  if (!r[3].is_array() || !r[4].is_array()) throw DecodeError("row key or values is not an array");
+  const auto& bt = tables[rc.table];
+  if (r[3].size() != bt.key_columns.size())
+    throw DecodeError(fmt::format("row key of table \"{}\" has {} values, expected {}", bt.name,
+                                  r[3].size(), bt.key_columns.size()));
+  if (rc.deleted ? !r[4].empty() : r[4].size() != bt.columns.size())
+    throw DecodeError(fmt::format("row of table \"{}\" has {} values, expected {}", bt.name,
+                                  r[4].size(), rc.deleted ? 0 : bt.columns.size()));
+  for (const auto& v : r[3]) rc.key.push_back(decode_value(v, limits));
+  for (const auto& v : r[4]) rc.values.push_back(decode_value(v, limits));
+  return rc;
+}
+
 }  // namespace
 
 std::string encode_batch(const Batch& batch, bool compress) {
@@ -201,33 +277,8 @@ std::string encode_batch(const Batch& batch, bool compress) {
 }
 
 Batch decode_batch(std::string_view frame, const DecodeLimits& limits) {
-  if (frame.empty()) throw DecodeError("empty message");
   std::string decompressed;
-  std::string_view body = frame.substr(1);
-  switch (static_cast<uint8_t>(frame[0])) {
-    case kCodecCbor:
-      break;
-    case kCodecZstd:
-      decompressed = decompress(body, limits.max_decoded_bytes);
-      body = decompressed;
-      break;
-    default:
-      throw DecodeError(fmt::format("unknown codec byte {} (not a harmonylite batch?)",
-                                    static_cast<int>(static_cast<uint8_t>(frame[0]))));
-  }
-  json root;
-  DepthLimitedSax sax(root, limits.max_depth);
-  bool ok = false;
-  try {
-    ok = json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::cbor, true);
-  } catch (const json::exception& e) {
-    // Syntax errors arrive through sax.parse_error(); the DOM builder still throws for some
-    // heads, e.g. an array or map declaring 2^63 elements ("excessive array size").
-    throw DecodeError(fmt::format("malformed CBOR: {}", e.what()));
-  }
-  if (!ok) throw DecodeError(sax.error().empty() ? "malformed CBOR" : sax.error());
-  if (!root.is_object()) throw DecodeError("batch is not a CBOR map");
-
+  const json root = parse_cbor(body_of_frame(frame, limits, decompressed), limits);
   int64_t version =
       as_int64(field(root, "v", json::value_t::number_unsigned, "batch"), "format version");
   if (version != kWireFormatVersion)
@@ -239,46 +290,11 @@ Batch decode_batch(std::string_view frame, const DecodeLimits& limits) {
   b.batch_id = as_uint64(field(root, "b", json::value_t::number_unsigned, "batch"), "batch id");
   const auto& tables = field(root, "t", json::value_t::array, "batch");
   if (tables.size() > limits.max_tables) throw DecodeError("too many tables in batch");
-  for (const auto& t : tables) {
-    if (!t.is_object()) throw DecodeError("table entry is not a map");
-    BatchTable bt;
-    bt.name = field(t, "n", json::value_t::string, "table").get<std::string>();
-    bt.schema_hash = field(t, "h", json::value_t::string, "table").get<std::string>();
-    bt.columns = string_list(field(t, "c", json::value_t::array, "table"), "column list",
-                             limits.max_columns);
-    bt.key_columns =
-        string_list(field(t, "k", json::value_t::array, "table"), "key list", limits.max_columns);
-    if (bt.name.empty()) throw DecodeError("empty table name");
-    if (bt.key_columns.empty())
-      throw DecodeError(fmt::format("table \"{}\" has no key columns", bt.name));
-    b.tables.push_back(std::move(bt));
-  }
+  for (const auto& t : tables) b.tables.push_back(decode_table(t, limits));
   const auto& rows = field(root, "r", json::value_t::array, "batch");
   if (rows.size() > limits.max_rows) throw DecodeError("too many rows in batch");
   b.rows.reserve(rows.size());
-  for (const auto& r : rows) {
-    if (!r.is_array() || r.size() != 5) throw DecodeError("row is not a 5-element array");
-    RowChange rc;
-    uint64_t ti = as_uint64(r[0], "row table index");
-    if (ti >= b.tables.size()) throw DecodeError("row refers to a table index out of range");
-    rc.table = static_cast<uint32_t>(ti);
-    rc.hlc = as_int64(r[1], "row version");
-    int64_t del = as_int64(r[2], "row tombstone flag");
-    if (del != 0 && del != 1) throw DecodeError("row tombstone flag is not 0 or 1");
-    rc.deleted = del == 1;
-    if (!r[3].is_array() || !r[4].is_array())
-      throw DecodeError("row key or values is not an array");
-    const auto& bt = b.tables[rc.table];
-    if (r[3].size() != bt.key_columns.size())
-      throw DecodeError(fmt::format("row key of table \"{}\" has {} values, expected {}", bt.name,
-                                    r[3].size(), bt.key_columns.size()));
-    if (rc.deleted ? !r[4].empty() : r[4].size() != bt.columns.size())
-      throw DecodeError(fmt::format("row of table \"{}\" has {} values, expected {}", bt.name,
-                                    r[4].size(), rc.deleted ? 0 : bt.columns.size()));
-    for (const auto& v : r[3]) rc.key.push_back(decode_value(v, limits));
-    for (const auto& v : r[4]) rc.values.push_back(decode_value(v, limits));
-    b.rows.push_back(std::move(rc));
-  }
+  for (const auto& r : rows) b.rows.push_back(decode_row(r, b.tables, limits));
   return b;
 }
 
