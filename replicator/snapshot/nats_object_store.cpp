@@ -27,6 +27,9 @@ using namespace std::chrono_literals;
 // A download that gets no chunk for this long is truncated (chunks purged or lost).
 constexpr int64_t kChunkTimeoutMs = 10000;
 constexpr int kDownloadAttempts = 3;
+// nats.c's pending-bytes limit for chunks received but not yet written to the file (512 chunks
+// of the default 256 KiB); the message count is left unlimited.
+constexpr int kChunkReadBufferBytes = 128 * 1024 * 1024;
 constexpr const char* kMetadataKey = "harmony-snapshot";
 
 }  // namespace
@@ -361,78 +364,90 @@ void NatsObjectStore::put(const std::string& file, const SnapshotMeta& meta,
   if (old && old->nuid != nuid) purge_chunks(old->nuid);
 }
 
+namespace {
+
+// An ordered consumer of every chunk on `subject` (a step of NatsObjectStore::get).
+NatsSubscriptionPtr subscribe_chunks(NatsConnection& conn, const std::string& stream,
+                                     const std::string& subject, const std::string& store) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = js_DeliverAll;
+  natsSubscription* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_SubscribeSync(&raw, conn.js(), subject.c_str(), nullptr, &so, &jerr);
+  NatsSubscriptionPtr sub(raw);
+  if (s != NATS_OK)
+    throw Error(
+        fmt::format("cannot read snapshot chunks from {}: {}", store, nats_error_text(s, jerr)));
+  natsSubscription_SetPendingLimits(sub.get(), -1, kChunkReadBufferBytes);
+  return sub;
+}
+
+}  // namespace
+
+SnapshotMeta NatsObjectStore::download(const ObjectInfo& info, const std::string& out_file) {
+  TransferProgress progress(fmt::format("snapshot download from {}", bucket_), info.size);
+  Fd out(::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", out_file, std::strerror(errno)));
+  Sha256 h;
+  uint64_t size = 0;
+  uint32_t got = 0;
+  if (int64_t stored = stored_chunks(info.nuid);
+      stored >= 0 && stored != static_cast<int64_t>(info.chunks))
+    throw SnapshotRejected(fmt::format(
+        "snapshot in {} is incomplete: {} of its {} chunks are stored (truncated, or being "
+        "replaced right now)",
+        describe(), stored, info.chunks));
+  NatsSubscriptionPtr sub =
+      info.chunks > 0 ? subscribe_chunks(conn_, stream_, chunk_subject(info.nuid), describe())
+                      : nullptr;
+  while (got < info.chunks) {
+    natsMsg* mraw = nullptr;
+    natsStatus s = natsSubscription_NextMsg(&mraw, sub.get(), kChunkTimeoutMs);
+    NatsMsgPtr m(mraw);
+    if (s == NATS_TIMEOUT)
+      throw SnapshotRejected(
+          fmt::format("snapshot download from {} truncated: {} of {} chunks ({} of {} bytes), then "
+                      "nothing for {} s",
+                      describe(), got, info.chunks, size, info.size, kChunkTimeoutMs / 1000));
+    if (s != NATS_OK)
+      throw Error(fmt::format("reading snapshot chunks from {} failed: {}", describe(),
+                              nats_error_text(s)));
+    int len = natsMsg_GetDataLength(m.get());
+    if (len <= 0) continue;  // flow control or heartbeat
+    const char* data = natsMsg_GetData(m.get());
+    h.update(data, static_cast<size_t>(len));
+    write_all(out.get(), data, static_cast<size_t>(len), out_file);
+    size += static_cast<uint64_t>(len);
+    ++got;
+    progress.add(static_cast<uint64_t>(len));
+    if (size > info.size)
+      throw SnapshotRejected(
+          fmt::format("snapshot download from {}: more data than its info says ({} bytes)",
+                      describe(), info.size));
+  }
+  if (::fsync(out.get()) != 0 || !out.close())
+    throw Error(fmt::format("cannot write {}: {}", out_file, std::strerror(errno)));
+  Sha256Digest digest = h.finish();
+  std::string adr_digest = "SHA-256=" + base64url(digest.data(), digest.size());
+  if (size != info.size || size != info.meta.size || hex_of(digest) != info.meta.sha256 ||
+      (!info.digest.empty() && info.digest != adr_digest))
+    throw SnapshotRejected(fmt::format(
+        "snapshot download from {} rejected: {} bytes with digest {}, but its info says {} "
+        "bytes with digest {} (corrupted or truncated)",
+        describe(), size, adr_digest, info.size, info.digest));
+  progress.finish();
+  return info.meta;
+}
+
 SnapshotMeta NatsObjectStore::get(const std::string& out_file) {
   for (int attempt = 1;; ++attempt) {
     auto info = read_info();
     if (!info) throw Error("no snapshot in " + describe());
     try {
-      TransferProgress progress(fmt::format("snapshot download from {}", bucket_), info->size);
-      Fd out(::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (!out.ok())
-        throw Error(fmt::format("cannot create {}: {}", out_file, std::strerror(errno)));
-      Sha256 h;
-      uint64_t size = 0;
-      uint32_t got = 0;
-      if (int64_t stored = stored_chunks(info->nuid);
-          stored >= 0 && stored != static_cast<int64_t>(info->chunks))
-        throw SnapshotRejected(fmt::format(
-            "snapshot in {} is incomplete: {} of its {} chunks are stored (truncated, or being "
-            "replaced right now)",
-            describe(), stored, info->chunks));
-      if (info->chunks > 0) {
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = stream_.c_str();
-        so.Ordered = true;
-        so.Config.DeliverPolicy = js_DeliverAll;
-        natsSubscription* raw = nullptr;
-        jsErrCode jerr = static_cast<jsErrCode>(0);
-        std::string subject = chunk_subject(info->nuid);
-        natsStatus s = js_SubscribeSync(&raw, conn_.js(), subject.c_str(), nullptr, &so, &jerr);
-        NatsSubscriptionPtr sub(raw);
-        if (s != NATS_OK)
-          throw Error(fmt::format("cannot read snapshot chunks from {}: {}", describe(),
-                                  nats_error_text(s, jerr)));
-        natsSubscription_SetPendingLimits(sub.get(), -1, 128 * 1024 * 1024);
-        while (got < info->chunks) {
-          natsMsg* mraw = nullptr;
-          s = natsSubscription_NextMsg(&mraw, sub.get(), kChunkTimeoutMs);
-          NatsMsgPtr m(mraw);
-          if (s == NATS_TIMEOUT)
-            throw SnapshotRejected(fmt::format(
-                "snapshot download from {} truncated: {} of {} chunks ({} of {} bytes), then "
-                "nothing for {} s",
-                describe(), got, info->chunks, size, info->size, kChunkTimeoutMs / 1000));
-          if (s != NATS_OK)
-            throw Error(fmt::format("reading snapshot chunks from {} failed: {}", describe(),
-                                    nats_error_text(s)));
-          int len = natsMsg_GetDataLength(m.get());
-          if (len <= 0) continue;  // flow control or heartbeat
-          const char* data = natsMsg_GetData(m.get());
-          h.update(data, static_cast<size_t>(len));
-          write_all(out.get(), data, static_cast<size_t>(len), out_file);
-          size += static_cast<uint64_t>(len);
-          ++got;
-          progress.add(static_cast<uint64_t>(len));
-          if (size > info->size)
-            throw SnapshotRejected(
-                fmt::format("snapshot download from {}: more data than its "
-                            "info says ({} bytes)",
-                            describe(), info->size));
-        }
-      }
-      if (::fsync(out.get()) != 0 || !out.close())
-        throw Error(fmt::format("cannot write {}: {}", out_file, std::strerror(errno)));
-      Sha256Digest digest = h.finish();
-      std::string adr_digest = "SHA-256=" + base64url(digest.data(), digest.size());
-      if (size != info->size || size != info->meta.size || hex_of(digest) != info->meta.sha256 ||
-          (!info->digest.empty() && info->digest != adr_digest))
-        throw SnapshotRejected(fmt::format(
-            "snapshot download from {} rejected: {} bytes with digest {}, but its info says {} "
-            "bytes with digest {} (corrupted or truncated)",
-            describe(), size, adr_digest, info->size, info->digest));
-      progress.finish();
-      return info->meta;
+      return download(*info, out_file);
     } catch (const SnapshotRejected& e) {
       std::remove(out_file.c_str());
       if (attempt >= kDownloadAttempts) throw;

@@ -99,6 +99,8 @@ class NatsObjectStore : public SnapshotStore {
   std::optional<ObjectInfo> read_info();
   void purge_chunks(const std::string& nuid);
   int64_t stored_chunks(const std::string& nuid);  // messages on the chunk subject, -1 unknown
+  // One download of the object `info` describes (a step of get()).
+  SnapshotMeta download(const ObjectInfo& info, const std::string& out_file);
 
   NatsConnection& conn_;
   std::string bucket_, stream_, object_;

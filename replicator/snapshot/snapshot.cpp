@@ -152,62 +152,78 @@ LocalState read_local_state(Db& live, uint64_t node) {
   return st;
 }
 
-// Writes this node's state into the snapshot copy (one transaction). Returns rows kept pending.
-int64_t merge_local_state(Db& snap, const LocalState& local, const RestoreOptions& options) {
-  Transaction tx(snap);
-  int64_t kept = 0;
-  if (!local.pending.rows.empty()) {
-    // A table with pending changes that the snapshot's origin does not capture: capture it here
-    // so the changes can be re-applied (a table missing altogether cannot receive them).
-    Batch pending = local.pending;
-    std::vector<bool> usable(pending.tables.size(), true);
-    for (size_t i = 0; i < pending.tables.size(); ++i) {
-      const auto& name = pending.tables[i].name;
-      if (find_captured(snap, name)) continue;
-      try {
-        enable_table(snap, name);
-      } catch (const Error& e) {
-        usable[i] = false;
-        spdlog::warn(
-            "restore: {} unpublished change(s) of table \"{}\" are dropped: the snapshot cannot "
-            "hold them ({})",
-            std::count_if(pending.rows.begin(), pending.rows.end(),
-                          [&](const RowChange& r) { return r.table == i; }),
-            name, e.what());
-      }
-    }
-    std::erase_if(pending.rows, [&](const RowChange& r) { return !usable[r.table]; });
-    Applier applier(snap, options.node, captured_tables(snap));
-    applier.begin();
-    ApplyStats stats = applier.apply(pending, MessageRef{"restore", 0});
-    applier.finish();
-    if (stats.dead_lettered > 0)
+// Steps of merge_local_state, inside its transaction.
+
+// Captures, in the snapshot copy, the tables with pending changes that the snapshot's origin did
+// not capture, so the changes can be re-applied. Returns, per batch table, whether it can take
+// its rows (a table missing altogether cannot).
+std::vector<bool> capture_pending_tables(Db& snap, const Batch& pending) {
+  std::vector<bool> usable(pending.tables.size(), true);
+  for (size_t i = 0; i < pending.tables.size(); ++i) {
+    const auto& name = pending.tables[i].name;
+    if (find_captured(snap, name)) continue;
+    try {
+      enable_table(snap, name);
+    } catch (const Error& e) {
+      usable[i] = false;
       spdlog::warn(
-          "restore: {} unpublished local change(s) could not be applied on top of the snapshot "
-          "(see __harmony_dead_letters)",
-          stats.dead_lettered);
-    // Rows whose re-applied version stuck stay pending (published after start-up).
-    for (uint32_t ti = 0; ti < pending.tables.size(); ++ti) {
-      if (!usable[ti]) continue;
-      auto table = find_captured(snap, pending.tables[ti].name);
-      if (!table) continue;
-      const auto keys = key_columns(table->key_count());
-      auto mark = snap.prepare(
-          fmt::format("UPDATE {} SET dirty = 1 WHERE {} AND version = ?{} AND node = ?{}",
-                      table->rows, key_match(keys, 1), keys.size() + 1, keys.size() + 2));
-      // The received key follows the sender's key column order, which is the local one here.
-      for (const auto& row : pending.rows) {
-        if (row.table != ti) continue;
-        mark.reset();
-        for (size_t i = 0; i < row.key.size(); ++i) mark.bind(static_cast<int>(i + 1), row.key[i]);
-        mark.bind(static_cast<int>(row.key.size() + 1), row.hlc);
-        mark.bind(static_cast<int>(row.key.size() + 2), static_cast<int64_t>(options.node));
-        mark.run();
-        kept += snap.changes();
-      }
+          "restore: {} unpublished change(s) of table \"{}\" are dropped: the snapshot cannot "
+          "hold them ({})",
+          std::count_if(pending.rows.begin(), pending.rows.end(),
+                        [&](const RowChange& r) { return r.table == i; }),
+          name, e.what());
     }
   }
-  // Node-local meta comes back as it was; the clock is the larger of both.
+  return usable;
+}
+
+// Marks dirty the re-applied rows whose version stuck (they are published after start-up).
+// Returns how many.
+int64_t mark_kept_pending(Db& snap, const Batch& pending, const std::vector<bool>& usable,
+                          uint64_t node) {
+  int64_t kept = 0;
+  for (uint32_t ti = 0; ti < pending.tables.size(); ++ti) {
+    if (!usable[ti]) continue;
+    auto table = find_captured(snap, pending.tables[ti].name);
+    if (!table) continue;
+    const auto keys = key_columns(table->key_count());
+    auto mark = snap.prepare(
+        fmt::format("UPDATE {} SET dirty = 1 WHERE {} AND version = ?{} AND node = ?{}",
+                    table->rows, key_match(keys, 1), keys.size() + 1, keys.size() + 2));
+    // The received key follows the sender's key column order, which is the local one here.
+    for (const auto& row : pending.rows) {
+      if (row.table != ti) continue;
+      mark.reset();
+      for (size_t i = 0; i < row.key.size(); ++i) mark.bind(static_cast<int>(i + 1), row.key[i]);
+      mark.bind(static_cast<int>(row.key.size() + 1), row.hlc);
+      mark.bind(static_cast<int>(row.key.size() + 2), static_cast<int64_t>(node));
+      mark.run();
+      kept += snap.changes();
+    }
+  }
+  return kept;
+}
+
+// Re-applies this node's unpublished changes on top of the snapshot under last-writer-wins.
+// Returns the rows kept pending.
+int64_t reapply_pending(Db& snap, Batch pending, uint64_t node) {
+  const std::vector<bool> usable = capture_pending_tables(snap, pending);
+  std::erase_if(pending.rows, [&](const RowChange& r) { return !usable[r.table]; });
+  Applier applier(snap, node, captured_tables(snap));
+  applier.begin();
+  ApplyStats stats = applier.apply(pending, MessageRef{"restore", 0});
+  applier.finish();
+  if (stats.dead_lettered > 0)
+    spdlog::warn(
+        "restore: {} unpublished local change(s) could not be applied on top of the snapshot "
+        "(see __harmony_dead_letters)",
+        stats.dead_lettered);
+  return mark_kept_pending(snap, pending, usable, node);
+}
+
+// Node-local meta comes back as it was; the clock is the larger of both; own batches newer than
+// the snapshot are to be applied.
+void restore_local_meta(Db& snap, const LocalState& local, const RestoreOptions& options) {
   int64_t snap_clock = load_clock(snap);
   for (const auto& [key, value] : local.meta) {
     if (key == "hlc" || key == "format") continue;
@@ -221,16 +237,27 @@ int64_t merge_local_state(Db& snap, const LocalState& local, const RestoreOption
     uint64_t at = it == positions.end() ? 0 : it->second;
     if (until > at) meta_set(snap, kOwnUntilPrefix + stream, static_cast<int64_t>(until));
   }
-  if (!local.dead_letters.empty()) {
-    auto ins = snap.prepare(
-        "INSERT INTO __harmony_dead_letters(at_ms, stream, seq, origin_node, batch_id, "
-        "table_name, reason, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    for (const auto& row : local.dead_letters) {
-      ins.reset();
-      for (size_t i = 0; i < row.size(); ++i) ins.bind(static_cast<int>(i + 1), row[i]);
-      ins.run();
-    }
+}
+
+void restore_dead_letters(Db& snap, const std::vector<std::vector<Value>>& dead_letters) {
+  if (dead_letters.empty()) return;
+  auto ins = snap.prepare(
+      "INSERT INTO __harmony_dead_letters(at_ms, stream, seq, origin_node, batch_id, "
+      "table_name, reason, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  for (const auto& row : dead_letters) {
+    ins.reset();
+    for (size_t i = 0; i < row.size(); ++i) ins.bind(static_cast<int>(i + 1), row[i]);
+    ins.run();
   }
+}
+
+// Writes this node's state into the snapshot copy (one transaction). Returns rows kept pending.
+int64_t merge_local_state(Db& snap, const LocalState& local, const RestoreOptions& options) {
+  Transaction tx(snap);
+  const int64_t kept =
+      local.pending.rows.empty() ? 0 : reapply_pending(snap, local.pending, options.node);
+  restore_local_meta(snap, local, options);
+  restore_dead_letters(snap, local.dead_letters);
   tx.commit();
   return kept;
 }
@@ -359,9 +386,14 @@ std::string schema_conflict(Db& live, Db& snapshot) {
   return out;
 }
 
-RestoreReport restore_into(const std::string& live_path, const std::string& snapshot_file,
-                           const RestoreOptions& options) {
-  RestoreReport report;
+namespace {
+
+// Steps of restore_into.
+
+// The snapshot file, checked to be a harmonylite snapshot this build can read, in rollback
+// journal mode and with the live database's page size (the backup API cannot change the page
+// size of a WAL database, so the copy is converted instead).
+Db open_snapshot_copy(const std::string& snapshot_file, int64_t live_page_size) {
   Db snap = Db::open(snapshot_file, SQLITE_OPEN_READWRITE);
   snap.set_busy_timeout(1000);
   if (!has_table(snap, names::kMeta) || !has_table(snap, names::kPositions))
@@ -371,35 +403,26 @@ RestoreReport restore_into(const std::string& live_path, const std::string& snap
         "the snapshot was taken by a newer harmonylite (storage format {}, this build knows {})", f,
         kStorageFormat));
   snap.exec("PRAGMA journal_mode = DELETE");
-  Db live = Db::open(live_path, SQLITE_OPEN_READWRITE);
-  live.set_busy_timeout(100);
-  Db reader = Db::open(live_path, SQLITE_OPEN_READWRITE);
-  reader.set_busy_timeout(5000);
-  int64_t live_page = live.query_int("PRAGMA page_size");
-  if (snap.query_int("PRAGMA page_size") != live_page) {
-    // The backup API cannot change the page size of a WAL database: convert the copy instead.
+  if (snap.query_int("PRAGMA page_size") != live_page_size) {
     spdlog::info("restore: converting the snapshot to this database's page size ({} bytes)",
-                 live_page);
-    snap.exec(fmt::format("PRAGMA page_size = {}; VACUUM", live_page));
+                 live_page_size);
+    snap.exec(fmt::format("PRAGMA page_size = {}; VACUUM", live_page_size));
   }
-  if (auto why = schema_conflict(reader, snap); !why.empty())
-    throw Error("the snapshot cannot replace this database: " + why);
+  return snap;
+}
 
-  BackupPtr backup(sqlite3_backup_init(live.handle(), "main", snap.handle(), "main"));
-  if (!backup) throw Error("restore: cannot start the copy: " + live.errmsg());
-  // Take the live database's write lock (copying zero pages) and keep it until the copy is
-  // committed: no application write can slip in between reading the local state and the switch.
+// Takes the live database's write lock through `backup` (copying zero pages), waiting out other
+// writers with a log line every 5 s. False when stopped first.
+bool lock_live_database(sqlite3_backup* backup, const std::string& live_path,
+                        const RestoreOptions& options) {
   auto waiting_since = std::chrono::steady_clock::now();
   auto last_log = waiting_since;
   while (true) {
-    int rc = sqlite3_backup_step(backup.get(), 0);
-    if (rc == SQLITE_OK) break;
+    int rc = sqlite3_backup_step(backup, 0);
+    if (rc == SQLITE_OK) return true;
     if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
       throw Error(fmt::format("restore: cannot lock {}: {}", live_path, sqlite3_errstr(rc)));
-    if (options.stop && options.stop->load()) {
-      report.interrupted = true;
-      return report;
-    }
+    if (options.stop && options.stop->load()) return false;
     auto now = std::chrono::steady_clock::now();
     if (now - last_log > std::chrono::seconds(5)) {
       last_log = now;
@@ -408,9 +431,64 @@ RestoreReport restore_into(const std::string& live_path, const std::string& snap
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+uint64_t database_bytes(Db& db) {
+  return static_cast<uint64_t>(db.query_int("PRAGMA page_count")) *
+         static_cast<uint64_t>(db.query_int("PRAGMA page_size"));
+}
+
+// Copies every page of the (merged) snapshot into the live database and commits, releasing the
+// write lock. Returns the seconds the copy took.
+double copy_into_live(BackupPtr backup, const std::string& live_path) {
+  auto copy_started = std::chrono::steady_clock::now();
+  int rc = sqlite3_backup_step(backup.get(), -1);
+  if (rc != SQLITE_DONE)
+    throw Error(fmt::format("restore: copying into {} failed: {} (the database is unchanged)",
+                            live_path, sqlite3_errstr(rc)));
+  rc = sqlite3_backup_finish(backup.release());
+  if (rc != SQLITE_OK)
+    throw Error(fmt::format("restore: copying into {} failed: {}", live_path, sqlite3_errstr(rc)));
+  return seconds_since(copy_started);
+}
+
+// Moves the copy from the write-ahead log into the database file without blocking writers
+// (PASSIVE), then shrinks the log if that got everything (TRUNCATE has nothing left to copy
+// then; it gives up at once when a reader still uses the log). Best effort.
+void checkpoint_after_restore(Db& live) {
+  try {
+    auto checkpoint_started = std::chrono::steady_clock::now();
+    live.set_busy_timeout(0);
+    live.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    live.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    spdlog::debug("restore: checkpoint took {:.2f} s", seconds_since(checkpoint_started));
+  } catch (const SqliteError&) {
+  }
+}
+
+}  // namespace
+
+RestoreReport restore_into(const std::string& live_path, const std::string& snapshot_file,
+                           const RestoreOptions& options) {
+  RestoreReport report;
+  Db live = Db::open(live_path, SQLITE_OPEN_READWRITE);
+  live.set_busy_timeout(100);
+  Db reader = Db::open(live_path, SQLITE_OPEN_READWRITE);
+  reader.set_busy_timeout(5000);
+  Db snap = open_snapshot_copy(snapshot_file, live.query_int("PRAGMA page_size"));
+  if (auto why = schema_conflict(reader, snap); !why.empty())
+    throw Error("the snapshot cannot replace this database: " + why);
+
+  BackupPtr backup(sqlite3_backup_init(live.handle(), "main", snap.handle(), "main"));
+  if (!backup) throw Error("restore: cannot start the copy: " + live.errmsg());
+  // Hold the live database's write lock until the copy is committed: no application write can
+  // slip in between reading the local state and the switch.
+  if (!lock_live_database(backup.get(), live_path, options)) {
+    report.interrupted = true;
+    return report;
+  }
   auto locked_at = std::chrono::steady_clock::now();
-  report.bytes = static_cast<uint64_t>(snap.query_int("PRAGMA page_count")) *
-                 static_cast<uint64_t>(snap.query_int("PRAGMA page_size"));
+  report.bytes = database_bytes(snap);
   spdlog::info(
       "restore: {} is locked for writing while {:.1f} MB are copied into it (applications that "
       "write meanwhile wait or get \"database is locked\")",
@@ -421,33 +499,14 @@ RestoreReport restore_into(const std::string& live_path, const std::string& snap
   report.pending_rows = static_cast<int64_t>(local.pending.rows.size());
   report.pending_kept = merge_local_state(snap, local, options);
   spdlog::debug("restore: local state read and merged in {:.2f} s", seconds_since(locked_at));
-  report.bytes = static_cast<uint64_t>(snap.query_int("PRAGMA page_count")) *
-                 static_cast<uint64_t>(snap.query_int("PRAGMA page_size"));
-  auto copy_started = std::chrono::steady_clock::now();
-  int rc = sqlite3_backup_step(backup.get(), -1);
-  if (rc != SQLITE_DONE)
-    throw Error(fmt::format("restore: copying into {} failed: {} (the database is unchanged)",
-                            live_path, sqlite3_errstr(rc)));
-  rc = sqlite3_backup_finish(backup.release());
-  if (rc != SQLITE_OK)
-    throw Error(fmt::format("restore: copying into {} failed: {}", live_path, sqlite3_errstr(rc)));
-  double copy_secs = seconds_since(copy_started);
+  report.bytes = database_bytes(snap);
+  const double copy_secs = copy_into_live(std::move(backup), live_path);
   report.lock_seconds = seconds_since(locked_at);
   report.copy_mb_per_s = copy_secs > 0 ? mb(report.bytes) / copy_secs : 0;
   spdlog::info(
       "restore: {:.1f} MB copied in {:.2f} s ({:.0f} MB/s); writers were locked out {:.2f} s",
       mb(report.bytes), copy_secs, report.copy_mb_per_s, report.lock_seconds);
-  try {
-    // Move the copy from the write-ahead log into the database file without blocking writers
-    // (PASSIVE), then shrink the log if that got everything (TRUNCATE has nothing left to copy
-    // then; it gives up at once when a reader still uses the log).
-    auto checkpoint_started = std::chrono::steady_clock::now();
-    live.set_busy_timeout(0);
-    live.exec("PRAGMA wal_checkpoint(PASSIVE)");
-    live.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    spdlog::debug("restore: checkpoint took {:.2f} s", seconds_since(checkpoint_started));
-  } catch (const SqliteError&) {
-  }
+  checkpoint_after_restore(live);
   return report;
 }
 

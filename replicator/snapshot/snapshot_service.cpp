@@ -187,82 +187,103 @@ int run_save_snapshot(const Config& config) {
   return 0;
 }
 
-std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
-                                                   NatsConnection& conn, uint64_t node,
-                                                   const std::atomic<bool>& stop) {
-  std::unique_ptr<SnapshotStore> store;
-  std::string store_problem;
-  if (config.snapshot.enabled) {
-    // Create the bucket now, while this node's cluster is complete: a node that saves a
-    // snapshot later may find servers down and could not create a replicated bucket then.
-    try {
-      store = make_snapshot_store(config, &conn);
-    } catch (const Error& e) {
-      store_problem = e.what();
-      spdlog::warn("snapshots are unavailable: {}", store_problem);
-    }
+namespace {
+
+// Steps of restore_at_startup.
+
+// The store, created at start-up while this node's cluster is complete (a node that saves a
+// snapshot later may find servers down and could not create a replicated bucket then); null,
+// with the reason in `problem`, when snapshots are off or the store cannot be made.
+std::unique_ptr<SnapshotStore> open_store_at_startup(const Config& config, NatsConnection& conn,
+                                                     std::string& problem) {
+  if (!config.snapshot.enabled) return nullptr;
+  try {
+    return make_snapshot_store(config, &conn);
+  } catch (const Error& e) {
+    problem = e.what();
+    spdlog::warn("snapshots are unavailable: {}", problem);
+    return nullptr;
   }
-  if (config.replicate) {
-    auto views = stream_views(config, conn, db);
-    std::string holes;
-    for (const auto& v : views) {
-      if (!has_hole(v)) continue;
-      holes += fmt::format(
-          "{}{}: this node applied up to {}, the stream now keeps {}..{} (sequences {}..{} are "
-          "gone)",
-          holes.empty() ? "" : "; ", v.name, v.position, v.state.first_seq, v.state.last_seq,
-          v.position + 1, v.state.first_seq - 1);
-    }
-    if (!holes.empty()) {
-      if (!config.snapshot.enabled)
-        throw Error(refusal(config, holes,
-                            "snapshots are disabled here: [snapshot] enabled = false turns "
-                            "restoring off too; enable it"));
-      if (!store) throw Error(refusal(config, holes, "no snapshot store: " + store_problem));
-      auto info = store->info();
-      if (!info)
-        throw Error(refusal(config, holes, "there is no snapshot in " + store->describe()));
-      if (auto why = unusable_because(*info, views); !why.empty())
-        throw Error(refusal(
-            config, holes,
-            fmt::format("the newest snapshot in {} (node {}, {}) is too old: {}", store->describe(),
-                        info->origin_node, when_text(info->created_ms), why)));
-      spdlog::warn(
-          "{}: restoring the newest snapshot (node {}, {}, positions {}), then catching up", holes,
-          info->origin_node, when_text(info->created_ms), positions_text(info->positions));
-      TempFile tmp{temp_path_near(config.db_path, "restore")};
-      SnapshotMeta meta;
-      try {
-        meta = store->get(tmp.path);
-      } catch (const SnapshotRejected& e) {
-        throw Error(refusal(config, holes, std::string("the snapshot was rejected: ") + e.what()));
-      }
-      if (auto why = unusable_because(meta, views); !why.empty())
-        throw Error(refusal(config, holes, "the downloaded snapshot is too old: " + why));
-      RestoreOptions ro;
-      ro.node = node;
-      ro.stop = &stop;
-      for (const auto& v : views) ro.apply_own_until[v.name] = v.state.last_seq;
-      RestoreReport report = restore_into(config.db_path, tmp.path, ro);
-      if (report.interrupted) return {};
-      spdlog::info(
-          "restored the snapshot of node {} ({:.1f} MB, positions {}); {} unpublished local "
-          "change(s) found, {} kept on top and pending publication",
-          meta.origin_node, static_cast<double>(report.bytes) / (1024.0 * 1024.0),
-          positions_text(meta.positions), report.pending_rows, report.pending_kept);
-      SyncReport sync;
-      write_transaction(
-          db, stop,
-          [&] {
-            ensure_base_schema(db);
-            set_node_id(db, node);
-            sync = sync_capture(db, table_selection(config));
-          },
-          "capture after restore");
-      log_sync_report(sync);
-    }
+}
+
+// "" when every stream still holds what this node has not applied yet; else one phrase per
+// stream with a hole.
+std::string describe_holes(const std::vector<StreamView>& views) {
+  std::string holes;
+  for (const auto& v : views) {
+    if (!has_hole(v)) continue;
+    holes += fmt::format(
+        "{}{}: this node applied up to {}, the stream now keeps {}..{} (sequences {}..{} are "
+        "gone)",
+        holes.empty() ? "" : "; ", v.name, v.position, v.state.first_seq, v.state.last_seq,
+        v.position + 1, v.state.first_seq - 1);
   }
-  // Own-batch bounds a restore left (this one, or one whose start was interrupted).
+  return holes;
+}
+
+// The newest snapshot, downloaded to `into` after checking it covers every hole; throws the
+// refusal to start, saying what to do, when there is none that does.
+SnapshotMeta fetch_usable_snapshot(const Config& config, SnapshotStore* store,
+                                   const std::string& store_problem, const std::string& holes,
+                                   const std::vector<StreamView>& views, const std::string& into) {
+  if (!config.snapshot.enabled)
+    throw Error(refusal(config, holes,
+                        "snapshots are disabled here: [snapshot] enabled = false turns "
+                        "restoring off too; enable it"));
+  if (!store) throw Error(refusal(config, holes, "no snapshot store: " + store_problem));
+  auto info = store->info();
+  if (!info) throw Error(refusal(config, holes, "there is no snapshot in " + store->describe()));
+  if (auto why = unusable_because(*info, views); !why.empty())
+    throw Error(refusal(
+        config, holes,
+        fmt::format("the newest snapshot in {} (node {}, {}) is too old: {}", store->describe(),
+                    info->origin_node, when_text(info->created_ms), why)));
+  spdlog::warn("{}: restoring the newest snapshot (node {}, {}, positions {}), then catching up",
+               holes, info->origin_node, when_text(info->created_ms),
+               positions_text(info->positions));
+  SnapshotMeta meta;
+  try {
+    meta = store->get(into);
+  } catch (const SnapshotRejected& e) {
+    throw Error(refusal(config, holes, std::string("the snapshot was rejected: ") + e.what()));
+  }
+  if (auto why = unusable_because(meta, views); !why.empty())
+    throw Error(refusal(config, holes, "the downloaded snapshot is too old: " + why));
+  return meta;
+}
+
+// Restores the downloaded snapshot into the live database, then puts capture back. False when
+// stopped meanwhile.
+bool restore_downloaded(const Config& config, Db& db, const std::string& file,
+                        const SnapshotMeta& meta, const std::vector<StreamView>& views,
+                        uint64_t node, const std::atomic<bool>& stop) {
+  RestoreOptions ro;
+  ro.node = node;
+  ro.stop = &stop;
+  for (const auto& v : views) ro.apply_own_until[v.name] = v.state.last_seq;
+  RestoreReport report = restore_into(config.db_path, file, ro);
+  if (report.interrupted) return false;
+  spdlog::info(
+      "restored the snapshot of node {} ({:.1f} MB, positions {}); {} unpublished local "
+      "change(s) found, {} kept on top and pending publication",
+      meta.origin_node, static_cast<double>(report.bytes) / (1024.0 * 1024.0),
+      positions_text(meta.positions), report.pending_rows, report.pending_kept);
+  SyncReport sync;
+  write_transaction(
+      db, stop,
+      [&] {
+        ensure_base_schema(db);
+        set_node_id(db, node);
+        sync = sync_capture(db, table_selection(config));
+      },
+      "capture after restore");
+  log_sync_report(sync);
+  return true;
+}
+
+// Own-batch bounds a restore left (this one, or one whose start was interrupted) that the
+// positions have not passed yet; the ones passed are forgotten.
+std::map<std::string, uint64_t> pending_own_bounds(Db& db, const std::atomic<bool>& stop) {
   auto own = restored_own_until(db);
   auto positions = load_positions(db);
   for (auto it = own.begin(); it != own.end();) {
@@ -280,6 +301,25 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
     }
   }
   return own;
+}
+
+}  // namespace
+
+std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
+                                                   NatsConnection& conn, uint64_t node,
+                                                   const std::atomic<bool>& stop) {
+  std::string store_problem;
+  const std::unique_ptr<SnapshotStore> store = open_store_at_startup(config, conn, store_problem);
+  if (config.replicate) {
+    const auto views = stream_views(config, conn, db);
+    if (const std::string holes = describe_holes(views); !holes.empty()) {
+      TempFile tmp{temp_path_near(config.db_path, "restore")};
+      const SnapshotMeta meta =
+          fetch_usable_snapshot(config, store.get(), store_problem, holes, views, tmp.path);
+      if (!restore_downloaded(config, db, tmp.path, meta, views, node, stop)) return {};
+    }
+  }
+  return pending_own_bounds(db, stop);
 }
 
 // ---------------------------------------------------------------------------------------------
