@@ -17,6 +17,7 @@
 #include "replicator/common/runtime_info.hpp"
 #include "replicator/common/schema_guard.hpp"
 #include "replicator/nats/nats_client.hpp"
+#include "replicator/nats/nats_config.hpp"
 #include "replicator/ops/health.hpp"
 #include "shared/capture.hpp"
 #include "shared/names.hpp"
@@ -251,15 +252,9 @@ int run_schema_status(const Config& config) {
 }
 
 int run_schema_status_cluster(const Config& config) {
-  ConnectOptions opts;
-  opts.urls = config.nats.urls;
+  // [nats] credentials and TLS as a node uses them, under this command's name.
+  ConnectOptions opts = connect_options(config, 0);
   opts.name = "harmonylite-schema-status";
-  opts.user = config.nats.user_name;
-  opts.password = config.nats.user_password;
-  opts.nkey_seed_file = config.nats.seed_file;
-  opts.ca_file = config.nats.ca_file;
-  opts.cert_file = config.nats.cert_file;
-  opts.key_file = config.nats.key_file;
   if (opts.urls.empty()) {
     // Embedded mode: ask the server of the replicator running on this database.
     auto running = running_replicator(config.db_path);
