@@ -14,9 +14,16 @@ namespace {
 // Async publishes in flight for one multi-part batch.
 constexpr int64_t kMaxPendingParts = 64;
 // A subscription silent this long is checked against the stream: a consumer lost with its
-// server (or deleted after an outage) stays silent forever. One stream-info request per idle
-// interval and stream costs nothing.
-constexpr auto kStallCheckInterval = std::chrono::seconds(10);
+// server (or deleted after an outage) stays silent forever. nats-server 2.9 places an ephemeral
+// R1 consumer on a random peer of the stream, so when one node's server stops, the consumers the
+// other nodes had there are gone with it, and they must notice without waiting for a write of
+// theirs. One stream-info request per interval and idle stream costs nothing.
+constexpr auto kStallCheckInterval = std::chrono::seconds(3);
+// JetStream API wait when creating the consumer and when asking whether it still exists. A
+// consumer placed on a server that is down never answers; with a short wait the next attempt
+// (placed anew at random) comes sooner. A create that answers late leaves an unused consumer,
+// removed by the server after kConsumerInactiveNs.
+constexpr int64_t kConsumerRequestTimeoutMs = 2000;
 // Server heartbeats on an idle consumer (nats.c reports missed ones to the error handler) and
 // flow control, as the library's ordered consumer uses them.
 constexpr int64_t kConsumerHeartbeatNs = 5'000'000'000;
@@ -286,9 +293,12 @@ bool JetStreamSource::subscribe() {
   so.Config.MemoryStorage = true;
   so.Config.DeliverPolicy = next_seq_ <= 1 ? js_DeliverAll : js_DeliverByStartSequence;
   if (next_seq_ > 1) so.Config.OptStartSeq = next_seq_;
+  jsOptions request;
+  jsOptions_Init(&request);
+  request.Wait = kConsumerRequestTimeoutMs;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsSubscription* raw = nullptr;
-  natsStatus s = js_SubscribeSync(&raw, js_.get(), subject_.c_str(), nullptr, &so, &jerr);
+  natsStatus s = js_SubscribeSync(&raw, js_.get(), subject_.c_str(), &request, &so, &jerr);
   if (s == NATS_OK) {
     sub_.reset(raw);
     // Catch-up can deliver far more than the library's default pending limits.
@@ -382,14 +392,26 @@ void JetStreamSource::check_stalled() {
   const uint64_t last_seq = info->State.LastSeq;
   if (last_seq < next_seq_) {
     // Idle and up to date, but is the consumer still there? One lost with its server (or
-    // removed while this client was away) would deliver nothing when writes resume.
+    // removed while this client was away) would deliver nothing when writes resume. A consumer
+    // whose server is down does not answer at all, while the stream (answered above) does.
+    jsOptions request;
+    jsOptions_Init(&request);
+    request.Wait = kConsumerRequestTimeoutMs;
     jsConsumerInfo* ci = nullptr;
     jerr = static_cast<jsErrCode>(0);
-    natsSubscription_GetConsumerInfo(&ci, sub_.get(), nullptr, &jerr);
+    const natsStatus s = natsSubscription_GetConsumerInfo(&ci, sub_.get(), &request, &jerr);
     JsConsumerInfoPtr consumer(ci);
-    if (jerr != JSConsumerNotFoundErr) return;
-    spdlog::info("{}: the consumer is gone from the server; resubscribing from sequence {}",
-                 stream_, next_seq_);
+    if (jerr == JSConsumerNotFoundErr) {
+      spdlog::info("{}: the consumer is gone from the server; resubscribing from sequence {}",
+                   stream_, next_seq_);
+    } else if (s == NATS_TIMEOUT) {
+      spdlog::info(
+          "{}: the consumer does not answer (its server may be down); resubscribing from "
+          "sequence {}",
+          stream_, next_seq_);
+    } else {
+      return;
+    }
     resubscribe();
     return;
   }

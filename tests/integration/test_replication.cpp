@@ -45,6 +45,24 @@ std::string nats_url_of(TestCluster& c, int i) {
   return c.query_text(i, "SELECT value FROM __harmony_meta WHERE key='runtime_nats_url'");
 }
 
+// Deletes every consumer of `stream`, as a server that goes down takes the consumers placed on
+// it along. Returns how many were deleted.
+int delete_all_consumers(const std::string& url, const std::string& stream) {
+  natsConnection* nc = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  jsConsumerNamesList* names = nullptr;
+  REQUIRE(js_ConsumerNames(&names, js, stream.c_str(), nullptr, nullptr) == NATS_OK);
+  int deleted = 0;
+  for (int i = 0; i < names->Count; ++i)
+    if (js_DeleteConsumer(js, stream.c_str(), names->List[i], nullptr, nullptr) == NATS_OK)
+      ++deleted;
+  jsConsumerNamesList_Destroy(names);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return deleted;
+}
 }  // namespace
 
 TEST_CASE("insert, update, delete, several tables and volume reach every node",
@@ -272,4 +290,44 @@ TEST_CASE("dns:// cluster peers are expanded into routes and the cluster replica
   c.exec(0, "INSERT INTO Books (id, title, author) VALUES (1, 'Routed by name', 'x')");
   REQUIRE(wait_until([&] { return c.query_int(1, "SELECT count(*) FROM Books") == 1; }, 20s));
   CHECK_THAT(c.log(0), Catch::Contains("routes [nats://127.0.0.1:"));
+}
+
+TEST_CASE("a node whose stream consumer is lost receives again within seconds", "[replication]") {
+  // nats-server 2.9 places each node's ephemeral consumer on a random server of the stream; when
+  // that server stops, the consumer is gone and delivers nothing. Deleting the consumers plays
+  // that loss without depending on where they were placed.
+  TestCluster c(ClusterOptions{.nodes = 2});
+  start_and_wait(c);
+  INFO(c.all_logs());
+  c.exec(0, "INSERT INTO Books (title, author) VALUES ('before', 'x')");
+  REQUIRE(c.wait_converged());
+  REQUIRE(delete_all_consumers(nats_url_of(c, 0), "harmonylite-changes-1") == 2);
+
+  // Writes right away: the stream holds more than node 2 has seen.
+  const auto written = std::chrono::steady_clock::now();
+  c.exec(0, "INSERT INTO Books (title, author) VALUES ('after the loss', 'x')");
+  REQUIRE(wait_until(
+      [&] {
+        return c.query_int(1, "SELECT count(*) FROM Books WHERE title='after the loss'") == 1;
+      },
+      30s));
+  const auto took = std::chrono::steady_clock::now() - written;
+  INFO("visible on node 2 after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 6s);
+
+  // Idle: the consumers are lost while nothing is written; the next write arrives promptly.
+  REQUIRE(delete_all_consumers(nats_url_of(c, 0), "harmonylite-changes-1") == 2);
+  std::this_thread::sleep_for(5s);
+  const auto idle_write = std::chrono::steady_clock::now();
+  c.exec(0, "INSERT INTO Books (title, author) VALUES ('after an idle loss', 'x')");
+  REQUIRE(wait_until(
+      [&] {
+        return c.query_int(1, "SELECT count(*) FROM Books WHERE title='after an idle loss'") == 1;
+      },
+      30s));
+  const auto idle_took = std::chrono::steady_clock::now() - idle_write;
+  INFO("visible on node 2 after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(idle_took).count() << " ms");
+  CHECK(idle_took < 2s);
 }
