@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds harmonylite and runs the test suite under ctest: every test on a normal build in build/,
-# then the unit, SQL and [smoke] integration tests on an AddressSanitizer +
+# then the unit, SQL, security and [smoke] integration tests on an AddressSanitizer +
 # UndefinedBehaviorSanitizer build in build-asan/.
 #   scripts/test.sh            both builds
 #   scripts/test.sh --fast     normal build only
@@ -35,18 +35,25 @@ run_suite() {
   echo "== ctest ($dir) took $(( $(date +%s) - t0 )) s"
 }
 
+# The targets the sanitizer run needs: the test executables that exist, and what they start.
+asan_targets() {
+  local targets="unit_tests integration_tests harmonylite harmony"
+  if compgen -G "tests/security/*.cpp" >/dev/null; then targets="$targets security_tests"; fi
+  echo "$targets"
+}
+
 start=$(date +%s)
 run_suite build "" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "$FAST" -eq 0 ]; then
-  # The sanitizer build checks memory errors and undefined behaviour on every unit and SQL test
-  # and on the integration tests tagged [smoke] (one of each data path: replication, restart,
-  # bad input, snapshot walkthrough, health, embedded server). Running every integration test a
+  # The sanitizer build checks memory errors and undefined behaviour on every unit, SQL and
+  # security test and on the integration tests tagged [smoke] (one of each data path:
+  # replication, restart, bad input, snapshot walkthrough, health, embedded server). Running every integration test a
   # second time under ASan doubled the suite for little: they mostly wait on processes. The
   # benchmarks and the soak harness only time things: not built here.
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  CTEST_ARGS=(-L 'unit|sql|smoke' "${CTEST_ARGS[@]}")
-  run_suite build-asan "unit_tests integration_tests harmonylite harmony" \
+  CTEST_ARGS=(-L 'unit|sql|smoke|security' "${CTEST_ARGS[@]}")
+  run_suite build-asan "$(asan_targets)" \
     -DCMAKE_BUILD_TYPE=Debug -DHARMONY_SANITIZE=ON
 fi
 echo "== all tests passed in $(( $(date +%s) - start )) s"
