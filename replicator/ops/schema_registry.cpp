@@ -121,21 +121,25 @@ std::string registry_bucket(const Config& config) {
 // --- KV bucket ---------------------------------------------------------------------------------
 
 SchemaRegistry::SchemaRegistry(natsConnection* nc, std::string bucket, int replicas)
-    : nc_(nc), bucket_(std::move(bucket)), replicas_(std::max(1, replicas)) {
-  natsStatus s = natsConnection_JetStream(&js_, nc_, nullptr);
-  if (s != NATS_OK) throw Error("cannot create JetStream context: " + nats_error_text(s));
-}
+    : js_(make_js_context(nc, nullptr)),
+      bucket_(std::move(bucket)),
+      replicas_(std::max(1, replicas)) {}
 
-SchemaRegistry::~SchemaRegistry() {
-  if (kv_) kvStore_Destroy(kv_);
-  jsCtx_Destroy(js_);
+SchemaRegistry::~SchemaRegistry() = default;
+
+namespace {
+KvStorePtr bind_bucket(jsCtx* js, const std::string& bucket, natsStatus& status) {
+  kvStore* raw = nullptr;
+  status = js_KeyValue(&raw, js, bucket.c_str());
+  return KvStorePtr(status == NATS_OK ? raw : nullptr);
 }
+}  // namespace
 
 bool SchemaRegistry::bind(bool create, std::string& error) {
   if (kv_) return true;
-  natsStatus s = js_KeyValue(&kv_, js_, bucket_.c_str());
-  if (s == NATS_OK) return true;
-  kv_ = nullptr;
+  natsStatus s = NATS_OK;
+  kv_ = bind_bucket(js_.get(), bucket_, s);
+  if (kv_) return true;
   error = fmt::format("schema registry {}: {}", bucket_, nats_error_text(s));
   if (!create) return false;
   kvConfig cfg;
@@ -146,14 +150,16 @@ bool SchemaRegistry::bind(bool create, std::string& error) {
   cfg.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(kRegistryTtl).count();
   cfg.StorageType = js_FileStorage;
   cfg.Replicas = std::min(replicas_, 5);
-  s = js_CreateKeyValue(&kv_, js_, &cfg);
-  if (s == NATS_OK) return true;
-  kv_ = nullptr;
+  kvStore* created = nullptr;
+  s = js_CreateKeyValue(&created, js_.get(), &cfg);
+  if (s == NATS_OK) {
+    kv_.reset(created);
+    return true;
+  }
   error = fmt::format("cannot create schema registry {}: {}", bucket_, nats_error_text(s));
   // Another node may have created it meanwhile (with other settings): use theirs.
-  if (js_KeyValue(&kv_, js_, bucket_.c_str()) == NATS_OK) return true;
-  kv_ = nullptr;
-  return false;
+  kv_ = bind_bucket(js_.get(), bucket_, s);
+  return kv_ != nullptr;
 }
 
 bool SchemaRegistry::put(const RegistryEntry& entry, std::string& error) {
@@ -161,11 +167,10 @@ bool SchemaRegistry::put(const RegistryEntry& entry, std::string& error) {
   const std::string key = fmt::format("node-{}", entry.node_id);
   const std::string value = to_json(entry).dump();
   uint64_t rev = 0;
-  natsStatus s = kvStore_PutString(&rev, kv_, key.c_str(), value.c_str());
+  natsStatus s = kvStore_PutString(&rev, kv_.get(), key.c_str(), value.c_str());
   if (s == NATS_OK) return true;
   error = fmt::format("schema registry {}: put {}: {}", bucket_, key, nats_error_text(s));
-  kvStore_Destroy(kv_);  // bind again next time (the bucket may have been deleted)
-  kv_ = nullptr;
+  kv_.reset();  // bind again next time (the bucket may have been deleted)
   return false;
 }
 
@@ -175,7 +180,7 @@ std::optional<std::vector<RegistryEntry>> SchemaRegistry::list(std::string& erro
   kvWatchOptions wo;
   kvWatchOptions_Init(&wo);
   wo.Timeout = 5000;
-  natsStatus s = kvStore_Keys(&keys, kv_, &wo);
+  natsStatus s = kvStore_Keys(&keys, kv_.get(), &wo);
   std::vector<RegistryEntry> out;
   if (s == NATS_NOT_FOUND) return out;  // an empty bucket
   if (s != NATS_OK) {
@@ -183,15 +188,15 @@ std::optional<std::vector<RegistryEntry>> SchemaRegistry::list(std::string& erro
     return std::nullopt;
   }
   for (int i = 0; i < keys.Count; ++i) {
-    kvEntry* e = nullptr;
-    if (kvStore_Get(&e, kv_, keys.Keys[i]) != NATS_OK) continue;  // expired meanwhile
+    kvEntry* raw = nullptr;
+    if (kvStore_Get(&raw, kv_.get(), keys.Keys[i]) != NATS_OK) continue;  // expired meanwhile
+    KvEntryPtr e(raw);
     try {
-      out.push_back(registry_entry_from_json(nlohmann::json::parse(kvEntry_ValueString(e))));
+      out.push_back(registry_entry_from_json(nlohmann::json::parse(kvEntry_ValueString(e.get()))));
     } catch (const std::exception& ex) {
       error += fmt::format("{}entry {} is malformed ({})", error.empty() ? "" : "; ", keys.Keys[i],
                            ex.what());
     }
-    kvEntry_Destroy(e);
   }
   kvKeysList_Destroy(&keys);
   std::sort(out.begin(), out.end(),

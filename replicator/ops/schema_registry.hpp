@@ -24,6 +24,7 @@
 
 #include "replicator/common/stats.hpp"
 #include "replicator/config/config.hpp"
+#include "replicator/nats/nats_client.hpp"
 
 namespace harmony {
 
@@ -70,9 +71,8 @@ class SchemaRegistry {
 
  private:
   bool bind(bool create, std::string& error);
-  natsConnection* nc_;
-  jsCtx* js_ = nullptr;
-  kvStore* kv_ = nullptr;
+  JsCtxPtr js_;
+  KvStorePtr kv_;  // bound lazily; reset to bind again after a failed put
   std::string bucket_;
   int replicas_;
 };
