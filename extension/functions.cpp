@@ -10,6 +10,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "harmony_version.hpp"
 #include "shared/capture.hpp"

@@ -4,8 +4,6 @@
 #include <cstdint>
 #include <string>
 
-#include <spdlog/spdlog.h>
-
 namespace harmony {
 
 // May be called again (e.g. once the node id is known).
