@@ -17,48 +17,43 @@ nlohmann::json rfc3339_or_null(int64_t ms) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(secs), ms % 1000);
 }
 
-HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint64_t node_id,
-                           bool detailed, int64_t now_ms) {
-  HealthAnswer a;
-  const bool nats = s.nats_connected;
-  a.healthy = probe.db_connected && nats && probe.cdc_installed;
-  a.body["status"] = a.healthy ? "healthy" : "unhealthy";
-  if (!detailed) return a;
-  nlohmann::json& j = a.body;
-  j["node_id"] = node_id;
-  j["uptime_seconds"] = (now_ms - s.started_ms) / 1000;
-  j["db_connected"] = probe.db_connected;
-  j["nats_connected"] = nats;
-  j["cdc_installed"] = probe.cdc_installed;
-  j["tables_tracked"] = probe.tables_tracked;
-  j["last_replicated_event_timestamp"] = rfc3339_or_null(s.last_applied_ms);
-  j["last_published_event_timestamp"] = rfc3339_or_null(s.last_published_ms);
-  j["version"] = build::kVersion;
+namespace {
 
-  // Ours.
-  j["pending_changes"] = s.pending_rows.load();
-  j["dead_letters"] = s.dead_letters_stored.load();
-  nlohmann::json streams = nlohmann::json::object();
-  bool schema_paused = false;
-  for (const auto& [name, p] : s.streams()) {
-    nlohmann::json st;
-    st["position"] = p.position;
-    st["last_seq"] = p.last_seq;
-    const uint64_t lag = p.last_seq > p.position ? p.last_seq - p.position : 0;
-    st["lag_messages"] = lag;
-    st["lag_seconds"] =
-        lag > 0 && p.caught_up_ms > 0 ? std::max<int64_t>(0, now_ms - p.caught_up_ms) / 1000 : 0;
-    st["replication_delay_ms"] = std::max<int64_t>(0, p.delay_ms);
-    st["last_applied"] = rfc3339_or_null(p.last_applied_ms);
-    st["paused"] = p.paused;
-    if (p.paused) {
-      st["pause_reason"] = p.pause_reason;
-      st["paused_since"] = rfc3339_or_null(p.paused_since_ms);
-      schema_paused = schema_paused || p.pause_reason.rfind("schema", 0) == 0;
-    }
-    streams[name] = std::move(st);
+// Why the node does not replicate right now, one phrase each; empty when it does. A paused
+// stream counts: it applies nothing until its cause is fixed, whatever else still works.
+std::vector<std::string> health_problems(const ReplicatorStats& s, const DbProbe& probe) {
+  std::vector<std::string> problems;
+  if (!probe.db_connected) problems.push_back("the database cannot be read");
+  if (!s.nats_connected) problems.push_back("not connected to NATS");
+  if (probe.db_connected && !probe.cdc_installed)
+    problems.push_back("change capture is not installed on every replicated table");
+  for (const auto& [name, p] : s.streams())
+    if (p.paused) problems.push_back(fmt::format("stream {} is paused: {}", name, p.pause_reason));
+  return problems;
+}
+
+nlohmann::json stream_json(const StreamProgress& p, int64_t now_ms) {
+  nlohmann::json st;
+  st["position"] = p.position;
+  st["last_seq"] = p.last_seq;
+  const uint64_t lag = p.last_seq > p.position ? p.last_seq - p.position : 0;
+  st["lag_messages"] = lag;
+  st["lag_seconds"] =
+      lag > 0 && p.caught_up_ms > 0 ? std::max<int64_t>(0, now_ms - p.caught_up_ms) / 1000 : 0;
+  st["replication_delay_ms"] = std::max<int64_t>(0, p.delay_ms);
+  st["last_applied"] = rfc3339_or_null(p.last_applied_ms);
+  st["paused"] = p.paused;
+  if (p.paused) {
+    st["pause_reason"] = p.pause_reason;
+    st["paused_since"] = rfc3339_or_null(p.paused_since_ms);
   }
-  j["streams"] = std::move(streams);
+  return st;
+}
+
+nlohmann::json schema_json(const ReplicatorStats& s) {
+  bool schema_paused = false;
+  for (const auto& [name, p] : s.streams())
+    schema_paused = schema_paused || (p.paused && p.pause_reason.rfind("schema", 0) == 0);
   nlohmann::json schema;
   schema["status"] = schema_paused ? "paused" : "ok";
   nlohmann::json tables = nlohmann::json::object();
@@ -69,7 +64,37 @@ HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint6
     tables[name] = std::move(e);
   }
   schema["tables"] = std::move(tables);
-  j["schema"] = std::move(schema);
+  return schema;
+}
+
+}  // namespace
+
+HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint64_t node_id,
+                           bool detailed, int64_t now_ms) {
+  HealthAnswer a;
+  const std::vector<std::string> problems = health_problems(s, probe);
+  a.healthy = problems.empty();
+  a.body["status"] = a.healthy ? "healthy" : "unhealthy";
+  if (!detailed) return a;
+  nlohmann::json& j = a.body;
+  j["problems"] = problems;
+  j["node_id"] = node_id;
+  j["uptime_seconds"] = (now_ms - s.started_ms) / 1000;
+  j["db_connected"] = probe.db_connected;
+  j["nats_connected"] = s.nats_connected.load();
+  j["cdc_installed"] = probe.cdc_installed;
+  j["tables_tracked"] = probe.tables_tracked;
+  j["last_replicated_event_timestamp"] = rfc3339_or_null(s.last_applied_ms);
+  j["last_published_event_timestamp"] = rfc3339_or_null(s.last_published_ms);
+  j["version"] = build::kVersion;
+
+  // Ours.
+  j["pending_changes"] = s.pending_rows.load();
+  j["dead_letters"] = s.dead_letters_stored.load();
+  nlohmann::json streams = nlohmann::json::object();
+  for (const auto& [name, p] : s.streams()) streams[name] = stream_json(p, now_ms);
+  j["streams"] = std::move(streams);
+  j["schema"] = schema_json(s);
   const auto server = s.nats_server();
   if (server.embedded) {
     nlohmann::json n;

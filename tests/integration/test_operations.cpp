@@ -434,7 +434,11 @@ TEST_CASE(
   std::this_thread::sleep_for(2s);
   CHECK(c.query_int(1, "SELECT count(*) FROM Books WHERE title='Rated'") == 0);
   auto j = health(h2);
-  CHECK(j["status"] == "healthy");  // still serving: only that stream waits
+  // Not healthy: that stream applies nothing until node 2 upgrades, and the answer says so.
+  CHECK(j["status"] == "unhealthy");
+  REQUIRE(j["problems"].size() == 1);
+  CHECK(j["problems"][0].get<std::string>().find("harmonylite-changes-1 is paused") !=
+        std::string::npos);
   CHECK(j["streams"]["harmonylite-changes-1"]["paused"] == true);
   CHECK(j["streams"]["harmonylite-changes-1"]["pause_reason"].get<std::string>().find(
             "table Books") != std::string::npos);

@@ -57,3 +57,45 @@ TEST_CASE("health answer: 200 only with database, NATS and capture, HarmonyLite'
   CHECK(a.body.size() == 1);
   CHECK(a.body["status"] == "healthy");
 }
+
+TEST_CASE("health: a paused stream makes the node unhealthy and the answer says why",
+          "[metrics][health]") {
+  ReplicatorStats stats;
+  stats.nats_connected = true;
+  const DbProbe probe{true, true, 1};
+  const int64_t now = wall_clock_ms();
+  StreamProgress flowing;
+  flowing.position = 7;
+  flowing.last_seq = 7;
+  stats.set_stream("s-1", flowing);
+  REQUIRE(health_report(stats, probe, 1, true, now).healthy);
+
+  // A stream that waits (schema mismatch or a hole) applies nothing: the node does not
+  // replicate, whatever serves requests.
+  StreamProgress held;
+  held.position = 3;
+  held.last_seq = 9;
+  held.paused = true;
+  held.paused_since_ms = now - 60'000;
+  held.pause_reason = "schema mismatch: table Books has hash aaa here, the batch was made on bbb";
+  stats.set_stream("s-2", held);
+  auto a = health_report(stats, probe, 1, true, now);
+  CHECK_FALSE(a.healthy);
+  CHECK(a.body["status"] == "unhealthy");
+  REQUIRE(a.body["problems"].is_array());
+  REQUIRE(a.body["problems"].size() == 1);
+  const std::string problem = a.body["problems"][0].get<std::string>();
+  CHECK(problem.find("s-2") != std::string::npos);
+  CHECK(problem.find("table Books") != std::string::npos);
+  // Not detailed: the status alone, still unhealthy.
+  a = health_report(stats, probe, 1, false, now);
+  CHECK_FALSE(a.healthy);
+  CHECK(a.body.size() == 1);
+
+  // Every other reason is named too.
+  stats.set_stream("s-2", flowing);
+  stats.nats_connected = false;
+  a = health_report(stats, DbProbe{true, false, 0}, 1, true, now);
+  CHECK_FALSE(a.healthy);
+  CHECK(a.body["problems"].size() == 2);
+}
