@@ -1,6 +1,9 @@
 // Last-writer-wins apply of remote batches (see apply.hpp).
 #include "shared/apply.hpp"
 
+#include <string_view>
+#include <variant>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -17,14 +20,113 @@ ApplyStats& ApplyStats::operator+=(const ApplyStats& o) {
   return *this;
 }
 
-// Prepared statements for one (table, column list) combination as received.
+namespace {
+
+// How a primary key column compares text, for checking a row's key against its values. Only
+// these three are allowed in a captured table's key (schema.cpp, ineligibility).
+enum class KeyCollation { Binary, NoCase, RTrim };
+
+KeyCollation key_collation(const std::string& name) {
+  if (same_ident(name, "NOCASE")) return KeyCollation::NoCase;
+  if (same_ident(name, "RTRIM")) return KeyCollation::RTrim;
+  return KeyCollation::Binary;
+}
+
+std::string_view without_trailing_spaces(std::string_view s) {
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+// Whether `key` (from row.key) and `value` (from row.values) name the same row under the key
+// column's collation, as SQLite's `=` on that column would. The sender reads both from one row,
+// but the row-version table may keep an earlier spelling of a NOCASE/RTRIM key (outbox.cpp), so
+// text is compared as the collation does. Storage classes must match: both come from the same
+// SQLite value on the sender, and a TEXT '5' key with an INTEGER 5 value would record the
+// version under a key the row does not have.
+bool same_key_value(const Value& key, const Value& value, KeyCollation coll) {
+  if (key.index() != value.index()) return false;
+  if (const auto* k = std::get_if<Text>(&key)) {
+    const std::string_view a = k->bytes, b = std::get<Text>(value).bytes;
+    switch (coll) {
+      case KeyCollation::Binary:
+        return a == b;
+      case KeyCollation::RTrim:
+        return without_trailing_spaces(a) == without_trailing_spaces(b);
+      case KeyCollation::NoCase:
+        // SQLite's NOCASE folds ASCII letters only.
+        return same_ident(a, b);
+    }
+    return false;
+  }
+  if (const auto* k = std::get_if<double>(&key)) return *k == std::get<double>(value);
+  return key == value;  // NULL, INTEGER, BLOB: exact
+}
+
+// A value for a dead letter's reason: short, and without the raw bytes a peer chose.
+std::string describe(const Value& v) {
+  constexpr size_t kMaxShownBytes = 32;  // enough to recognise a key, short in a reason
+  if (is_null(v)) return "NULL";
+  if (const auto* i = std::get_if<int64_t>(&v)) return fmt::format("{}", *i);
+  if (const auto* d = std::get_if<double>(&v)) return fmt::format("{}", *d);
+  if (const auto* b = std::get_if<Blob>(&v))
+    return fmt::format("BLOB of {} bytes", b->bytes.size());
+  const std::string& t = std::get<Text>(v).bytes;
+  std::string out = "'";
+  for (size_t i = 0; i < t.size() && i < kMaxShownBytes; ++i) {
+    const auto c = static_cast<unsigned char>(t[i]);
+    out +=
+        c >= 0x20 && c < 0x7f ? std::string(1, static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
+  }
+  return out + (t.size() > kMaxShownBytes ? "'..." : "'");
+}
+
+}  // namespace
+
+// Prepared statements for one received table entry (name, columns, key columns), and where
+// each local primary key column sits in the rows it carries.
 struct Applier::TableStatements {
   const CapturedTable* table = nullptr;
-  Stmt local_version;  // SELECT version, node FROM rows WHERE key
-  Stmt upsert;         // INSERT INTO t (cols) VALUES (...) ON CONFLICT (pk) DO UPDATE ...
-  Stmt remove;         // DELETE FROM t WHERE pk
-  Stmt record;         // INSERT INTO rows ... ON CONFLICT DO UPDATE (version, node, deleted)
-  std::vector<int> key_positions;  // index of each local PK column within the received key
+  Stmt local_version;       // SELECT version, node FROM rows WHERE key
+  Stmt upsert;              // INSERT INTO t (cols) VALUES (...) ON CONFLICT (pk) DO UPDATE ...
+  Stmt remove;              // DELETE FROM t WHERE pk
+  Stmt record;              // INSERT INTO rows ... ON CONFLICT DO UPDATE (version, node, deleted)
+  size_t column_count = 0;  // BatchTable::columns.size(): values a live row must carry
+  std::vector<const ColumnInfo*> pk;  // local primary key columns, in PK order
+  std::vector<KeyCollation> pk_collation;
+  std::vector<size_t> key_positions;  // index of each local PK column within the received key
+  // Index of each local PK column within the received columns, or kAbsent: the upsert writes the
+  // key from the values, so a live row must carry every key column there too.
+  static constexpr size_t kAbsent = static_cast<size_t>(-1);
+  std::vector<size_t> value_positions;
+
+  // Why `row` of table entry `bt` cannot be applied with these statements, or "" when it can.
+  // Every index the apply path reads from row.key and row.values is checked here first. Runs
+  // for every row: it only compares, and allocates only for a refusal.
+  std::string refusal(const RowChange& row, const BatchTable& bt) const {
+    if (row.key.size() != key_positions.size())
+      return fmt::format("table \"{}\": row carries {} key values for a {}-column primary key",
+                         bt.name, row.key.size(), key_positions.size());
+    if (row.deleted) return {};  // a tombstone is its key alone
+    if (row.values.size() != column_count)
+      return fmt::format("table \"{}\": row carries {} values for {} columns", bt.name,
+                         row.values.size(), column_count);
+    for (size_t i = 0; i < pk.size(); ++i) {
+      // The upsert writes the key from the values and the version is recorded under row.key:
+      // they must be the same row, or the version would describe a row that does not exist.
+      if (value_positions[i] == kAbsent)
+        return fmt::format(
+            "table \"{}\": row omits primary key column \"{}\" from its columns, so its key "
+            "cannot be written",
+            bt.name, pk[i]->name);
+      const Value& k = row.key[key_positions[i]];
+      const Value& v = row.values[value_positions[i]];
+      if (!same_key_value(k, v, pk_collation[i]))
+        return fmt::format(
+            "table \"{}\": primary key column \"{}\": key value {} differs from the row's value {}",
+            bt.name, pk[i]->name, describe(k), describe(v));
+    }
+    return {};
+  }
 };
 
 Applier::Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables)
@@ -46,12 +148,17 @@ void Applier::finish() {
 }
 
 Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::string& why_not) {
-  std::string cache_key = bt.name;
-  for (const auto& c : bt.columns) cache_key += '\x1f' + c;
-  cache_key += '\x1e';
-  for (const auto& c : bt.key_columns) cache_key += '\x1f' + c;
-  if (auto it = cache_.find(cache_key); it != cache_.end()) return it->second.get();
+  if (auto it = cache_.find(bt); it != cache_.end()) return it->second.get();
+  try {
+    return prepare_statements(bt, why_not);
+  } catch (const SqliteError& e) {
+    if (is_transient(e)) throw;
+    why_not = fmt::format("table \"{}\": cannot prepare statements: {}", bt.name, e.what());
+    return nullptr;
+  }
+}
 
+Applier::TableStatements* Applier::prepare_statements(const BatchTable& bt, std::string& why_not) {
   const CapturedTable* local = nullptr;
   for (const auto& t : tables_)
     if (same_ident(t.name, bt.name)) local = &t;
@@ -60,6 +167,8 @@ Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::str
     return nullptr;
   }
   const auto pk = local->info.primary_key();
+  // The received key columns must be the local primary key: the same columns, each once. Their
+  // order may differ (rows are mapped by name below); the sender sends PK order (outbox.cpp).
   if (pk.size() != bt.key_columns.size()) {
     why_not = fmt::format(
         "table \"{}\": received primary key ({} columns) differs from the local one ({})", bt.name,
@@ -68,20 +177,35 @@ Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::str
   }
   auto st = std::make_unique<TableStatements>();
   st->table = local;
+  st->pk = pk;
+  st->column_count = bt.columns.size();
   for (const auto* c : pk) {
-    int pos = -1;
+    // Equal sizes and every local key column found once: a permutation of the local key.
+    size_t pos = TableStatements::kAbsent;
     for (size_t i = 0; i < bt.key_columns.size(); ++i)
-      if (same_ident(bt.key_columns[i], c->name)) pos = static_cast<int>(i);
-    if (pos < 0) {
+      if (same_ident(bt.key_columns[i], c->name)) pos = i;
+    if (pos == TableStatements::kAbsent) {
       why_not =
           fmt::format("table \"{}\": received primary key does not contain local key column \"{}\"",
                       bt.name, c->name);
       return nullptr;
     }
     st->key_positions.push_back(pos);
+    size_t vpos = TableStatements::kAbsent;
+    for (size_t i = 0; i < bt.columns.size(); ++i)
+      if (same_ident(bt.columns[i], c->name)) vpos = i;
+    st->value_positions.push_back(vpos);
+    st->pk_collation.push_back(key_collation(c->collation));
   }
   std::vector<std::string> cols, params, updates;
   for (size_t i = 0; i < bt.columns.size(); ++i) {
+    // A column named twice would make "the key's value" ambiguous (and the INSERT invalid).
+    for (size_t j = 0; j < i; ++j)
+      if (same_ident(bt.columns[j], bt.columns[i])) {
+        why_not =
+            fmt::format("table \"{}\": column \"{}\" is listed twice", bt.name, bt.columns[i]);
+        return nullptr;
+      }
     const ColumnInfo* c = local->info.column(bt.columns[i]);
     if (!c) {
       why_not = fmt::format("table \"{}\": unknown column \"{}\"", bt.name, bt.columns[i]);
@@ -122,7 +246,7 @@ Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::str
                   "deleted = excluded.deleted, dirty = 0",
                   local->rows, fmt::join(keys, ", "), key_params, n + 1, n + 2, n + 3));
   auto* raw = st.get();
-  cache_.emplace(std::move(cache_key), std::move(st));
+  cache_.emplace(Layout{bt.name, bt.columns, bt.key_columns}, std::move(st));
   return raw;
 }
 
@@ -139,8 +263,8 @@ struct Applier::PendingRow {
   const RowChange* row = nullptr;
   TableStatements* st = nullptr;
   std::vector<Value> key;
-  std::string table;
-  std::string error;  // the last failure, for the dead letter
+  const std::string* table = nullptr;  // the batch's table name (the batch outlives the row)
+  std::string error;                   // the last failure, for the dead letter
 };
 
 void Applier::remove_row(const PendingRow& p) {
@@ -171,11 +295,31 @@ void Applier::record_row(const PendingRow& p, uint64_t origin) {
 
 ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
   if (!open_) throw Error("Applier::apply called outside begin()/finish()");
+  // Layouts are bounded by the local schema, but combinatorially (any subset and order of the
+  // columns), and peers choose them: start over past this many instead of growing without end.
+  // A peer sends one layout per table and schema version, so 256 is never reached normally.
+  constexpr size_t kMaxCachedLayouts = 256;
+  if (cache_.size() >= kMaxCachedLayouts) cache_.clear();  // nothing points into it between calls
   ApplyStats stats;
   const int64_t now = wall_clock_ms();
   const Version zero{};
   std::vector<PendingRow> deferred;  // rows that hit a UNIQUE index, retried after the rest
+  // Each table entry's statements, found once per batch (not per row); a refusal is kept too.
+  struct Resolved {
+    TableStatements* st = nullptr;
+    bool done = false;
+    std::string why_not;
+  };
+  std::vector<Resolved> resolved(batch.tables.size());
   for (const auto& row : batch.rows) {
+    if (row.table >= batch.tables.size()) {
+      dead_letter(where, batch.origin_node, batch.batch_id, {},
+                  fmt::format("row refers to table entry {} but the batch has {} table entries",
+                              row.table, batch.tables.size()),
+                  {});
+      ++stats.dead_lettered;
+      continue;
+    }
     const BatchTable& bt = batch.tables[row.table];
     auto reject = [&](const std::string& reason) {
       dead_letter(where, batch.origin_node, batch.batch_id, bt.name, reason, {});
@@ -187,19 +331,28 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
           kMaxClockAheadMs / 3600000));
       continue;
     }
-    std::string why_not;
-    TableStatements* st = statements_for(bt, why_not);
-    if (!st) {
-      reject(why_not);
+    Resolved& r = resolved[row.table];
+    if (!r.done) {
+      r.st = statements_for(bt, r.why_not);
+      r.done = true;
+    }
+    if (!r.st) {
+      reject(r.why_not);
+      continue;
+    }
+    TableStatements* st = r.st;
+    if (std::string why = st->refusal(row, bt); !why.empty()) {
+      reject(why);
       continue;
     }
     stats.max_hlc = std::max(stats.max_hlc, row.hlc);
     clock_ = std::max(clock_, row.hlc);  // HLC receive rule: later local versions exceed it
 
-    PendingRow p{&row, st, {}, bt.name, {}};
+    PendingRow p{&row, st, {}, &bt.name, {}};
+    p.key.reserve(st->key_positions.size());
     bool null_key = false;
-    for (int pos : st->key_positions) {
-      p.key.push_back(row.key[static_cast<size_t>(pos)]);
+    for (size_t pos : st->key_positions) {
+      p.key.push_back(row.key[pos]);  // in range: refusal() checked the key's size
       null_key = null_key || is_null(p.key.back());
     }
     if (null_key) {
@@ -256,7 +409,7 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
         progress = true;
       } catch (const SqliteError& e) {
         if (is_transient(e)) throw;
-        p.error = fmt::format("cannot apply to \"{}\": {}", p.table, e.what());
+        p.error = fmt::format("cannot apply to \"{}\": {}", *p.table, e.what());
         still.push_back(std::move(p));
       }
     }
@@ -281,7 +434,7 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
   if (!all_written) {
     db_.exec("ROLLBACK TO harmony_unique_cycle; RELEASE harmony_unique_cycle");
     for (const auto& p : deferred) {
-      dead_letter(where, batch.origin_node, batch.batch_id, p.table, p.error, {});
+      dead_letter(where, batch.origin_node, batch.batch_id, *p.table, p.error, {});
       ++stats.dead_lettered;
     }
     return;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "shared/batch.hpp"
@@ -52,7 +53,23 @@ class Applier {
  private:
   struct TableStatements;
   struct PendingRow;
+  // What the statements of one received table entry are prepared for, and so the cache key.
+  // Compared field by field: names are any bytes a peer sends, so no separator joins them.
+  struct Layout {
+    std::string name;
+    std::vector<std::string> columns;
+    std::vector<std::string> key_columns;
+  };
+  struct LayoutLess {
+    using is_transparent = void;  // looks up a BatchTable without copying it into a Layout
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return std::tie(a.name, a.columns, a.key_columns) <
+             std::tie(b.name, b.columns, b.key_columns);
+    }
+  };
   TableStatements* statements_for(const BatchTable& bt, std::string& why_not);
+  TableStatements* prepare_statements(const BatchTable& bt, std::string& why_not);
   void remove_row(const PendingRow& p);
   void write_row(const PendingRow& p);
   void record_row(const PendingRow& p, uint64_t origin);
@@ -63,7 +80,7 @@ class Applier {
   Db& db_;
   uint64_t self_;
   std::vector<CapturedTable> tables_;
-  std::map<std::string, std::unique_ptr<TableStatements>> cache_;
+  std::map<Layout, std::unique_ptr<TableStatements>, LayoutLess> cache_;
   int64_t clock_ = 0;
   bool open_ = false;
 };
