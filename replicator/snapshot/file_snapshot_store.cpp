@@ -1,7 +1,12 @@
 // The directory snapshot store: <dir>/snapshot.json names the current data file
 // <dir>/snapshot-<nuid>.db; a new snapshot is copied in first and named second (see
-// object_store.hpp).
+// object_store.hpp). What is in the directory is not trusted: snapshot.json may only name a
+// file of the store's own pattern.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,7 +17,28 @@
 
 namespace harmony {
 
-namespace fs = std::filesystem;
+namespace {
+
+constexpr std::string_view kDataPrefix = "snapshot-";
+constexpr std::string_view kDataSuffix = ".db";
+// put() names data files with a 22-character nuid; a little room for another id length.
+constexpr size_t kMaxDataIdChars = 64;
+
+// True for the names put() gives data files: snapshot-<letters and digits>.db. Anything else
+// (a path, "..", another file of the directory) is not ours to read or delete.
+bool is_data_file_name(std::string_view name) {
+  if (name.size() <= kDataPrefix.size() + kDataSuffix.size()) return false;
+  if (name.substr(0, kDataPrefix.size()) != kDataPrefix) return false;
+  if (name.substr(name.size() - kDataSuffix.size()) != kDataSuffix) return false;
+  std::string_view id =
+      name.substr(kDataPrefix.size(), name.size() - kDataPrefix.size() - kDataSuffix.size());
+  if (id.size() > kMaxDataIdChars) return false;
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return false;
+  return true;
+}
+
+}  // namespace
 
 FileSnapshotStore::FileSnapshotStore(std::string dir) : dir_(std::move(dir)) {
   if (dir_.empty()) throw Error("[snapshot.file] dir is empty");
@@ -25,11 +51,19 @@ std::string FileSnapshotStore::describe() const {
 std::string FileSnapshotStore::current_data_file() {
   std::string text = read_whole_file(dir_ + "/snapshot.json").value_or("");
   if (text.empty()) return "";
+  std::string name;
   try {
-    return dir_ + "/" + nlohmann::json::parse(text).at("file").get<std::string>();
+    name = nlohmann::json::parse(text).at("file").get<std::string>();
   } catch (const nlohmann::json::exception&) {
     return "";
   }
+  if (!is_data_file_name(name))
+    throw Error(fmt::format(
+        "{}/snapshot.json names data file '{}', which is not a name this store writes "
+        "({}<id>{} inside the directory): refusing to read or delete it (check who wrote "
+        "snapshot.json)",
+        dir_, name, kDataPrefix, kDataSuffix));
+  return dir_ + "/" + name;
 }
 
 std::optional<SnapshotMeta> FileSnapshotStore::info() {
@@ -45,10 +79,11 @@ std::optional<SnapshotMeta> FileSnapshotStore::info() {
 void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
                             const std::function<void()>& on_tick) {
   std::error_code ec;
-  fs::create_directories(dir_, ec);
+  std::filesystem::create_directories(dir_, ec);
   if (ec) throw Error(fmt::format("cannot create snapshot directory {}: {}", dir_, ec.message()));
+  // Before anything is written: a snapshot.json naming a foreign file stops the put here.
   std::string previous = current_data_file();
-  std::string name = "snapshot-" + new_nuid() + ".db";
+  std::string name = std::string(kDataPrefix) + new_nuid() + std::string(kDataSuffix);
   std::string tmp = dir_ + "/." + name + ".tmp";
   TransferProgress progress("snapshot upload to " + dir_, meta.size, on_tick);
   try {
@@ -78,7 +113,12 @@ void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
 SnapshotMeta FileSnapshotStore::get(const std::string& out_file) {
   auto meta = info();
   if (!meta) throw Error("no snapshot in " + describe());
-  std::string data = current_data_file();
+  std::string data;
+  try {
+    data = current_data_file();
+  } catch (const Error& e) {
+    throw SnapshotRejected(e.what());
+  }
   TransferProgress progress("snapshot download from " + dir_, meta->size);
   std::pair<uint64_t, Sha256Digest> got;
   try {
