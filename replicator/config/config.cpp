@@ -18,6 +18,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
 #include "replicator/common/address.hpp"
@@ -135,6 +136,9 @@ class Section {
       }
     }
   }
+
+  bool has(std::string_view key) const { return table_.get(key) != nullptr; }
+  const std::string& file() const { return file_; }
 
   // A sub-table, or nullopt when absent; anything but a table is an error.
   std::optional<Section> table(std::string_view key) const {
@@ -455,6 +459,14 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
                     "replication_log", "snapshot", "nats", "logging", "prometheus", "health_check"},
                    warnings);
   top.read("db_path", cfg.db_path, /*allow_empty=*/false);  // kept as written (relative to cwd)
+  // The compiled-in default lives in /tmp, where any local user can plant files: fine for a try
+  // out, not as a silent choice for real data.
+  // (Logged rather than added to `warnings`, which lists keys the file got wrong.)
+  if (!top.has("db_path"))
+    spdlog::warn(
+        "db_path is not set in {}: using the compiled-in default {} (a shared temporary "
+        "directory); set db_path for real use",
+        top.file(), cfg.db_path);
   top.read("seq_map_path", cfg.seq_map_path);
   // TOML integers are signed 64-bit, so 2^63-1 is also the largest id a file can hold.
   top.read("node_id", cfg.node_id, 0, kInt64Max);

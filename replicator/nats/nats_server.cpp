@@ -195,7 +195,8 @@ pid_t EmbeddedServer::spawn(const std::vector<std::string>& argv, std::string& e
     error = std::string("pipe: ") + std::strerror(errno);
     return -1;
   }
-  int outfd = open(files_.out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int outfd =
+      open(files_.out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
   int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -430,7 +431,8 @@ void EmbeddedServer::start(std::chrono::milliseconds ready_timeout) {
   files_ = server_files(opts_);
   remove_stale_ports_files(files_.run_dir);
   write_server_config(generate_server_config(opts_, files_.run_dir), files_.config_path);
-  { std::ofstream truncate(files_.out_path, std::ios::trunc); }
+  // Emptied by replacing it: a symlink planted at the path is not followed.
+  write_private_file(files_.out_path, "");
 
   std::unique_lock lk(mu_);
   stop_requested_ = false;

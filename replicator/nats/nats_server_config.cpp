@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
@@ -108,10 +110,15 @@ void write_authorization(std::ostream& conf, const EmbeddedServerOptions& opts) 
        << ", password: " << conf_quote(opts.password) << " }\n";
 }
 
+}  // namespace
+
 void write_private_file(const std::string& path, const std::string& content) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A new file (mkostemp: O_CREAT | O_EXCL, mode 0600) renamed over `path`: the rename replaces
+  // a symlink or a file someone planted at `path` instead of writing through it, and a reader
+  // never sees a half-written config.
+  std::string tmp = path + ".XXXXXX";
+  int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
-  fchmod(fd, 0600);  // an existing file keeps its mode through open()
   size_t off = 0;
   while (off < content.size()) {
     ssize_t w = ::write(fd, content.data() + off, content.size() - off);
@@ -119,12 +126,19 @@ void write_private_file(const std::string& path, const std::string& content) {
       if (errno == EINTR) continue;
       int e = errno;
       close(fd);
+      unlink(tmp.c_str());
       throw Error("cannot write " + path + ": " + std::strerror(e));
     }
     off += static_cast<size_t>(w);
   }
-  close(fd);
+  if (close(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    throw Error("cannot write " + path + ": " + std::strerror(e));
+  }
 }
+
+namespace {
 
 std::string joined(const std::vector<std::string>& items, const char* separator) {
   std::string out;

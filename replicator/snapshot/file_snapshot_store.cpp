@@ -1,11 +1,10 @@
 // The directory snapshot store: <dir>/snapshot.json names the current data file
 // <dir>/snapshot-<nuid>.db; a new snapshot is copied in first and named second (see
 // object_store.hpp). What is in the directory is not trusted: snapshot.json may only name a
-// file of the store's own pattern.
+// file of the store's own pattern, and the directory must be ours and not writable by others.
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -78,9 +77,7 @@ std::optional<SnapshotMeta> FileSnapshotStore::info() {
 
 void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
                             const std::function<void()>& on_tick) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  if (ec) throw Error(fmt::format("cannot create snapshot directory {}: {}", dir_, ec.message()));
+  ensure_private_dir(dir_, "snapshot directory");
   // Before anything is written: a snapshot.json naming a foreign file stops the put here.
   std::string previous = current_data_file();
   std::string name = std::string(kDataPrefix) + new_nuid() + std::string(kDataSuffix);
@@ -113,6 +110,7 @@ void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
 SnapshotMeta FileSnapshotStore::get(const std::string& out_file) {
   auto meta = info();
   if (!meta) throw Error("no snapshot in " + describe());
+  check_private_dir(dir_, "snapshot directory");
   std::string data;
   try {
     data = current_data_file();

@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <vector>
 
 #include <fmt/format.h>
@@ -50,9 +52,10 @@ void fsync_dir(const std::string& dir) {
 // Copies src to dst (created/truncated, fsynced) while hashing; returns size and hex SHA-256.
 std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std::string& dst,
                                               TransferProgress& progress) {
-  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
-  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  // A new file only: an existing one (or a symlink planted at the name) is not written through.
+  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", dst, std::strerror(errno)));
   Sha256 h;
   std::vector<char> buf(1 << 20);
@@ -77,7 +80,7 @@ std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std:
 void write_text_atomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp-" + new_nuid();
   {
-    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
     write_all(out.get(), text.data(), text.size(), tmp);
     if (::fsync(out.get()) != 0 || !out.close())
@@ -88,6 +91,35 @@ void write_text_atomically(const std::string& path, const std::string& text) {
     std::remove(tmp.c_str());
     throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
   }
+}
+
+void ensure_private_dir(const std::string& dir, const std::string& what) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 && errno == ENOENT) {
+    std::error_code ec;
+    std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      throw Error(fmt::format("cannot create {} {}: {}", what, dir, std::strerror(errno)));
+  }
+  check_private_dir(dir, what);
+}
+
+void check_private_dir(const std::string& dir, const std::string& what) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    throw Error(fmt::format("cannot use {} {}: {}", what, dir, std::strerror(errno)));
+  if (!S_ISDIR(st.st_mode)) throw Error(fmt::format("{} {} is not a directory", what, dir));
+  if (st.st_uid != ::geteuid())
+    throw Error(fmt::format(
+        "{} {} is owned by uid {}, not by this process's uid {}: refusing to use it (another "
+        "user could replace the snapshots in it)",
+        what, dir, st.st_uid, ::geteuid()));
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    throw Error(fmt::format(
+        "{} {} is writable by group or others (mode {:04o}): refusing to use it (they could "
+        "replace the snapshots in it); run chmod go-w {}",
+        what, dir, st.st_mode & 07777, dir));
 }
 
 std::string hex_of(const Sha256Digest& d) {

@@ -1,7 +1,8 @@
 // File helpers of the snapshot stores (directory store and JetStream object store): a file
 // descriptor that closes itself, complete writes, fsync of a directory, a hashing copy, atomic
-// replacement of a small text file, and the text forms ADR-20 uses (hex digests, RFC 3339
-// times). Internal to replicator/*snapshot_store*.cpp and nats_object_store.cpp.
+// replacement of a small text file, the private-directory check, and the text forms ADR-20 uses
+// (hex digests, RFC 3339 times). Internal to replicator/*snapshot_store*.cpp and
+// nats_object_store.cpp. Files are created new (O_EXCL, never through a symlink) and 0600.
 #pragma once
 #include <unistd.h>
 
@@ -40,11 +41,18 @@ class Fd {
 void write_all(int fd, const char* data, size_t size, const std::string& path);
 // fsync of a directory, so a rename inside it survives a crash. Best effort.
 void fsync_dir(const std::string& dir);
-// Copies src to dst (created/truncated, fsynced) while hashing; returns size and SHA-256.
+// Copies src to dst while hashing; returns size and SHA-256. dst must not exist: it is created
+// with O_EXCL | O_NOFOLLOW, mode 0600, and fsynced. src is not opened through a symlink.
 std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std::string& dst,
                                               TransferProgress& progress);
-// Replaces `path` with `text` through a fsynced temporary file and a rename.
+// Replaces `path` with `text` through a fsynced new temporary file (0600) and a rename, which
+// replaces a symlink planted at `path` instead of writing through it.
 void write_text_atomically(const std::string& path, const std::string& text);
+// Creates `dir` (0700) when missing, then check_private_dir.
+void ensure_private_dir(const std::string& dir, const std::string& what);
+// Throws Error naming `dir` unless it is a directory owned by this process's user and not
+// writable by group or others: whoever can write there can replace what we read back.
+void check_private_dir(const std::string& dir, const std::string& what);
 std::string hex_of(const Sha256Digest& d);
 // "2024-01-02T03:04:05.678Z" for Unix milliseconds.
 std::string rfc3339_utc(int64_t ms);

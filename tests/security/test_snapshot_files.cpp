@@ -1,6 +1,7 @@
 // Files and snapshots are untrusted (issue 14): a snapshot.json naming a file outside the
-// directory store. Each test plants the attack and checks it is refused and that nothing
-// outside is touched.
+// directory store, symlinks planted where the store or the embedded nats-server writes its
+// generated files, and a store directory others can write to. Each test plants the attack and
+// checks it is refused (or defused) and that nothing outside is touched.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "replicator/nats/nats_server.hpp"
+#include "replicator/nats/nats_server_config.hpp"
 #include "replicator/snapshot/object_store.hpp"
 #include "replicator/snapshot/snapshot.hpp"
 #include "tests/support/db_fixture.hpp"
@@ -43,6 +46,14 @@ void plant_snapshot_json(const std::string& store_dir, const std::string& data_f
   j["file"] = data_file;
   fs::remove(store_dir + "/snapshot.json");
   write_file(store_dir + "/snapshot.json", j.dump(2));
+}
+
+bool is_regular_not_link(const std::string& path) {
+  return fs::is_regular_file(fs::symlink_status(path));
+}
+
+fs::perms perms_of(const std::string& path) {
+  return fs::status(path).permissions() & fs::perms::mask;
 }
 
 }  // namespace
@@ -84,3 +95,116 @@ TEST_CASE("snapshot store: a snapshot.json naming a file outside the store is re
   }
 }
 
+// ---- item 11: symlinks, modes and the store directory's owner --------------------------------
+
+TEST_CASE("snapshot store: a symlink planted at snapshot.json is replaced, not followed",
+          "[security][snapshot-files]") {
+  TempDir dir("sec-store-symlink");
+  FileSnapshotStore store(dir.file("store"));
+  store_one_snapshot(dir, store);
+  const std::string victim = dir.file("victim.txt");
+  write_file(victim, "precious");
+  fs::remove(dir.file("store/snapshot.json"));
+  fs::create_symlink(victim, dir.file("store/snapshot.json"));
+  auto m2 = make_snapshot_file(dir.file("a.db"), dir.file("s2.db"));
+  store.put(dir.file("s2.db"), m2);
+  CHECK(read_file(victim) == "precious");
+  CHECK(is_regular_not_link(dir.file("store/snapshot.json")));
+  CHECK(store.info()->sha256 == m2.sha256);
+}
+
+TEST_CASE("snapshot store: the directory is created private and its files are 0600",
+          "[security][snapshot-files]") {
+  TempDir dir("sec-store-modes");
+  FileSnapshotStore store(dir.file("store"));
+  store_one_snapshot(dir, store);
+  const auto owner_rw = fs::perms::owner_read | fs::perms::owner_write;
+  CHECK(perms_of(dir.file("store/snapshot.json")) == owner_rw);
+  CHECK(perms_of(store.current_data_file()) == owner_rw);
+  CHECK((perms_of(dir.file("store")) & (fs::perms::group_write | fs::perms::others_write)) ==
+        fs::perms::none);
+  // What get() downloads is private as well.
+  store.get(dir.file("out.db"));
+  CHECK(perms_of(dir.file("out.db")) == owner_rw);
+}
+
+TEST_CASE("snapshot store: a directory others can write to, or owned by someone else, is refused",
+          "[security][snapshot-files]") {
+  TempDir dir("sec-store-perms");
+  fs::create_directory(dir.file("store"));
+  auto db = make_captured_db(dir, "a.db", 1, kBooks);
+  auto meta = make_snapshot_file(db, dir.file("s1.db"));
+  FileSnapshotStore store(dir.file("store"));
+
+  SECTION("world-writable") {
+    ::chmod(dir.file("store").c_str(), 0777);
+    REQUIRE_THROWS_WITH(store.put(dir.file("s1.db"), meta), Catch::Contains("writable"));
+    CHECK(fs::is_empty(dir.file("store")));
+  }
+  SECTION("group-writable") {
+    ::chmod(dir.file("store").c_str(), 0770);
+    REQUIRE_THROWS_WITH(store.put(dir.file("s1.db"), meta),
+                        Catch::Contains(dir.file("store")) && Catch::Contains("writable"));
+    CHECK(fs::is_empty(dir.file("store")));
+  }
+  SECTION("owned by another user") {
+    if (::geteuid() != 0) return;  // only root can give a directory away
+    ::chmod(dir.file("store").c_str(), 0755);
+    REQUIRE(::chown(dir.file("store").c_str(), 65534, 65534) == 0);
+    REQUIRE_THROWS_WITH(store.put(dir.file("s1.db"), meta), Catch::Contains("owned by"));
+    CHECK(fs::is_empty(dir.file("store")));
+  }
+  SECTION("a snapshot already there is not read from such a directory") {
+    ::chmod(dir.file("store").c_str(), 0700);
+    store.put(dir.file("s1.db"), meta);
+    ::chmod(dir.file("store").c_str(), 0777);
+    REQUIRE_THROWS_WITH(store.get(dir.file("out.db")), Catch::Contains("writable"));
+    CHECK_FALSE(fs::exists(dir.file("out.db")));
+  }
+}
+
+TEST_CASE("nats config: a symlink planted at the generated config is replaced, not followed",
+          "[security][snapshot-files]") {
+  TempDir dir("sec-nats-config-link");
+  const std::string victim = dir.file("victim.txt");
+  const std::string victim2 = dir.file("victim2.txt");
+  write_file(victim, "precious");
+  write_file(victim2, "precious too");
+  const std::string config = dir.file("harmonylite-nats-server.conf");
+  const std::string copy = dir.file("harmonylite-server-config.conf");
+  fs::create_symlink(victim, config);
+  fs::create_symlink(victim2, copy);
+  write_server_config({"authorization { password: \"secret\" }\n", copy, "port: 1\n"}, config);
+  CHECK(read_file(victim) == "precious");
+  CHECK(read_file(victim2) == "precious too");
+  CHECK(is_regular_not_link(config));
+  CHECK(is_regular_not_link(copy));
+  CHECK(read_file(config) == "authorization { password: \"secret\" }\n");
+  CHECK(perms_of(config) == (fs::perms::owner_read | fs::perms::owner_write));
+}
+
+TEST_CASE("embedded nats-server: symlinks planted in its store directory are not followed",
+          "[security][snapshot-files]") {
+  TempDir dir("sec-nats-links");
+  EmbeddedServerOptions o;
+  o.server_name = "sec-links";
+  o.store_dir = dir.file("store");
+  o.user = "harmonylite";
+  o.password = "planted-secret";
+  fs::create_directories(o.store_dir);
+  const std::string victim_conf = dir.file("victim-conf.txt");
+  const std::string victim_out = dir.file("victim-out.txt");
+  write_file(victim_conf, "precious");
+  write_file(victim_out, "precious output");
+  fs::create_symlink(victim_conf, o.store_dir + "/harmonylite-nats-server.conf");
+  fs::create_symlink(victim_out, o.store_dir + "/nats-server.out");
+  {
+    EmbeddedServer server(o);
+    server.start(std::chrono::seconds(10));
+    server.stop();
+  }
+  CHECK(read_file(victim_conf) == "precious");        // on main: the config, password included
+  CHECK(read_file(victim_out) == "precious output");  // on main: truncated
+  CHECK(is_regular_not_link(o.store_dir + "/harmonylite-nats-server.conf"));
+  CHECK(is_regular_not_link(o.store_dir + "/nats-server.out"));
+}
