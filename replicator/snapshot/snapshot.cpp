@@ -1,8 +1,11 @@
 // Snapshots, database side: make_snapshot_file (copy + scrub of node-local state) and
 // restore_into (pending changes and node-local meta carried over, then one backup-API copy into
-// the live database under its write lock). See snapshot.hpp.
+// the live database under its write lock). See snapshot.hpp. A snapshot file comes from a store
+// others may write to: restore opens it defensively and refuses content harmonylite would never
+// have put there (foreign triggers and views, a damaged file, a clock far in the future).
 #include "replicator/snapshot/snapshot.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -19,6 +22,7 @@
 #include "shared/batch.hpp"
 #include "shared/batch_rows.hpp"
 #include "shared/capture.hpp"
+#include "shared/clock.hpp"
 #include "shared/digest.hpp"
 #include "shared/fold.hpp"
 #include "shared/hlc.hpp"
@@ -390,18 +394,89 @@ namespace {
 
 // Steps of restore_into.
 
-// The snapshot file, checked to be a harmonylite snapshot this build can read, in rollback
+// The connection to a snapshot file does not trust the file's schema: no function with side
+// effects runs from a trigger, view or index of the file, and the schema cannot be edited
+// behind SQLite's back (writable_schema, shadow tables).
+void distrust_schema(Db& snap) {
+  if (sqlite3_db_config(snap.handle(), SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr) != SQLITE_OK ||
+      sqlite3_db_config(snap.handle(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr) != SQLITE_OK)
+    throw Error("restore: cannot open the snapshot in defensive mode: " + snap.errmsg());
+}
+
+// PRAGMA quick_check on the whole file: a damaged file (or one edited to break its own
+// constraints) is refused before anything of it is read or merged.
+void check_snapshot_integrity(Db& snap) {
+  // quick_check reports up to this many problems; the first few name what is wrong.
+  constexpr int kProblemsShown = 5;
+  std::vector<std::string> problems;
+  auto s = snap.prepare(fmt::format("PRAGMA quick_check({})", kProblemsShown));
+  while (s.step()) problems.push_back(s.column_text(0));
+  if (problems.size() != 1 || problems.front() != "ok")
+    throw Error(fmt::format("the snapshot file is damaged (PRAGMA quick_check: {})",
+                            fmt::join(problems, "; ")));
+}
+
+// Everything in the snapshot's schema must be a table or an index, or one of capture's
+// triggers exactly as this build installs it for a captured table (same name, same SQL). A
+// trigger or view of the file's own would be copied into the live database and run there on
+// the applications' writes.
+void check_snapshot_schema(Db& snap) {
+  std::vector<std::string> ours;  // triggers matching what capture installs
+  for (const auto& t : captured_tables(snap)) {
+    if (!triggers_installed(snap, t)) continue;
+    auto s = snap.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND "
+        "name LIKE '\\_\\_harmony\\_trg\\_' || ?1 || '\\_%' ESCAPE '\\'");
+    s.bind(1, t.id);
+    while (s.step()) ours.push_back(s.column_text(0));
+  }
+  std::vector<std::string> problems;
+  auto s = snap.prepare("SELECT type, name, tbl_name FROM sqlite_schema ORDER BY type, name");
+  while (s.step()) {
+    const std::string type = s.column_text(0), name = s.column_text(1);
+    if (type == "table" || type == "index") continue;
+    if (type == "trigger" && std::find(ours.begin(), ours.end(), name) != ours.end()) continue;
+    problems.push_back(fmt::format("{} \"{}\" on \"{}\"", type, name, s.column_text(2)));
+  }
+  if (!problems.empty())
+    throw Error(fmt::format(
+        "the snapshot holds schema objects harmonylite does not install ({}): refusing to copy "
+        "them into this database",
+        fmt::join(problems, ", ")));
+}
+
+// The snapshot's clock (the meta "hlc" and every row version) must not be further ahead of our
+// wall clock than a received version may be: restoring it would drag every later local version
+// into the far future.
+void check_snapshot_clock(Db& snap) {
+  const int64_t now_ms = wall_clock_ms();
+  int64_t highest = meta_get_int(snap, "hlc", 0);
+  for (const auto& rows : storage_tables(snap, "rows"))
+    highest = std::max(highest, snap.query_int("SELECT max(version) FROM " + quote_ident(rows)));
+  if (!hlc_plausible(highest, now_ms))
+    throw Error(fmt::format(
+        "the snapshot's clock is implausible (hlc {}, {} ms ahead of this host's clock, at most "
+        "{} ms allowed): refusing it",
+        highest, hlc_physical_ms(highest) - now_ms, kMaxClockAheadMs));
+}
+
+// The snapshot file, checked to be a harmonylite snapshot this build can read and holding nothing
+// harmonylite would not have put there, in rollback
 // journal mode and with the live database's page size (the backup API cannot change the page
 // size of a WAL database, so the copy is converted instead).
 Db open_snapshot_copy(const std::string& snapshot_file, int64_t live_page_size) {
   Db snap = Db::open(snapshot_file, SQLITE_OPEN_READWRITE);
   snap.set_busy_timeout(1000);
+  distrust_schema(snap);
+  check_snapshot_integrity(snap);
   if (!has_table(snap, names::kMeta) || !has_table(snap, names::kPositions))
     throw Error("the snapshot holds no harmonylite state (__harmony_meta, __harmony_positions)");
   if (int64_t f = meta_get_int(snap, "format", 0); f > kStorageFormat)
     throw Error(fmt::format(
         "the snapshot was taken by a newer harmonylite (storage format {}, this build knows {})", f,
         kStorageFormat));
+  check_snapshot_schema(snap);
+  check_snapshot_clock(snap);
   snap.exec("PRAGMA journal_mode = DELETE");
   if (snap.query_int("PRAGMA page_size") != live_page_size) {
     spdlog::info("restore: converting the snapshot to this database's page size ({} bytes)",

@@ -1,7 +1,8 @@
-// Files and snapshots are untrusted (issue 14): a snapshot.json naming a file outside the
-// directory store, symlinks planted where the store or the embedded nats-server writes its
-// generated files, and a store directory others can write to. Each test plants the attack and
-// checks it is refused (or defused) and that nothing outside is touched.
+// Files and snapshots are untrusted (issue 14 items 9-11): a snapshot.json naming a file outside
+// the directory store, symlinks planted where the store or the embedded nats-server writes its
+// generated files, a store directory others can write to, and a snapshot file carrying its own
+// triggers, views or a clock far in the future. Each test plants the attack and checks it is
+// refused (or defused) and that nothing outside is touched.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "replicator/nats/nats_server_config.hpp"
 #include "replicator/snapshot/object_store.hpp"
 #include "replicator/snapshot/snapshot.hpp"
+#include "shared/sqlite_db.hpp"
 #include "tests/support/db_fixture.hpp"
 #include "tests/support/support.hpp"
 
@@ -207,4 +209,98 @@ TEST_CASE("embedded nats-server: symlinks planted in its store directory are not
   CHECK(read_file(victim_out) == "precious output");  // on main: truncated
   CHECK(is_regular_not_link(o.store_dir + "/harmonylite-nats-server.conf"));
   CHECK(is_regular_not_link(o.store_dir + "/nats-server.out"));
+}
+
+// ---- item 9: a restore does not trust the snapshot's content ----------------------------------
+
+namespace {
+
+// A live database and a snapshot of another node, ready to be tampered with.
+struct RestoreSetup {
+  TempDir dir{"sec-restore"};
+  std::string live = make_captured_db(dir, "live.db", 2, kBooks);
+  std::string snap;
+  RestoreOptions ro;
+  RestoreSetup() {
+    auto src = make_captured_db(dir, "src.db", 1, kBooks);
+    shell_ok(src, "INSERT INTO Books VALUES (1,'Dune','Herbert')");
+    snap = dir.file("snap.db");
+    make_snapshot_file(src, snap);
+    ro.node = 2;
+  }
+  int64_t live_schema_count(const std::string& where) const {
+    return query_int(live, "SELECT count(*) FROM sqlite_schema WHERE " + where);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("restore refuses a snapshot carrying its own trigger", "[security][snapshot-files]") {
+  RestoreSetup s;
+  const int64_t triggers_before = s.live_schema_count("type = 'trigger'");
+  shell_ok(s.snap,
+           "CREATE TABLE Loot (x); CREATE TRIGGER evil AFTER INSERT ON Books BEGIN "
+           "INSERT INTO Loot VALUES (new.title); END;");
+  CHECK_THROWS_WITH(restore_into(s.live, s.snap, s.ro),
+                    Catch::Contains("evil") && Catch::Contains("trigger"));
+  CHECK(s.live_schema_count("name = 'evil'") == 0);
+  CHECK(s.live_schema_count("name = 'Loot'") == 0);
+  CHECK(s.live_schema_count("type = 'trigger'") == triggers_before);
+  CHECK(query_int(s.live, "SELECT count(*) FROM Books") == 0);
+}
+
+TEST_CASE("restore refuses a snapshot whose capture trigger was rewritten",
+          "[security][snapshot-files]") {
+  RestoreSetup s;
+  // Same name as one of ours, different body.
+  std::string ours;
+  {
+    Db db = Db::open(s.snap);
+    auto q = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' LIMIT 1");
+    REQUIRE(q.step());
+    ours = q.column_text(0);
+    db.exec("CREATE TABLE Loot (x); DROP TRIGGER " + quote_ident(ours) + "; CREATE TRIGGER " +
+            quote_ident(ours) + " AFTER INSERT ON Books BEGIN INSERT INTO Loot VALUES (1); END;");
+  }
+  CHECK_THROWS_WITH(restore_into(s.live, s.snap, s.ro), Catch::Contains(ours));
+  CHECK(s.live_schema_count("name = 'Loot'") == 0);
+}
+
+TEST_CASE("restore refuses a snapshot carrying a view", "[security][snapshot-files]") {
+  RestoreSetup s;
+  shell_ok(s.snap, "CREATE VIEW v AS SELECT * FROM Books;");
+  CHECK_THROWS_WITH(restore_into(s.live, s.snap, s.ro),
+                    Catch::Contains("view") && Catch::Contains("\"v\""));
+  CHECK(s.live_schema_count("name = 'v'") == 0);
+}
+
+TEST_CASE("restore refuses a snapshot whose clock is far in the future",
+          "[security][snapshot-files]") {
+  RestoreSetup s;
+  const int64_t hlc_before = query_int(s.live, "SELECT value FROM __harmony_meta WHERE key='hlc'");
+  shell_ok(s.snap,
+           "INSERT OR REPLACE INTO __harmony_meta (key, value) VALUES ('hlc', "
+           "9223372036854775807);");
+  CHECK_THROWS_WITH(restore_into(s.live, s.snap, s.ro), Catch::Contains("clock"));
+  CHECK(query_int(s.live, "SELECT value FROM __harmony_meta WHERE key='hlc'") == hlc_before);
+  CHECK(query_int(s.live, "SELECT count(*) FROM Books") == 0);
+}
+
+TEST_CASE("restore refuses a damaged snapshot file", "[security][snapshot-files]") {
+  RestoreSetup s;
+  // A row that breaks its table's CHECK constraint (written before the constraint was edited
+  // into the schema): quick_check reports it.
+  shell_ok(s.snap,
+           "CREATE TABLE Extra (x); INSERT INTO Extra VALUES (1); PRAGMA writable_schema = ON; "
+           "UPDATE sqlite_schema SET sql = 'CREATE TABLE Extra (x CHECK (x > 5))' "
+           "WHERE name = 'Extra';");
+  CHECK_THROWS_WITH(restore_into(s.live, s.snap, s.ro), Catch::Contains("quick_check"));
+  CHECK(s.live_schema_count("name = 'Extra'") == 0);
+}
+
+TEST_CASE("restore still accepts an untampered snapshot", "[security][snapshot-files]") {
+  RestoreSetup s;
+  auto report = restore_into(s.live, s.snap, s.ro);
+  CHECK_FALSE(report.interrupted);
+  CHECK(query_int(s.live, "SELECT count(*) FROM Books") == 1);
 }
