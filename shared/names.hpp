@@ -31,8 +31,10 @@ inline std::string dirty_index(int64_t id) {
 inline std::string old_dirty_index(int64_t id) {
   return "__harmony_rows_" + std::to_string(id) + "_dirty";
 }
+// Every capture trigger's name starts with this.
+inline constexpr std::string_view kTriggerPrefix = "__harmony_trg_";
 inline std::string trigger(int64_t id, std::string_view kind) {
-  return "__harmony_trg_" + std::to_string(id) + "_" + std::string(kind);
+  return std::string(kTriggerPrefix) + std::to_string(id) + "_" + std::string(kind);
 }
 
 inline bool is_reserved(std::string_view table) {

@@ -416,26 +416,16 @@ void check_snapshot_integrity(Db& snap) {
                             fmt::join(problems, "; ")));
 }
 
-// Everything in the snapshot's schema must be a table or an index, or one of capture's
-// triggers exactly as this build installs it for a captured table (same name, same SQL). A
-// trigger or view of the file's own would be copied into the live database and run there on
-// the applications' writes.
-void check_snapshot_schema(Db& snap) {
-  std::vector<std::string> ours;  // triggers matching what capture installs
-  for (const auto& t : captured_tables(snap)) {
-    if (!triggers_installed(snap, t)) continue;
-    auto s = snap.prepare(
-        "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND "
-        "name LIKE '\\_\\_harmony\\_trg\\_' || ?1 || '\\_%' ESCAPE '\\'");
-    s.bind(1, t.id);
-    while (s.step()) ours.push_back(s.column_text(0));
-  }
+// Everything in the snapshot's schema must be a table, an index or a capture trigger (by its
+// reserved name): a trigger or view of the file's own would be copied into the live database
+// and run there on the applications' writes.
+void refuse_foreign_objects(Db& snap) {
   std::vector<std::string> problems;
   auto s = snap.prepare("SELECT type, name, tbl_name FROM sqlite_schema ORDER BY type, name");
   while (s.step()) {
     const std::string type = s.column_text(0), name = s.column_text(1);
     if (type == "table" || type == "index") continue;
-    if (type == "trigger" && std::find(ours.begin(), ours.end(), name) != ours.end()) continue;
+    if (type == "trigger" && name.starts_with(names::kTriggerPrefix)) continue;
     problems.push_back(fmt::format("{} \"{}\" on \"{}\"", type, name, s.column_text(2)));
   }
   if (!problems.empty())
@@ -443,6 +433,20 @@ void check_snapshot_schema(Db& snap) {
         "the snapshot holds schema objects harmonylite does not install ({}): refusing to copy "
         "them into this database",
         fmt::join(problems, ", ")));
+}
+
+// Capture triggers are not taken from the file: whatever it holds under their names (another
+// build's version, or a body someone rewrote) is dropped, and this build's triggers are installed
+// for every captured table, in the copy, before anything runs on it and before the copy becomes
+// the live database (so no application write between the switch and start-up goes uncaptured).
+void reinstall_capture_triggers(Db& snap) {
+  std::vector<std::string> triggers;
+  auto s = snap.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'");
+  while (s.step()) triggers.push_back(s.column_text(0));
+  Transaction tx(snap);
+  for (const auto& name : triggers) snap.exec("DROP TRIGGER " + quote_ident(name));
+  for (const auto& t : captured_tables(snap)) enable_table(snap, t.name);
+  tx.commit();
 }
 
 // The snapshot's clock (the meta "hlc" and every row version) must not be further ahead of our
@@ -475,8 +479,9 @@ Db open_snapshot_copy(const std::string& snapshot_file, int64_t live_page_size) 
     throw Error(fmt::format(
         "the snapshot was taken by a newer harmonylite (storage format {}, this build knows {})", f,
         kStorageFormat));
-  check_snapshot_schema(snap);
+  refuse_foreign_objects(snap);
   check_snapshot_clock(snap);
+  reinstall_capture_triggers(snap);
   snap.exec("PRAGMA journal_mode = DELETE");
   if (snap.query_int("PRAGMA page_size") != live_page_size) {
     spdlog::info("restore: converting the snapshot to this database's page size ({} bytes)",
