@@ -77,16 +77,20 @@ struct LoggingConfig {
 
 struct PrometheusConfig {
   bool enable = false;
-  std::string bind = ":3010";
+  // ours: loopback by default (HarmonyLite: ":3010", every interface); the metrics name tables
+  // and streams, and an operator opens them to the network by choice
+  std::string bind = "127.0.0.1:3010";
   std::string namespace_ = "harmonylite";  // TOML key: namespace
   std::string subsystem;
 };
 
 struct HealthCheckConfig {
   bool enable = false;
-  std::string bind = "0.0.0.0:8090";
+  std::string bind = "127.0.0.1:8090";  // ours: loopback (HarmonyLite: "0.0.0.0:8090")
   std::string path = "/health";
-  bool detailed = true;
+  // ours: false (HarmonyLite: true); the detailed body reveals node ids, stream positions and
+  // the schema, so it is given only where configured
+  bool detailed = false;
 };
 
 struct Config {

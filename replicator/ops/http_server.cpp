@@ -33,16 +33,43 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(std::string bind, std::string what)
     : bind_(std::move(bind)), what_(std::move(what)), impl_(std::make_unique<Impl>()) {
-  // Two worker threads are plenty for probes and scrapes (the default is one per core, >= 8).
-  impl_->server.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // httplib gives each connection a worker thread for as long as it is open, so a client that
+  // sends half a request holds one until the read timeout. Probes and scrapes need one or two;
+  // the rest are there so that a handful of stalled connections cannot leave none for them (a
+  // parked thread costs a stack of address space, not memory in use).
+  constexpr size_t kWorkerThreads = 16;
+  impl_->server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second process
   // bind the same port silently and take half of the probes.
   impl_->server.set_socket_options([](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
-  impl_->server.set_read_timeout(5, 0);
+  // A probe sends its whole request at once: 2 s without a byte (in the request line, headers
+  // or between keep-alive requests) means a stalled or hostile client, whose thread is freed.
+  constexpr time_t kIdleSeconds = 2;
+  impl_->server.set_read_timeout(kIdleSeconds, 0);
+  impl_->server.set_keep_alive_timeout(kIdleSeconds);  // also the wait for a first request
+  // One request per connection: a refused request's unread body is then never parsed as a
+  // next request line (which httplib would read whole, looking for its end). Probes and
+  // scrapes come seconds apart; a new loopback connection costs nothing to them.
+  impl_->server.set_keep_alive_max_count(1);
   impl_->server.set_write_timeout(5, 0);
+  // No endpoint takes a body: a request that announces more than 4 KiB is answered 413 before
+  // any of it is read (httplib's default is unlimited, read into one string).
+  constexpr size_t kMaxRequestBodyBytes = 4 << 10;
+  impl_->server.set_payload_max_length(kMaxRequestBodyBytes);
+  // Only GET and HEAD are served. Decided before routing, i.e. before httplib would read a body:
+  // 405 and the connection closed, so the unread body is never parsed as a next request.
+  impl_->server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "GET" || req.method == "HEAD")
+      return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 405;
+    res.set_header("Allow", "GET, HEAD");
+    res.set_header("Connection", "close");
+    res.set_content("method not allowed: only GET and HEAD\n", "text/plain; charset=utf-8");
+    return httplib::Server::HandlerResponse::Handled;
+  });
 }
 
 HttpServer::~HttpServer() {
@@ -61,10 +88,7 @@ void HttpServer::handle(const std::string& path, std::function<HttpResponse()> h
     res.status = r.status;
     res.set_content(r.body, r.content_type.c_str());
   };
-  impl_->server.Get(path, serve);
-  impl_->server.Post(path, serve);
-  impl_->server.Put(path, serve);
-  impl_->server.Options(path, serve);
+  impl_->server.Get(path, serve);  // HEAD too (httplib answers it from the GET handler)
 }
 
 void HttpServer::start() {

@@ -1,6 +1,8 @@
 // The replicator's small HTTP server (cpp-httplib, plain HTTP) for the health endpoint and the
 // Prometheus metrics: one listener per distinct bind address, so [health_check] and
-// [prometheus] share one port when they name the same address. Handlers answer any method.
+// [prometheus] share one port when they name the same address. Only GET and HEAD are
+// answered (405 otherwise, before any body is read); request bodies are refused above 4 KiB;
+// stalled clients are dropped after 2 s idle.
 #pragma once
 #include <functional>
 #include <memory>

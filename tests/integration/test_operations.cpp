@@ -73,6 +73,7 @@ constexpr const char* kNoSnapshots = "[snapshot]\nenabled = false\n";
 std::string endpoints(int health_port, int metrics_port) {
   return fmt::format(
       "[health_check]\nenable = true\nbind = \"127.0.0.1:{}\"\npath = \"/health\"\n"
+      "detailed = true\n"
       "[prometheus]\nenable = true\nbind = \"127.0.0.1:{}\"\n{}",
       health_port, metrics_port, kNoSnapshots);
 }

@@ -113,13 +113,13 @@ TEST_CASE("empty config file gives every default", "[config]") {
   CHECK_FALSE(c.logging.verbose);
   CHECK(c.logging.format == "console");
   CHECK_FALSE(c.prometheus.enable);
-  CHECK(c.prometheus.bind == ":3010");
+  CHECK(c.prometheus.bind == "127.0.0.1:3010");  // ours: loopback (HarmonyLite ":3010")
   CHECK(c.prometheus.namespace_ == "harmonylite");
   CHECK(c.prometheus.subsystem.empty());
   CHECK_FALSE(c.health_check.enable);
-  CHECK(c.health_check.bind == "0.0.0.0:8090");
+  CHECK(c.health_check.bind == "127.0.0.1:8090");  // ours: loopback (HarmonyLite "0.0.0.0:8090")
   CHECK(c.health_check.path == "/health");
-  CHECK(c.health_check.detailed);
+  CHECK_FALSE(c.health_check.detailed);  // ours: no details unless configured
 }
 
 TEST_CASE("HarmonyLite's node-1 example config loads without warnings", "[config]") {
