@@ -50,8 +50,9 @@ std::string nats_error_text(natsStatus s, jsErrCode jerr) {
 std::string redact_url(const std::string& url) {
   auto scheme = url.find("://");
   size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  auto at = url.find('@', start);
-  if (at == std::string::npos) return url;
+  // The last '@': a password may hold one itself, and hiding a little too much is harmless.
+  auto at = url.rfind('@');
+  if (at == std::string::npos || at < start) return url;
   auto colon = url.find(':', start);
   if (colon == std::string::npos || colon > at)
     return url.substr(0, start) + "***" + url.substr(at);

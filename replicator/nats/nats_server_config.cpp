@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "replicator/common/address.hpp"
+#include "replicator/nats/nats_client.hpp"
 #include "replicator/nats/nats_server_config_lexer.hpp"
 #include "shared/error.hpp"
 
@@ -58,14 +59,41 @@ void write_monitor_default(std::ostream& conf, const UserServerConfig& user) {
     conf << "http: \"127.0.0.1:-1\"\n";  // monitor on a random loopback port (the ports file tells)
 }
 
-void write_self_route(std::ostream& conf, const EmbeddedServerOptions& opts) {
-  if (opts.cluster_listen.empty() || !opts.routes.empty()) return;
-  // nats-server 2.9 refuses clustered JetStream without routes ("JetStream cluster requires
-  // configured routes"); a route to ourselves satisfies it and is detected as a self-connection.
-  const auto listen = parse_url_address(opts.cluster_listen);
-  if (!listen) throw Error("cluster address \"" + opts.cluster_listen + "\" is not host:port");
-  conf << "cluster { routes: [ "
-       << conf_quote(format_url("nats", {dial_host(listen->host), listen->port})) << " ] }\n";
+bool has_credentials(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto authority = scheme == std::string::npos ? 0 : scheme + 3;
+  return url.find('@', authority) != std::string::npos;
+}
+
+// The routes go into this file, not on the command line: a route URL may carry a password
+// (nats://user:password@host:port) and a process's argv is readable by every local user.
+void write_routes(std::ostream& conf, const EmbeddedServerOptions& opts,
+                  const UserServerConfig& user) {
+  if (opts.cluster_listen.empty()) return;
+  if (user.sets_any_of({"cluster"})) {
+    // A second `cluster` block would replace the user's whole (Go map semantics): their routes
+    // authorization and TLS would be lost. Credential-free routes stay on the command line
+    // (server_argv); credentials there would be on the process list, so that is refused.
+    for (const auto& route : opts.routes)
+      if (has_credentials(route))
+        throw Error("route " + redact_url(route) + " carries credentials and nats server_config " +
+                    user.file.string() +
+                    " has a cluster block: put the routes into that block (credentials are not "
+                    "passed on nats-server's command line, where every local user can read them)");
+    return;
+  }
+  std::vector<std::string> routes = opts.routes;
+  if (routes.empty()) {
+    // nats-server 2.9 refuses clustered JetStream without routes ("JetStream cluster requires
+    // configured routes"); a route to ourselves satisfies it and is detected as a
+    // self-connection.
+    const auto listen = parse_url_address(opts.cluster_listen);
+    if (!listen) throw Error("cluster address \"" + opts.cluster_listen + "\" is not host:port");
+    routes.push_back(format_url("nats", {dial_host(listen->host), listen->port}));
+  }
+  conf << "cluster { routes: [";
+  for (size_t i = 0; i < routes.size(); ++i) conf << (i ? ", " : " ") << conf_quote(routes[i]);
+  conf << " ] }\n";
 }
 
 void write_leaf_remotes(std::ostream& conf, const EmbeddedServerOptions& opts,
@@ -168,7 +196,7 @@ GeneratedServerConfig generate_server_config(const EmbeddedServerOptions& opts,
        << "# after it < harmonylite's command-line flags.\n"
        << "max_payload: " << opts.max_payload_bytes << "\n";
   write_monitor_default(conf, user);
-  write_self_route(conf, opts);
+  write_routes(conf, opts, user);
   write_leaf_remotes(conf, opts, user);
   write_user_include(conf, generated, user, opts, run_dir);
   write_authorization(conf, opts);
@@ -193,10 +221,19 @@ std::vector<std::string> server_argv(const EmbeddedServerOptions& opts, const Se
     std::string listen = opts.cluster_listen;
     if (listen.find("://") == std::string::npos) listen = "nats://" + listen;
     a.insert(a.end(), {"--cluster", listen, "--cluster_name", opts.cluster_name});
-    if (!opts.routes.empty()) a.insert(a.end(), {"--routes", joined(opts.routes, ",")});
+    // Routes are in the generated config (write_routes), unless the user's file has its own
+    // cluster block; only credential-free routes get here then.
+    if (!opts.routes.empty() && routes_on_command_line(opts))
+      a.insert(a.end(), {"--routes", joined(opts.routes, ",")});
   }
   a.insert(a.end(), {"-l", files.log_path, "--ports_file_dir", files.run_dir});
   return a;
+}
+
+bool routes_on_command_line(const EmbeddedServerOptions& opts) {
+  if (opts.config_file.empty()) return false;
+  const auto keys = top_level_keys_of(fs::weakly_canonical(fs::absolute(opts.config_file)));
+  return std::find(keys.begin(), keys.end(), "cluster") != keys.end();
 }
 
 std::string dial_host(const std::string& host) {

@@ -5,7 +5,8 @@
 //
 // Configuration layering, lowest to highest priority:
 //   1. <store_dir>/harmonylite-nats-server.conf, generated: max_payload, http (monitor) on
-//      127.0.0.1 with a random port, a self route when clustered without routes, leaf remotes.
+//      127.0.0.1 with a random port, the routes (or a self route when clustered without any;
+//      in the file because a route URL may carry a password), leaf remotes.
 //      nats-server applies a file's keys in Go map order (randomly), so when two different key
 //      names set one option (http vs monitor_port, leaf vs leafnodes) the winner is random; the
 //      monitor and leafnodes defaults are therefore left out when the user's file sets them;
@@ -13,8 +14,9 @@
 //      file, as nats-server resolves includes relative to the including file);
 //   3. the credentials block, written after the include (so it wins, and the password stays off
 //      the process list, unlike --user/--pass);
-//   4. command-line flags: -js, -sd, -n, -a, -p, -m, --cluster, --cluster_name, --routes, -l,
-//      --ports_file_dir.
+//   4. command-line flags: -js, -sd, -n, -a, -p, -m, --cluster, --cluster_name, -l,
+//      --ports_file_dir; --routes only when the user's file has a cluster block of its own
+//      (ours would replace it), and then only routes without credentials.
 // nats-server 2.9 refuses to start when -sd is given and the config file also sets store_dir
 // ("Duplicate 'store_dir' configuration"), so when the user's file sets one we include a copy
 // without it (store_dir removed, relative includes rebased) and log that ours is used.
@@ -78,6 +80,10 @@ void write_server_config(const GeneratedServerConfig& config, const std::string&
 // the first start, the discovered ones on a restart so clients reconnect to the same URL.
 std::vector<std::string> server_argv(const EmbeddedServerOptions& opts, const ServerFiles& files,
                                      int client_port, int monitor_port);
+
+// True when the user's server_config has a cluster block: then the routes go on the command
+// line (a cluster block of ours would replace theirs) and must not carry credentials.
+bool routes_on_command_line(const EmbeddedServerOptions& opts);
 
 // Where to dial a listener bound to `host`: wildcard binds are reached on loopback.
 std::string dial_host(const std::string& host);

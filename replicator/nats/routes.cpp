@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "replicator/common/address.hpp"
+#include "replicator/nats/nats_client.hpp"
 
 namespace harmony {
 
@@ -24,8 +25,8 @@ std::vector<std::string> expand_routes(const std::vector<std::string>& urls,
     }
     const auto address = parse_url_address(url);
     if (!address || address->host.empty()) {
-      problems.push_back(
-          fmt::format("route {} is not dns://name:port/ (a name and a port are needed)", url));
+      problems.push_back(fmt::format(
+          "route {} is not dns://name:port/ (a name and a port are needed)", redact_url(url)));
       continue;
     }
     const std::string& host = address->host;
@@ -37,7 +38,7 @@ std::vector<std::string> expand_routes(const std::vector<std::string>& urls,
     int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
     if (rc != 0) {
       problems.push_back(
-          fmt::format("route {}: cannot resolve {}: {}", url, host, gai_strerror(rc)));
+          fmt::format("route {}: cannot resolve {}: {}", redact_url(url), host, gai_strerror(rc)));
       continue;
     }
     std::set<std::string> seen;

@@ -155,9 +155,11 @@ void Node::start_embedded_server() {
   EmbeddedServerOptions so = embedded_server_options(config_, cli_, node_, route_problems);
   for (const auto& p : route_problems) spdlog::warn("{}; that route is left out", p);
   server_ = std::make_unique<EmbeddedServer>(so);
+  std::vector<std::string> shown_routes;  // a route URL may carry a password
+  for (const auto& r : so.routes) shown_routes.push_back(redact_url(r));
   spdlog::info("starting embedded nats-server {} (store {}, cluster {}, routes [{}])",
                so.server_name, so.store_dir, so.cluster_listen.empty() ? "off" : so.cluster_listen,
-               fmt::join(so.routes, ", "));
+               fmt::join(shown_routes, ", "));
   server_->start(kServerReadyTimeout);
   spdlog::info("embedded nats-server running (pid {}) at {}", server_->pid(),
                server_->client_url());

@@ -186,7 +186,8 @@ TEST_CASE("nats config: clustering without routes gets a route to itself", "[nat
   CHECK(contains(generate_server_config(o, run_dir).text,
                  "cluster { routes: [ \"nats://127.0.0.1:6222\" ] }\n"));
   o.routes = {"nats://localhost:6223/"};
-  CHECK_FALSE(contains(generate_server_config(o, run_dir).text, "\ncluster {"));
+  CHECK(contains(generate_server_config(o, run_dir).text,
+                 "cluster { routes: [ \"nats://localhost:6223/\" ] }\n"));
   o.routes.clear();
   o.cluster_listen = "no-port";
   CHECK_THROWS_WITH(generate_server_config(o, run_dir), Catch::Contains("is not host:port"));
@@ -220,8 +221,12 @@ TEST_CASE("nats config: the command line carries our settings, which win over ev
   CHECK_FALSE(has_flag(first, "-m"));  // the config's random (or the user's) monitor port
   CHECK(has_flag(first, "--cluster", "nats://localhost:6222"));
   CHECK(has_flag(first, "--cluster_name", "harmonylite"));
-  // Route credentials go to nats-server as given.
-  CHECK(has_flag(first, "--routes", "nats://route-user:s3cret@a:6222/,nats://b:6222/"));
+  // Routes, which may carry credentials, are in the 0600 config, never on the command line.
+  CHECK_FALSE(has_flag(first, "--routes"));
+  for (const auto& arg : first) CHECK_FALSE(contains(arg, "s3cret"));
+  CHECK(contains(generate_server_config(o, files.run_dir).text,
+                 "cluster { routes: [ \"nats://route-user:s3cret@a:6222/\", "
+                 "\"nats://b:6222/\" ] }\n"));
   CHECK(has_flag(first, "-l", files.log_path));
   CHECK(has_flag(first, "--ports_file_dir", files.run_dir));
   // The password is never on the command line (it is in the 0600 config).
@@ -233,6 +238,31 @@ TEST_CASE("nats config: the command line carries our settings, which win over ev
   auto restart = server_argv(o, files, 4222, 8222);
   CHECK(has_flag(restart, "-p", "4222"));
   CHECK(has_flag(restart, "-m", "8222"));
+}
+
+TEST_CASE("nats config: a user's cluster block keeps the routes on the command line",
+          "[nats-config]") {
+  TempDir dir("nats-config-user-cluster");
+  write_file(dir.file("user.conf"), "cluster { authorization { user: a, password: b } }\n");
+  auto o = options_in(dir);
+  o.config_file = dir.file("user.conf");
+  o.cluster_listen = "localhost:6222";
+  o.routes = {"nats://a:6223/", "nats://b:6224/"};
+  auto files = server_files(o);
+  // Ours would replace the user's whole block (and its authorization): none is written.
+  CHECK_FALSE(contains(generate_server_config(o, files.run_dir).text, "cluster {"));
+  CHECK(has_flag(server_argv(o, files, o.client_port, -1), "--routes",
+                 "nats://a:6223/,nats://b:6224/"));
+  // Credentials would then be on the process list: refused, naming the route without them.
+  o.routes = {"nats://u:s3cret@a:6223/"};
+  try {
+    generate_server_config(o, files.run_dir);
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(contains(e.what(), "nats://u:***@a:6223/"));
+    CHECK(contains(e.what(), "cluster block"));
+    CHECK_FALSE(contains(e.what(), "s3cret"));
+  }
 }
 
 TEST_CASE("nats config: files live in the canonical store directory", "[nats-config]") {
