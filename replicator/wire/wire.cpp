@@ -2,6 +2,7 @@
 #include "replicator/wire/wire.hpp"
 
 #include <charconv>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -51,8 +52,41 @@ std::optional<std::string> parse_part_headers(const std::optional<std::string>& 
   return std::nullopt;
 }
 
+void BatchAssembler::drop(PendingMap::iterator it, const std::string& why, Result& result) {
+  const Pending& p = it->second;
+  result.dropped.push_back(
+      fmt::format("batch {} of node {} dropped incomplete ({} of {} parts): {}", p.batch, it->first,
+                  p.parts.size(), p.count, why));
+  pending_bytes_ -= p.bytes;
+  pending_.erase(it);
+}
+
+void BatchAssembler::expire(uint64_t seq, Result& result) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    const auto next = std::next(it);
+    if (seq > it->second.first_seq && seq - it->second.first_seq > limits_.expiry_seqs)
+      drop(it,
+           fmt::format("expired, its first part (seq {}) is more than {} messages old",
+                       it->second.first_seq, limits_.expiry_seqs),
+           result);
+    it = next;
+  }
+}
+
+bool BatchAssembler::drop_oldest(uint64_t keep_origin, const std::string& why, Result& result) {
+  auto oldest = pending_.end();
+  for (auto it = pending_.begin(); it != pending_.end(); ++it)
+    if (it->first != keep_origin &&
+        (oldest == pending_.end() || it->second.first_seq < oldest->second.first_seq))
+      oldest = it;
+  if (oldest == pending_.end()) return false;
+  drop(oldest, why, result);
+  return true;
+}
+
 BatchAssembler::Result BatchAssembler::add(IncomingPart part) {
   Result result;
+  expire(part.stream_seq, result);
   if (part.payload.empty()) {
     result.dropped.push_back(fmt::format("empty part {}/{} of batch {} of node {} ignored",
                                          part.index, part.count, part.batch, part.origin));
@@ -60,12 +94,8 @@ BatchAssembler::Result BatchAssembler::add(IncomingPart part) {
   }
   if (part.count == 1) {
     // Any incomplete batch of this origin is superseded.
-    if (auto it = pending_.find(part.origin); it != pending_.end()) {
-      result.dropped.push_back(fmt::format(
-          "batch {} of node {} dropped incomplete ({} of {} parts): superseded by batch {}",
-          it->second.batch, part.origin, it->second.received, it->second.count, part.batch));
-      pending_.erase(it);
-    }
+    if (auto it = pending_.find(part.origin); it != pending_.end())
+      drop(it, fmt::format("superseded by batch {}", part.batch), result);
     result.complete = AssembledBatch{part.origin, part.batch, part.stream_seq, part.stream_seq,
                                      std::move(part.payload)};
     return result;
@@ -77,10 +107,7 @@ BatchAssembler::Result BatchAssembler::add(IncomingPart part) {
                                            part.index, part.count, part.batch, part.origin));
       return result;
     }
-    result.dropped.push_back(fmt::format(
-        "batch {} of node {} dropped incomplete ({} of {} parts): superseded by batch {}",
-        it->second.batch, part.origin, it->second.received, it->second.count, part.batch));
-    pending_.erase(it);
+    drop(it, fmt::format("superseded by batch {}", part.batch), result);
     it = pending_.end();
   }
   if (it == pending_.end()) {
@@ -91,23 +118,43 @@ BatchAssembler::Result BatchAssembler::add(IncomingPart part) {
                       part.index, part.count, part.batch, part.origin));
       return result;
     }
+    if (pending_.size() >= limits_.max_pending_batches)
+      drop_oldest(
+          part.origin,
+          fmt::format("more than {} incomplete batches pending", limits_.max_pending_batches),
+          result);
     Pending p;
     p.batch = part.batch;
     p.count = part.count;
     p.first_seq = part.stream_seq;
-    p.parts.resize(part.count);
     it = pending_.emplace(part.origin, std::move(p)).first;
   }
   Pending& p = it->second;
-  std::string& slot = p.parts[part.index - 1];
-  if (slot.empty()) {  // a redelivered part is counted once
-    slot = std::move(part.payload);
-    ++p.received;
+  if (p.parts.count(part.index)) return result;  // a redelivered part is counted once
+  const size_t size = part.payload.size();
+  if (p.bytes + size > limits_.max_pending_bytes) {
+    // This batch alone is larger than the bound: it could never be held whole, and dropping
+    // other batches for it would be in vain.
+    drop(it,
+         fmt::format("larger than the {} bytes incomplete batches may hold",
+                     limits_.max_pending_bytes),
+         result);
+    return result;
   }
-  if (p.received < p.count) return result;
+  while (pending_bytes_ + size > limits_.max_pending_bytes &&
+         drop_oldest(part.origin,
+                     fmt::format("incomplete batches exceed {} bytes", limits_.max_pending_bytes),
+                     result)) {
+  }
+  p.parts.emplace(part.index, std::move(part.payload));
+  p.bytes += size;
+  pending_bytes_ += size;
+  if (p.parts.size() < p.count) return result;
   AssembledBatch done{part.origin, p.batch, p.first_seq, part.stream_seq, {}};
-  for (auto& s : p.parts) done.frame += s;
+  done.frame.reserve(p.bytes);
+  for (auto& [index, s] : p.parts) done.frame += s;
   completed_[part.origin] = {p.batch, p.count};
+  pending_bytes_ -= p.bytes;
   pending_.erase(it);
   result.complete = std::move(done);
   return result;

@@ -7,7 +7,9 @@
 //   - any frame split by split_frame and fed to a BatchAssembler in order (with duplicates)
 //     comes back whole and unchanged;
 //   - fuzz-driven part sequences never make the assembler hand out a batch whose pieces do not
-//     add up, or a safe position beyond what was handed in.
+//     add up, or a safe position beyond what was handed in; with small fuzz-chosen bounds it
+//     never holds more incomplete batches or bytes than its limits, and no incomplete batch
+//     holds the safe position back further than the expiry distance.
 // Each input is used three ways, so the seed corpus can simply hold encoded batch frames.
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -133,10 +135,14 @@ std::optional<std::string> header(FuzzedDataProvider& fdp, uint32_t max) {
 
 void check_assembler_sequence(const uint8_t* data, size_t size) {
   FuzzedDataProvider fdp(data, size);
-  BatchAssembler assembler;
+  BatchAssembler::Limits limits;
+  limits.max_pending_batches = fdp.ConsumeIntegralInRange<size_t>(1, 4);
+  limits.max_pending_bytes = fdp.ConsumeIntegralInRange<size_t>(1, 256);
+  limits.expiry_seqs = fdp.ConsumeIntegralInRange<uint64_t>(1, 32);
+  BatchAssembler assembler(limits);
   uint64_t seq = 0;
   for (int n = 0; n < 64 && fdp.remaining_bytes() > 0; ++n) {
-    auto origin = header(fdp, 3);
+    auto origin = header(fdp, 7);
     auto batch = header(fdp, 3);
     std::optional<std::string> part;
     if (fdp.ConsumeBool()) {
@@ -164,6 +170,12 @@ void check_assembler_sequence(const uint8_t* data, size_t size) {
       try_decode(c.frame);
     }
     if (assembler.safe_position(seq) > seq) fail("safe position beyond what was handed in");
+    if (assembler.incomplete() > limits.max_pending_batches)
+      fail("more incomplete batches held than the limit");
+    if (assembler.pending_bytes() > limits.max_pending_bytes)
+      fail("more bytes of incomplete batches held than the limit");
+    if (assembler.safe_position(seq) + limits.expiry_seqs + 1 < seq)
+      fail("an incomplete batch holds the safe position back beyond its expiry");
   }
 }
 
