@@ -3,6 +3,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include <fmt/format.h>
@@ -34,31 +35,35 @@ json encode_value(const Value& v) {
       v);
 }
 
-// Wraps nlohmann's DOM builder and refuses nesting deeper than the format can have, so a
-// message of a million nested arrays fails fast instead of exhausting the stack.
-class DepthLimitedSax {
+// Wraps nlohmann's DOM builder and refuses, before the document grows: nesting deeper than the
+// format can have (a million nested arrays would exhaust the stack), more CBOR items than
+// DecodeLimits::max_values and more string, blob and key bytes than max_total_bytes. An array or
+// map declaring more items than remain is refused at its head. Counting is a few integer
+// operations per item, no allocation.
+class BoundedSax {
  public:
-  DepthLimitedSax(json& root, int max_depth) : inner_(root, false), max_depth_(max_depth) {}
-  bool null() { return inner_.null(); }
-  bool boolean(bool v) { return inner_.boolean(v); }
-  bool number_integer(json::number_integer_t v) { return inner_.number_integer(v); }
-  bool number_unsigned(json::number_unsigned_t v) { return inner_.number_unsigned(v); }
+  BoundedSax(json& root, const DecodeLimits& limits) : inner_(root, false), limits_(limits) {}
+  bool null() { return item() && inner_.null(); }
+  bool boolean(bool v) { return item() && inner_.boolean(v); }
+  bool number_integer(json::number_integer_t v) { return item() && inner_.number_integer(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return item() && inner_.number_unsigned(v); }
   bool number_float(json::number_float_t v, const std::string& s) {
-    return inner_.number_float(v, s);
+    return item() && inner_.number_float(v, s);
   }
-  bool string(std::string& v) { return inner_.string(v); }
-  bool binary(json::binary_t& v) { return inner_.binary(v); }
+  bool string(std::string& v) { return item() && bytes(v.size()) && inner_.string(v); }
+  bool binary(json::binary_t& v) { return item() && bytes(v.size()) && inner_.binary(v); }
   bool start_object(std::size_t n) {
-    if (++depth_ > max_depth_) return too_deep();
+    // A map of n pairs holds 2n items (keys and values).
+    if (!item() || !declared(n == kUnknownSize ? 0 : 2 * n) || !deeper()) return false;
     return inner_.start_object(n);
   }
-  bool key(std::string& k) { return inner_.key(k); }
+  bool key(std::string& k) { return item() && bytes(k.size()) && inner_.key(k); }
   bool end_object() {
     --depth_;
     return inner_.end_object();
   }
   bool start_array(std::size_t n) {
-    if (++depth_ > max_depth_) return too_deep();
+    if (!item() || !declared(n == kUnknownSize ? 0 : n) || !deeper()) return false;
     return inner_.start_array(n);
   }
   bool end_array() {
@@ -72,19 +77,52 @@ class DepthLimitedSax {
   const std::string& error() const { return error_; }
 
  private:
-  bool too_deep() {
-    error_ = fmt::format("CBOR nested deeper than {} levels", max_depth_);
+  static constexpr std::size_t kUnknownSize = static_cast<std::size_t>(-1);  // indefinite length
+
+  bool item() {
+    if (++values_ <= limits_.max_values) return true;
+    return refuse(fmt::format("batch holds more than {} CBOR values", limits_.max_values));
+  }
+  bool declared(std::size_t n) {
+    if (n <= limits_.max_values - std::min(values_, limits_.max_values)) return true;
+    return refuse(fmt::format("CBOR array or map of {} items exceeds the batch's {} values", n,
+                              limits_.max_values));
+  }
+  bool bytes(std::size_t n) {
+    total_bytes_ += n;
+    if (total_bytes_ <= limits_.max_total_bytes) return true;
+    return refuse(fmt::format("batch holds more than {} bytes of text, blobs and keys",
+                              limits_.max_total_bytes));
+  }
+  bool deeper() {
+    if (++depth_ <= limits_.max_depth) return true;
+    return refuse(fmt::format("CBOR nested deeper than {} levels", limits_.max_depth));
+  }
+  bool refuse(std::string why) {
+    error_ = std::move(why);
     return false;
   }
   nlohmann::detail::json_sax_dom_parser<json> inner_;
-  int max_depth_;
+  const DecodeLimits& limits_;
   int depth_ = 0;
+  std::size_t values_ = 0;
+  std::size_t total_bytes_ = 0;
   std::string error_;
 };
 
 std::string decompress(std::string_view data, size_t max_bytes) {
   std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
   std::string out;
+  // The frame's declared size, when it has one and it is within the limit, saves the doublings
+  // (and the peak of old and new buffer) of growing the output; a false one costs nothing, as
+  // pages reserved but never written are not resident.
+  if (const auto declared = ZSTD_getFrameContentSize(data.data(), data.size());
+      declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR) {
+    if (declared > max_bytes)  // refused before anything is decompressed
+      throw DecodeError(
+          fmt::format("zstd frame declares {} bytes, exceeds {} bytes", declared, max_bytes));
+    out.reserve(static_cast<size_t>(declared));
+  }
   ZSTD_inBuffer in{data.data(), data.size(), 0};
   std::string chunk(ZSTD_DStreamOutSize(), '\0');
   size_t rc = 1;
@@ -93,9 +131,10 @@ std::string decompress(std::string_view data, size_t max_bytes) {
     rc = ZSTD_decompressStream(ctx.get(), &ob, &in);
     if (ZSTD_isError(rc))
       throw DecodeError(fmt::format("bad zstd data: {}", ZSTD_getErrorName(rc)));
-    out.append(chunk.data(), ob.pos);
-    if (out.size() > max_bytes)
+    // Checked before appending, so the buffer never holds more than the limit.
+    if (ob.pos > max_bytes - out.size())
       throw DecodeError(fmt::format("decompressed batch exceeds {} bytes", max_bytes));
+    out.append(chunk.data(), ob.pos);
     if (in.pos == in.size && ob.pos == 0 && rc != 0) throw DecodeError("truncated zstd data");
   }
   return out;
@@ -128,7 +167,8 @@ uint64_t as_uint64(const json& j, const char* what) {
   throw DecodeError(fmt::format("{} is not a non-negative integer", what));
 }
 
-Value decode_value(const json& j, const DecodeLimits& limits) {
+// Takes strings and blobs out of the document (moved, not copied).
+Value decode_value(json& j, const DecodeLimits& limits) {
   switch (j.type()) {
     case json::value_t::null:
       return Null{};
@@ -138,9 +178,9 @@ Value decode_value(const json& j, const DecodeLimits& limits) {
     case json::value_t::number_float:
       return j.get<double>();
     case json::value_t::string: {
-      const auto& s = j.get_ref<const std::string&>();
+      auto& s = j.get_ref<std::string&>();
       if (s.size() > limits.max_value_bytes) throw DecodeError("text value too large");
-      return Text{s};
+      return Text{std::move(s)};
     }
     case json::value_t::binary: {
       const auto& b = j.get_binary();
@@ -150,6 +190,28 @@ Value decode_value(const json& j, const DecodeLimits& limits) {
     default:
       throw DecodeError("value of an unsupported type (boolean, array or map)");
   }
+}
+
+// A name with a control character (bytes below 0x20 and 0x7f) is refused: names end up in
+// logs, status output and SQL text, where such bytes forge lines or hide what they are.
+bool has_control_character(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// The name with control characters and non-ASCII bytes shown as \xNN, for error texts.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (const char c : s.substr(0, 128)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f)
+      out += fmt::format("\\x{:02x}", u);
+    else
+      out += c;
+  }
+  return out;
 }
 
 std::vector<std::string> string_list(const json& j, const char* what, size_t max) {
@@ -174,6 +236,9 @@ std::string_view body_of_frame(std::string_view frame, const DecodeLimits& limit
   const std::string_view body = frame.substr(1);
   switch (static_cast<uint8_t>(frame[0])) {
     case kCodecCbor:
+      if (body.size() > limits.max_decoded_bytes)
+        throw DecodeError(fmt::format("CBOR batch of {} bytes exceeds {} bytes", body.size(),
+                                      limits.max_decoded_bytes));
       return body;
     case kCodecZstd:
       decompressed = decompress(body, limits.max_decoded_bytes);
@@ -186,7 +251,7 @@ std::string_view body_of_frame(std::string_view frame, const DecodeLimits& limit
 
 json parse_cbor(std::string_view body, const DecodeLimits& limits) {
   json root;
-  DepthLimitedSax sax(root, limits.max_depth);
+  BoundedSax sax(root, limits);
   bool ok = false;
   try {
     ok = json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::cbor, true);
@@ -210,13 +275,20 @@ BatchTable decode_table(const json& t, const DecodeLimits& limits) {
   bt.key_columns =
       string_list(field(t, "k", json::value_t::array, "table"), "key list", limits.max_columns);
   if (bt.name.empty()) throw DecodeError("empty table name");
+  if (has_control_character(bt.name))
+    throw DecodeError(
+        fmt::format("table name \"{}\" holds a control character", printable(bt.name)));
+  for (const auto* list : {&bt.columns, &bt.key_columns})
+    for (const auto& c : *list)
+      if (has_control_character(c))
+        throw DecodeError(fmt::format("table \"{}\": column name \"{}\" holds a control character",
+                                      printable(bt.name), printable(c)));
   if (bt.key_columns.empty())
     throw DecodeError(fmt::format("table \"{}\" has no key columns", bt.name));
   return bt;
 }
 
-RowChange decode_row(const json& r, const std::vector<BatchTable>& tables,
-                     const DecodeLimits& limits) {
+RowChange decode_row(json& r, const std::vector<BatchTable>& tables, const DecodeLimits& limits) {
   if (!r.is_array() || r.size() != 5) throw DecodeError("row is not a 5-element array");
   RowChange rc;
   uint64_t ti = as_uint64(r[0], "row table index");
@@ -234,8 +306,10 @@ RowChange decode_row(const json& r, const std::vector<BatchTable>& tables,
   if (rc.deleted ? !r[4].empty() : r[4].size() != bt.columns.size())
     throw DecodeError(fmt::format("row of table \"{}\" has {} values, expected {}", bt.name,
                                   r[4].size(), rc.deleted ? 0 : bt.columns.size()));
-  for (const auto& v : r[3]) rc.key.push_back(decode_value(v, limits));
-  for (const auto& v : r[4]) rc.values.push_back(decode_value(v, limits));
+  rc.key.reserve(r[3].size());
+  rc.values.reserve(r[4].size());
+  for (auto& v : r[3]) rc.key.push_back(decode_value(v, limits));
+  for (auto& v : r[4]) rc.values.push_back(decode_value(v, limits));
   return rc;
 }
 
@@ -278,7 +352,8 @@ std::string encode_batch(const Batch& batch, bool compress) {
 
 Batch decode_batch(std::string_view frame, const DecodeLimits& limits) {
   std::string decompressed;
-  const json root = parse_cbor(body_of_frame(frame, limits, decompressed), limits);
+  json root = parse_cbor(body_of_frame(frame, limits, decompressed), limits);
+  std::string().swap(decompressed);  // parsed: the body is not needed any more
   int64_t version =
       as_int64(field(root, "v", json::value_t::number_unsigned, "batch"), "format version");
   if (version != kWireFormatVersion)
@@ -291,10 +366,16 @@ Batch decode_batch(std::string_view frame, const DecodeLimits& limits) {
   const auto& tables = field(root, "t", json::value_t::array, "batch");
   if (tables.size() > limits.max_tables) throw DecodeError("too many tables in batch");
   for (const auto& t : tables) b.tables.push_back(decode_table(t, limits));
-  const auto& rows = field(root, "r", json::value_t::array, "batch");
+  field(root, "r", json::value_t::array, "batch");
+  auto& rows = root["r"];
   if (rows.size() > limits.max_rows) throw DecodeError("too many rows in batch");
   b.rows.reserve(rows.size());
-  for (const auto& r : rows) b.rows.push_back(decode_row(r, b.tables, limits));
+  // Each row's document is freed once decoded, so the document and the batch are not both whole
+  // in memory at the peak.
+  for (auto& r : rows) {
+    b.rows.push_back(decode_row(r, b.tables, limits));
+    r = nullptr;
+  }
   return b;
 }
 

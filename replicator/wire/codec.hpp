@@ -1,5 +1,6 @@
 // Wire encoding of a Batch. Messages from the network are untrusted: decode_batch checks every
-// type, size and nesting depth and throws DecodeError with a reason instead of crashing.
+// type, size and nesting depth, the body's size and the totals of values and bytes (DecodeLimits),
+// and names with control characters, and throws DecodeError with a reason instead of crashing.
 //
 // Frame (bytes): [codec byte: 0 = CBOR, 1 = zstd-compressed CBOR] [body]
 // CBOR body: {"v": 1, "o": origin node, "b": batch id,
@@ -23,8 +24,21 @@ struct DecodeError : Error {
   using Error::Error;
 };
 
+// Everything a batch may make the decoder allocate is bounded by these, checked while the CBOR is
+// parsed (before the document grows), never by what the message claims. The defaults keep one
+// decode well under 100 MB of memory (tests/security/test_wire_bounds.cpp measures it) while
+// admitting a batch of scan_max_changes (100000) ordinary rows.
 struct DecodeLimits {
-  size_t max_decoded_bytes = 256u << 20;  // zstd bombs stop here
+  // The CBOR body, plain or decompressed: 32 MiB is 100000 rows of ~330 bytes each; the
+  // reassembly holds at most twice this (kMaxPendingBytes in wire.hpp).
+  size_t max_decoded_bytes = 32u << 20;
+  // CBOR items of every kind (numbers, strings, arrays, maps, keys): each costs a document node
+  // of 16 bytes or more. A row costs 6 + its key and column values, so 3 million admits 100000
+  // rows of 24 columns.
+  size_t max_values = 3'000'000;
+  // Bytes of all texts, blobs and map keys together (a body's strings are copied into the
+  // document, then into the batch).
+  size_t max_total_bytes = 32u << 20;
   size_t max_rows = 1'000'000;
   size_t max_tables = 10'000;
   size_t max_columns = 2'000;              // SQLite's default SQLITE_MAX_COLUMN

@@ -353,16 +353,18 @@ TEST_CASE("partial UNIQUE indexes: REPLACE through them is captured, lookups use
 }
 
 TEST_CASE("table and column names that look like SQL keep capture intact", "[capture][schema]") {
+  // (Names with control characters, e.g. a newline, are refused on the wire since issue 14:
+  // replicator/wire/codec.cpp. These keep the SQL keywords and quoting that matter here.)
   TwoNodes n(
-      "CREATE TABLE \"x\nEND;\n\" (\"END;\" INTEGER PRIMARY KEY, \"\nEND;\" TEXT UNIQUE, "
+      "CREATE TABLE \"x END; \" (\"END;\" INTEGER PRIMARY KEY, \" END;\" TEXT UNIQUE, "
       "\"CREATE TRIGGER \"\"\" TEXT);");
-  auto t = find_captured(n.a, "x\nEND;\n");
+  auto t = find_captured(n.a, "x END; ");
   REQUIRE(t);
   CHECK(triggers_installed(n.a, *t));
   n.shell_a(
-      "INSERT INTO \"x\nEND;\n\" VALUES (1, 'a', 'b'); REPLACE INTO \"x\nEND;\n\" VALUES (2, "
+      "INSERT INTO \"x END; \" VALUES (1, 'a', 'b'); REPLACE INTO \"x END; \" VALUES (2, "
       "'a', 'c');");
   n.sync();
-  n.check_same("x\nEND;\n");
-  CHECK(n.b.query_int("SELECT count(*) FROM \"x\nEND;\n\"") == 1);
+  n.check_same("x END; ");
+  CHECK(n.b.query_int("SELECT count(*) FROM \"x END; \"") == 1);
 }
