@@ -53,8 +53,7 @@ class BoundedSax {
   bool string(std::string& v) { return item() && bytes(v.size()) && inner_.string(v); }
   bool binary(json::binary_t& v) { return item() && bytes(v.size()) && inner_.binary(v); }
   bool start_object(std::size_t n) {
-    // A map of n pairs holds 2n items (keys and values).
-    if (!item() || !declared(n == kUnknownSize ? 0 : 2 * n) || !deeper()) return false;
+    if (!item() || !declared(n, "map", 2) || !deeper()) return false;
     return inner_.start_object(n);
   }
   bool key(std::string& k) { return item() && bytes(k.size()) && inner_.key(k); }
@@ -63,7 +62,7 @@ class BoundedSax {
     return inner_.end_object();
   }
   bool start_array(std::size_t n) {
-    if (!item() || !declared(n == kUnknownSize ? 0 : n) || !deeper()) return false;
+    if (!item() || !declared(n, "array", 1) || !deeper()) return false;
     return inner_.start_array(n);
   }
   bool end_array() {
@@ -83,9 +82,13 @@ class BoundedSax {
     if (++values_ <= limits_.max_values) return true;
     return refuse(fmt::format("batch holds more than {} CBOR values", limits_.max_values));
   }
-  bool declared(std::size_t n) {
-    if (n <= limits_.max_values - std::min(values_, limits_.max_values)) return true;
-    return refuse(fmt::format("CBOR array or map of {} items exceeds the batch's {} values", n,
+  // A container of `n` entries of `per_entry` items each (a map's: key and value), refused when
+  // they cannot all fit in the items left. Indefinite lengths are counted as items arrive.
+  bool declared(std::size_t n, const char* what, std::size_t per_entry) {
+    if (n == kUnknownSize) return true;
+    const std::size_t left = limits_.max_values - std::min(values_, limits_.max_values);
+    if (n <= left / per_entry) return true;
+    return refuse(fmt::format("CBOR {} declaring {} entries exceeds the batch's {} values", what, n,
                               limits_.max_values));
   }
   bool bytes(std::size_t n) {
