@@ -1,6 +1,7 @@
 // The unit of replication: every change pending on one node at one instant (a consistent
 // snapshot of committed state), so whole source transactions travel and apply together.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -8,6 +9,18 @@
 #include "shared/value.hpp"
 
 namespace harmony {
+
+// What one batch may hold on the wire. Receivers refuse a batch beyond these while decoding it
+// (replicator/wire/codec.hpp, DecodeLimits), which bounds their memory whatever a message claims;
+// the publisher cuts its batches at half of each (shared/outbox.cpp), leaving room for CBOR's own
+// bytes, so no valid batch is ever refused. A single row above half the string budget still
+// travels alone; above the whole budget receivers dead-letter it (README, Limitations).
+inline constexpr size_t kMaxBatchBodyBytes = size_t{32} << 20;    // decoded CBOR body
+inline constexpr size_t kMaxBatchStringBytes = size_t{32} << 20;  // texts, blobs and map keys
+inline constexpr size_t kMaxBatchItems = 3'000'000;  // CBOR items: numbers, strings, containers
+// CBOR items a row costs besides its key and column values (its array, table index, version,
+// tombstone flag, key and values arrays).
+inline constexpr size_t kBatchItemsPerRow = 6;
 
 struct BatchTable {
   std::string name;

@@ -80,6 +80,23 @@ RowChange take_row(const PendingCursor& cursor, BatchTableReader& reader) {
   return row;
 }
 
+// What a row adds to a batch, as the receiver's decoder counts it (kMaxBatch* in batch.hpp):
+// CBOR items, and bytes of texts and blobs (with up to 9 bytes of head per value).
+struct RowCost {
+  size_t items = 0, bytes = 0;
+};
+RowCost cost_of(const RowChange& row) {
+  constexpr size_t kValueHeadBytes = 9;
+  RowCost c{kBatchItemsPerRow + row.key.size() + row.values.size(), 0};
+  for (const auto* values : {&row.key, &row.values})
+    for (const auto& v : *values) {
+      c.bytes += kValueHeadBytes;
+      if (const auto* t = std::get_if<Text>(&v)) c.bytes += t->bytes.size();
+      if (const auto* b = std::get_if<Blob>(&v)) c.bytes += b->bytes.size();
+    }
+  return c;
+}
+
 }  // namespace
 
 Batch collect_pending(Db& db, const std::vector<CapturedTable>& tables, uint64_t node,
@@ -94,6 +111,9 @@ Batch collect_pending(Db& db, const std::vector<CapturedTable>& tables, uint64_t
   // Merge by version across tables: the fold issues versions in commit order from one clock, so
   // the oldest rows overall go first, a busy table cannot starve the others, and a batch cut at
   // max_rows still holds whole source transactions up to the cut.
+  // Half the receivers' limits (batch.hpp): every batch this makes decodes everywhere.
+  constexpr RowCost kBudget{kMaxBatchItems / 2, kMaxBatchStringBytes / 2};
+  RowCost used;
   while (batch.rows.size() < max_rows) {
     PendingCursor* oldest = nullptr;
     size_t oldest_index = 0;
@@ -106,7 +126,15 @@ Batch collect_pending(Db& db, const std::vector<CapturedTable>& tables, uint64_t
     if (!oldest) break;
     auto& reader = readers[oldest_index];
     if (!reader) reader = add_batch_table(db, *oldest->table, batch);
-    batch.rows.push_back(take_row(*oldest, *reader));
+    RowChange row = take_row(*oldest, *reader);
+    const RowCost cost = cost_of(row);
+    // The row stays pending for the next batch; a batch always takes its first row.
+    if (!batch.rows.empty() &&
+        (used.items + cost.items > kBudget.items || used.bytes + cost.bytes > kBudget.bytes))
+      break;
+    used.items += cost.items;
+    used.bytes += cost.bytes;
+    batch.rows.push_back(std::move(row));
     oldest->advance();
   }
   if (!batch.rows.empty()) {

@@ -31,14 +31,14 @@ struct DecodeError : Error {
 struct DecodeLimits {
   // The CBOR body, plain or decompressed: 32 MiB is 100000 rows of ~330 bytes each; the
   // reassembly holds at most twice this (kMaxPendingBytes in wire.hpp).
-  size_t max_decoded_bytes = 32u << 20;
+  size_t max_decoded_bytes = kMaxBatchBodyBytes;
   // CBOR items of every kind (numbers, strings, arrays, maps, keys): each costs a document node
   // of 16 bytes or more. A row costs 6 + its key and column values, so 3 million admits 100000
   // rows of 24 columns.
-  size_t max_values = 3'000'000;
+  size_t max_values = kMaxBatchItems;
   // Bytes of all texts, blobs and map keys together (a body's strings are copied into the
   // document, then into the batch).
-  size_t max_total_bytes = 32u << 20;
+  size_t max_total_bytes = kMaxBatchStringBytes;
   size_t max_rows = 1'000'000;
   size_t max_tables = 10'000;
   size_t max_columns = 2'000;              // SQLite's default SQLITE_MAX_COLUMN

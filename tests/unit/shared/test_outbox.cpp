@@ -91,3 +91,65 @@ TEST_CASE("outbox: rows left out of a full batch go out in the next one", "[outb
   CHECK(total == 8);
   CHECK(total_pending(db, tables) == 0);
 }
+
+TEST_CASE("outbox: a batch stays within what a receiver decodes, however large its rows",
+          "[outbox][collect]") {
+  // Receivers refuse a batch whose decoded body, items or string bytes exceed their limits
+  // (replicator/wire/codec.hpp): the publisher must cut batches below them, or valid changes
+  // would be dead-lettered everywhere.
+  TempDir dir{"outbox"};
+  Db db = open_test_db(dir.file("o.db"));
+  db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT)");
+  enable_table(db, "big");
+  constexpr int kRows = 12;
+  const size_t row_bytes = kMaxBatchStringBytes / 8;  // 4 MiB of text per row
+  {
+    Transaction tx(db);
+    auto ins = db.prepare("INSERT INTO big (id, v) VALUES (?1, ?2)");
+    for (int id = 1; id <= kRows; ++id) {
+      ins.reset();
+      ins.bind(1, int64_t{id});
+      ins.bind(2, Value{Text{std::string(row_bytes, 'x')}});
+      ins.run();
+    }
+    tx.commit();
+  }
+  std::set<int64_t> seen;
+  for (int round = 0; round < kRows && seen.size() < kRows; ++round) {
+    Transaction tx(db);
+    Batch batch = collect_pending(db, captured_tables(db), kNode, 100000);
+    REQUIRE_FALSE(batch.rows.empty());
+    size_t string_bytes = 0;
+    for (const auto& r : batch.rows) {
+      seen.insert(std::get<int64_t>(r.key[0]));
+      for (const auto& v : r.values)
+        if (const auto* t = std::get_if<Text>(&v)) string_bytes += t->bytes.size();
+    }
+    INFO("round " << round << ": " << batch.rows.size() << " rows, " << string_bytes << " bytes");
+    CHECK(string_bytes <= kMaxBatchStringBytes / 2);
+    mark_published(db, batch);
+    tx.commit();
+  }
+  CHECK(seen.size() == kRows);  // every row went out, in several batches
+
+  // Many small values: the item count is bounded too.
+  db.exec("CREATE TABLE wide (id INTEGER PRIMARY KEY, a, b, c, d, e, f, g, h)");
+  enable_table(db, "wide");
+  {
+    Transaction tx(db);
+    auto ins = db.prepare("INSERT INTO wide VALUES (?1, 1, 2, 3, 4, 5, 6, 7, 8)");
+    for (int id = 1; id <= 200000; ++id) {
+      ins.reset();
+      ins.bind(1, int64_t{id});
+      ins.run();
+    }
+    tx.commit();
+  }
+  Transaction tx(db);
+  Batch batch = collect_pending(db, captured_tables(db), kNode, 1'000'000);
+  size_t items = 0;
+  for (const auto& r : batch.rows) items += kBatchItemsPerRow + r.key.size() + r.values.size();
+  INFO(batch.rows.size() << " rows, " << items << " items");
+  CHECK(batch.rows.size() < 200000);
+  CHECK(items <= kMaxBatchItems / 2);
+}
