@@ -1,6 +1,7 @@
 // Filling one captured table's part of a Batch: the table as the wire describes it (name, schema
-// hash, columns, key columns) and each pending key with its values as they are now. A restore's
-// carry-over of unpublished changes (snapshot.cpp) builds its batch through this.
+// hash, columns, key columns) and each pending key with its values as they are now. The
+// publisher's outbox (outbox.cpp) and a restore's carry-over of unpublished changes
+// (snapshot.cpp) both describe tables and read rows through the functions below.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -9,6 +10,14 @@
 #include "shared/capture_registry.hpp"
 
 namespace harmony {
+
+// The table as the wire describes it: name, schema hash, replicated columns, key columns.
+BatchTable batch_table_of(const CapturedTable& table);
+// A statement reading a row's replicated columns by primary key (?1..?n).
+Stmt prepare_row_reader(Db& db, const CapturedTable& table);
+// Fills row.values with the row's current values, or, when the row is gone (deleted since it
+// was folded), marks it deleted, as the fold would decide. Tombstones are left as they are.
+void read_current_values(Stmt& reader, RowChange& row);
 
 class BatchRows {
  public:

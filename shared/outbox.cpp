@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "shared/batch_rows.hpp"
 #include "shared/fold.hpp"
 #include "shared/names.hpp"
 
@@ -41,21 +42,8 @@ struct BatchTableReader {
 };
 
 BatchTableReader add_batch_table(Db& db, const CapturedTable& t, Batch& batch) {
-  BatchTable bt;
-  bt.name = t.name;
-  bt.schema_hash = t.info.schema_hash();
-  bt.local_id = t.id;
-  std::string select_cols;
-  for (const auto* c : t.info.replicated_columns()) {
-    bt.columns.push_back(c->name);
-    select_cols += (select_cols.empty() ? "" : ", ") + quote_ident(c->name);
-  }
-  for (const auto* c : t.info.primary_key()) bt.key_columns.push_back(c->name);
-  BatchTableReader reader;
-  reader.batch_index = static_cast<uint32_t>(batch.tables.size());
-  reader.read = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", select_cols,
-                                       quote_ident(t.name), key_match(quoted_pk(t.info), 1)));
-  batch.tables.push_back(std::move(bt));
+  BatchTableReader reader{static_cast<uint32_t>(batch.tables.size()), prepare_row_reader(db, t)};
+  batch.tables.push_back(batch_table_of(t));
   return reader;
 }
 
@@ -67,16 +55,8 @@ RowChange take_row(const PendingCursor& cursor, BatchTableReader& reader) {
   for (size_t i = 0; i < n; ++i) row.key.push_back(cursor.dirty.column(static_cast<int>(i)));
   row.hlc = cursor.version();
   row.deleted = cursor.dirty.column_int(static_cast<int>(n + 1)) != 0;
-  if (!row.deleted) {
-    reader.read.reset();
-    for (size_t i = 0; i < n; ++i) reader.read.bind(static_cast<int>(i + 1), row.key[i]);
-    if (reader.read.step()) {
-      for (int c = 0; c < reader.read.column_count(); ++c)
-        row.values.push_back(reader.read.column(c));
-    } else {
-      row.deleted = true;  // cannot happen after a fold in this transaction; be safe anyway
-    }
-  }
+  // A row gone after the fold cannot happen within this transaction; sent as deleted anyway.
+  read_current_values(reader.read, row);
   return row;
 }
 
