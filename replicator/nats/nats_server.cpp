@@ -432,7 +432,7 @@ void EmbeddedServer::start(std::chrono::milliseconds ready_timeout) {
   remove_stale_ports_files(files_.run_dir);
   write_server_config(generate_server_config(opts_, files_.run_dir), files_.config_path);
   // Emptied by replacing it: a symlink planted at the path is not followed.
-  write_private_file(files_.out_path, "");
+  write_file_atomically(files_.out_path, "");
 
   std::unique_lock lk(mu_);
   stop_requested_ = false;

@@ -21,6 +21,7 @@
 #include "replicator/nats/nats_client.hpp"
 #include "replicator/nats/nats_server_config_lexer.hpp"
 #include "shared/error.hpp"
+#include "shared/files.hpp"
 
 namespace harmony {
 namespace fs = std::filesystem;
@@ -140,32 +141,6 @@ void write_authorization(std::ostream& conf, const EmbeddedServerOptions& opts) 
 
 }  // namespace
 
-void write_private_file(const std::string& path, const std::string& content) {
-  // A new file (mkostemp: O_CREAT | O_EXCL, mode 0600) renamed over `path`: the rename replaces
-  // a symlink or a file someone planted at `path` instead of writing through it, and a reader
-  // never sees a half-written config.
-  std::string tmp = path + ".XXXXXX";
-  int fd = mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t w = ::write(fd, content.data() + off, content.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      throw Error("cannot write " + path + ": " + std::strerror(e));
-    }
-    off += static_cast<size_t>(w);
-  }
-  if (close(fd) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    unlink(tmp.c_str());
-    throw Error("cannot write " + path + ": " + std::strerror(e));
-  }
-}
-
 namespace {
 
 std::string joined(const std::vector<std::string>& items, const char* separator) {
@@ -206,8 +181,8 @@ GeneratedServerConfig generate_server_config(const EmbeddedServerOptions& opts,
 
 void write_server_config(const GeneratedServerConfig& config, const std::string& config_path) {
   if (!config.user_copy_path.empty())
-    write_private_file(config.user_copy_path, config.user_copy_text);
-  write_private_file(config_path, config.text);
+    write_file_atomically(config.user_copy_path, config.user_copy_text);
+  write_file_atomically(config_path, config.text);
 }
 
 std::vector<std::string> server_argv(const EmbeddedServerOptions& opts, const ServerFiles& files,

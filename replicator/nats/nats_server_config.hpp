@@ -68,10 +68,6 @@ struct GeneratedServerConfig {
 GeneratedServerConfig generate_server_config(const EmbeddedServerOptions& opts,
                                              const std::string& run_dir);
 
-// Replaces `path` with `content` in a new 0600 file renamed into place (never written through a
-// symlink or an existing file planted there). Throws Error naming `path`.
-void write_private_file(const std::string& path, const std::string& content);
-
 // Writes the config (and the user's copy) with mode 0600, also over an existing file.
 void write_server_config(const GeneratedServerConfig& config, const std::string& config_path);
 

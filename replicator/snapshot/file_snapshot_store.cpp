@@ -97,7 +97,7 @@ void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
   j["file"] = name;
   j["meta"] = nlohmann::json::parse(meta.to_json());
   try {
-    write_text_atomically(dir_ + "/snapshot.json", j.dump(2));
+    write_file_atomically(dir_ + "/snapshot.json", j.dump(2));
   } catch (...) {
     std::remove((dir_ + "/" + name).c_str());
     throw;

@@ -77,22 +77,6 @@ std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std:
   return {size, h.finish()};
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp-" + new_nuid();
-  {
-    Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
-    write_all(out.get(), text.data(), text.size(), tmp);
-    if (::fsync(out.get()) != 0 || !out.close())
-      throw Error(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    std::remove(tmp.c_str());
-    throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(err)));
-  }
-}
-
 void ensure_private_dir(const std::string& dir, const std::string& what) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 && errno == ENOENT) {

@@ -45,9 +45,6 @@ void fsync_dir(const std::string& dir);
 // with O_EXCL | O_NOFOLLOW, mode 0600, and fsynced. src is not opened through a symlink.
 std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std::string& dst,
                                               TransferProgress& progress);
-// Replaces `path` with `text` through a fsynced new temporary file (0600) and a rename, which
-// replaces a symlink planted at `path` instead of writing through it.
-void write_text_atomically(const std::string& path, const std::string& text);
 // Creates `dir` (0700) when missing, then check_private_dir.
 void ensure_private_dir(const std::string& dir, const std::string& what);
 // Throws Error naming `dir` unless it is a directory owned by this process's user and not
