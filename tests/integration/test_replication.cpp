@@ -46,18 +46,27 @@ std::string nats_url_of(TestCluster& c, int i) {
 }
 
 // Deletes every consumer of `stream`, as a server that goes down takes the consumers placed on
-// it along. Returns how many were deleted.
-int delete_all_consumers(const std::string& url, const std::string& stream) {
+// it along, once the stream lists `expected` of them (a node may still be creating its own).
+// Returns how many were deleted.
+int delete_all_consumers(const std::string& url, const std::string& stream, int expected) {
   natsConnection* nc = nullptr;
   REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
   jsCtx* js = nullptr;
   REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
   jsConsumerNamesList* names = nullptr;
-  REQUIRE(js_ConsumerNames(&names, js, stream.c_str(), nullptr, nullptr) == NATS_OK);
+  const bool listed = wait_until(
+      [&] {
+        jsConsumerNamesList_Destroy(names);
+        names = nullptr;
+        return js_ConsumerNames(&names, js, stream.c_str(), nullptr, nullptr) == NATS_OK &&
+               names->Count == expected;
+      },
+      10s);
   int deleted = 0;
-  for (int i = 0; i < names->Count; ++i)
-    if (js_DeleteConsumer(js, stream.c_str(), names->List[i], nullptr, nullptr) == NATS_OK)
-      ++deleted;
+  if (listed)
+    for (int i = 0; i < names->Count; ++i)
+      if (js_DeleteConsumer(js, stream.c_str(), names->List[i], nullptr, nullptr) == NATS_OK)
+        ++deleted;
   jsConsumerNamesList_Destroy(names);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
@@ -301,7 +310,7 @@ TEST_CASE("a node whose stream consumer is lost receives again within seconds", 
   INFO(c.all_logs());
   c.exec(0, "INSERT INTO Books (title, author) VALUES ('before', 'x')");
   REQUIRE(c.wait_converged());
-  REQUIRE(delete_all_consumers(nats_url_of(c, 0), "harmonylite-changes-1") == 2);
+  REQUIRE(delete_all_consumers(nats_url_of(c, 0), "harmonylite-changes-1", 2) == 2);
 
   // Writes right away: the stream holds more than node 2 has seen.
   const auto written = std::chrono::steady_clock::now();
@@ -317,7 +326,7 @@ TEST_CASE("a node whose stream consumer is lost receives again within seconds", 
   CHECK(took < 6s);
 
   // Idle: the consumers are lost while nothing is written; the next write arrives promptly.
-  REQUIRE(delete_all_consumers(nats_url_of(c, 0), "harmonylite-changes-1") == 2);
+  REQUIRE(delete_all_consumers(nats_url_of(c, 0), "harmonylite-changes-1", 2) == 2);
   std::this_thread::sleep_for(5s);
   const auto idle_write = std::chrono::steady_clock::now();
   c.exec(0, "INSERT INTO Books (title, author) VALUES ('after an idle loss', 'x')");
