@@ -1,6 +1,8 @@
 // Last-writer-wins apply of remote batches (see apply.hpp).
 #include "shared/apply.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <string_view>
 #include <variant>
 
@@ -16,6 +18,8 @@ ApplyStats& ApplyStats::operator+=(const ApplyStats& o) {
   applied += o.applied;
   skipped_older += o.skipped_older;
   dead_lettered += o.dead_lettered;
+  held += o.held;
+  values_left_out += o.values_left_out;
   max_hlc = std::max(max_hlc, o.max_hlc);
   return *this;
 }
@@ -98,6 +102,10 @@ struct Applier::TableStatements {
   // key from the values, so a live row must carry every key column there too.
   static constexpr size_t kAbsent = static_cast<size_t>(-1);
   std::vector<size_t> value_positions;
+  // Received values the upsert binds: ?1..?bound_values (values of dropped or generated columns
+  // in between are simply not referenced).
+  size_t bound_values = 0;
+  std::vector<size_t> left_out;  // received columns this node has dropped
 
   // Why `row` of table entry `bt` cannot be applied with these statements, or "" when it can.
   // Every index the apply path reads from row.key and row.values is checked here first. Runs
@@ -139,6 +147,13 @@ void Applier::begin() {
   open_ = true;
   fold_all(db_, tables_, self_);
   clock_ = load_clock(db_);
+  if (!history_loaded_) {
+    // Once per schema (the caller builds a new Applier after DDL): what became of the columns
+    // this node had before, so rows from nodes on another schema version map by name.
+    record_column_history(db_, tables_);
+    history_ = load_column_history(db_);
+    history_loaded_ = true;
+  }
 }
 
 void Applier::finish() {
@@ -147,89 +162,140 @@ void Applier::finish() {
   open_ = false;
 }
 
-Applier::TableStatements* Applier::statements_for(const BatchTable& bt, std::string& why_not) {
+Applier::TableStatements* Applier::statements_for(const BatchTable& bt, Refusal& why_not) {
   if (auto it = cache_.find(bt); it != cache_.end()) return it->second.get();
   try {
     return prepare_statements(bt, why_not);
   } catch (const SqliteError& e) {
     if (is_transient(e)) throw;
-    why_not = fmt::format("table \"{}\": cannot prepare statements: {}", bt.name, e.what());
+    // The local table is not what the statements assume (a trigger or constraint we cannot
+    // see through the schema): wait for the schema to change rather than lose the rows.
+    why_not = {fmt::format("table \"{}\": cannot prepare statements: {}", bt.name, e.what()),
+               HoldKind::Column};
     return nullptr;
   }
 }
 
-Applier::TableStatements* Applier::prepare_statements(const BatchTable& bt, std::string& why_not) {
+Applier::TableStatements* Applier::prepare_statements(const BatchTable& bt, Refusal& why_not) {
   const CapturedTable* local = nullptr;
   for (const auto& t : tables_)
     if (same_ident(t.name, bt.name)) local = &t;
   if (!local) {
-    why_not = fmt::format("unknown table \"{}\": not a captured table on this node", bt.name);
+    why_not = {fmt::format("table \"{}\" is not captured on this node (yet)", bt.name),
+               HoldKind::Table};
     return nullptr;
   }
+  static const ColumnHistory kNoHistory;
+  auto h = history_.find(local->id);
+  const ColumnHistory& history = h != history_.end() ? h->second : kNoHistory;
+  // Which local column a received column name stands for: itself, or what it was renamed to
+  // here. nullptr with `dropped` set: this node dropped it, so its values are left out.
+  auto local_column = [&](const std::string& name, bool& dropped) -> const ColumnInfo* {
+    dropped = false;
+    if (const ColumnInfo* c = local->info.column(name)) return c;
+    auto r = history.resolve(name);
+    if (r.fate == ColumnHistory::Fate::Dropped) dropped = true;
+    return r.fate == ColumnHistory::Fate::Renamed ? local->info.column(r.now) : nullptr;
+  };
   const auto pk = local->info.primary_key();
   // The received key columns must be the local primary key: the same columns, each once. Their
   // order may differ (rows are mapped by name below); the sender sends PK order (outbox.cpp).
+  // A different key is a schema this node does not have (yet): the rows wait for it.
   if (pk.size() != bt.key_columns.size()) {
-    why_not = fmt::format(
-        "table \"{}\": received primary key ({} columns) differs from the local one ({})", bt.name,
-        bt.key_columns.size(), pk.size());
+    why_not = {
+        fmt::format(
+            "table \"{}\": received primary key ({} columns) differs from the local one ({})",
+            bt.name, bt.key_columns.size(), pk.size()),
+        HoldKind::Column};
     return nullptr;
   }
   auto st = std::make_unique<TableStatements>();
   st->table = local;
   st->pk = pk;
   st->column_count = bt.columns.size();
+  std::vector<const ColumnInfo*> targets(bt.columns.size(), nullptr);
+  for (size_t i = 0; i < bt.columns.size(); ++i) {
+    // A column named twice would make "the key's value" ambiguous (and the INSERT invalid).
+    for (size_t j = 0; j < i; ++j)
+      if (same_ident(bt.columns[j], bt.columns[i])) {
+        why_not = {
+            fmt::format("table \"{}\": column \"{}\" is listed twice", bt.name, bt.columns[i]),
+            std::nullopt};
+        return nullptr;
+      }
+    bool dropped = false;
+    const ColumnInfo* c = local_column(bt.columns[i], dropped);
+    if (!c && !dropped) {
+      why_not = {fmt::format("table \"{}\": column \"{}\" does not exist on this node (yet)",
+                             bt.name, bt.columns[i]),
+                 HoldKind::Column};
+      return nullptr;
+    }
+    if (dropped) {
+      st->left_out.push_back(i);
+      continue;
+    }
+    for (size_t j = 0; j < i; ++j)
+      if (targets[j] == c) {
+        why_not = {fmt::format("table \"{}\": columns \"{}\" and \"{}\" are both \"{}\" here",
+                               bt.name, bt.columns[j], bt.columns[i], c->name),
+                   HoldKind::Column};
+        return nullptr;
+      }
+    // A column computed here (GENERATED) is not written: this node computes its own value.
+    if (!c->generated) targets[i] = c;
+  }
   for (const auto* c : pk) {
     // Equal sizes and every local key column found once: a permutation of the local key.
     size_t pos = TableStatements::kAbsent;
-    for (size_t i = 0; i < bt.key_columns.size(); ++i)
-      if (same_ident(bt.key_columns[i], c->name)) pos = i;
+    for (size_t i = 0; i < bt.key_columns.size(); ++i) {
+      bool dropped = false;
+      if (local_column(bt.key_columns[i], dropped) == c) pos = i;
+    }
     if (pos == TableStatements::kAbsent) {
-      why_not =
+      why_not = {
           fmt::format("table \"{}\": received primary key does not contain local key column \"{}\"",
-                      bt.name, c->name);
+                      bt.name, c->name),
+          HoldKind::Column};
       return nullptr;
     }
     st->key_positions.push_back(pos);
     size_t vpos = TableStatements::kAbsent;
     for (size_t i = 0; i < bt.columns.size(); ++i)
-      if (same_ident(bt.columns[i], c->name)) vpos = i;
+      if (targets[i] == c) vpos = i;
     st->value_positions.push_back(vpos);
     st->pk_collation.push_back(key_collation(c->collation));
   }
   std::vector<std::string> cols, params, updates;
   for (size_t i = 0; i < bt.columns.size(); ++i) {
-    // A column named twice would make "the key's value" ambiguous (and the INSERT invalid).
-    for (size_t j = 0; j < i; ++j)
-      if (same_ident(bt.columns[j], bt.columns[i])) {
-        why_not =
-            fmt::format("table \"{}\": column \"{}\" is listed twice", bt.name, bt.columns[i]);
-        return nullptr;
-      }
-    const ColumnInfo* c = local->info.column(bt.columns[i]);
-    if (!c) {
-      why_not = fmt::format("table \"{}\": unknown column \"{}\"", bt.name, bt.columns[i]);
-      return nullptr;
-    }
-    if (c->generated) {
-      why_not = fmt::format("table \"{}\": column \"{}\" is generated here and cannot be written",
-                            bt.name, bt.columns[i]);
-      return nullptr;
-    }
+    const ColumnInfo* c = targets[i];
+    if (!c) continue;
     std::string q = quote_ident(c->name);
     cols.push_back(q);
     params.push_back(fmt::format("?{}", i + 1));
+    st->bound_values = i + 1;
     // Key columns are rewritten only when their collation lets equal keys differ in bytes
     // (NOCASE, RTRIM), so the replica stores the writer's spelling.
     if (c->pk_position == 0 || !same_ident(c->collation, "BINARY"))
       updates.push_back(q + " = excluded." + q);
+  }
+  // A received row is the whole row as its writer had it. Columns the writer's schema does not
+  // have (added here first, or dropped there first) take their default, as they would in a row
+  // inserted here: otherwise the node that had the column would keep an older value that the
+  // nodes without it never saw, and the nodes would differ once all have the same schema.
+  for (const auto& c : local->info.columns) {
+    if (c.generated || c.pk_position != 0) continue;
+    if (std::find(targets.begin(), targets.end(), &c) != targets.end()) continue;
+    if (c.default_sql.empty() && c.not_null) continue;  // no value to reset it to: keep it
+    updates.push_back(quote_ident(c.name) + " = " +
+                      (c.default_sql.empty() ? std::string("NULL") : "(" + c.default_sql + ")"));
   }
   std::vector<std::string> pk_cols = quoted_pk(local->info);
   std::string conflict = updates.empty()
                              ? "DO NOTHING"
                              : "DO UPDATE SET " + fmt::format("{}", fmt::join(updates, ", "));
   const std::string table = quote_ident(local->name);
-  if (!bt.columns.empty())
+  if (!cols.empty())
     st->upsert = db_.prepare(fmt::format("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}",
                                          table, fmt::join(cols, ", "), fmt::join(params, ", "),
                                          fmt::join(pk_cols, ", "), conflict));
@@ -261,6 +327,7 @@ bool unique_violation(const SqliteError& e) {
 // A row of the batch that passed the version check, with its statements and local key.
 struct Applier::PendingRow {
   const RowChange* row = nullptr;
+  size_t index = 0;  // in Batch::rows
   TableStatements* st = nullptr;
   std::vector<Value> key;
   const std::string* table = nullptr;  // the batch's table name (the batch outlives the row)
@@ -278,7 +345,7 @@ void Applier::write_row(const PendingRow& p) {
     remove_row(p);
   } else if (p.st->upsert) {
     p.st->upsert.reset();
-    for (size_t i = 0; i < p.row->values.size(); ++i)
+    for (size_t i = 0; i < p.st->bound_values; ++i)
       p.st->upsert.bind(static_cast<int>(i + 1), p.row->values[i]);
     p.st->upsert.run();
   }
@@ -293,7 +360,8 @@ void Applier::record_row(const PendingRow& p, uint64_t origin) {
   p.st->record.run();
 }
 
-ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
+ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
+                          std::vector<HeldRows>& held) {
   if (!open_) throw Error("Applier::apply called outside begin()/finish()");
   // Layouts are bounded by the local schema, but combinatorially (any subset and order of the
   // columns), and peers choose them: start over past this many instead of growing without end.
@@ -308,10 +376,21 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
   struct Resolved {
     TableStatements* st = nullptr;
     bool done = false;
-    std::string why_not;
+    Refusal why_not;
   };
   std::vector<Resolved> resolved(batch.tables.size());
-  for (const auto& row : batch.rows) {
+  std::vector<size_t> held_entry(batch.tables.size(), SIZE_MAX);  // index into `held`
+  auto hold = [&](size_t table, size_t row_index, HoldKind kind, const std::string& reason) {
+    size_t& e = held_entry[table];
+    if (e == SIZE_MAX) {
+      e = held.size();
+      held.push_back({table, {}, kind, reason});
+    }
+    held[e].rows.push_back(row_index);
+    ++stats.held;
+  };
+  for (size_t row_index = 0; row_index < batch.rows.size(); ++row_index) {
+    const RowChange& row = batch.rows[row_index];
     if (row.table >= batch.tables.size()) {
       dead_letter(where, batch.origin_node, batch.batch_id, {},
                   fmt::format("row refers to table entry {} but the batch has {} table entries",
@@ -325,10 +404,15 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
       dead_letter(where, batch.origin_node, batch.batch_id, bt.name, reason, {});
       ++stats.dead_lettered;
     };
+    if (!hlc_well_formed(row.hlc)) {
+      reject(fmt::format("malformed version {} (negative or beyond year ~6400)", row.hlc));
+      continue;
+    }
     if (!hlc_plausible(row.hlc, now)) {
-      reject(fmt::format(
-          "implausible version {} (negative or more than {} h ahead of this node's clock)", row.hlc,
-          kMaxClockAheadMs / 3600000));
+      // Maybe our clock is behind: the row applies once it is no longer that far ahead.
+      hold(row.table, row_index, HoldKind::Clock,
+           fmt::format("table \"{}\": version {} is more than {} h ahead of this node's clock",
+                       bt.name, row.hlc, kMaxClockAheadMs / 3600000));
       continue;
     }
     Resolved& r = resolved[row.table];
@@ -337,7 +421,10 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
       r.done = true;
     }
     if (!r.st) {
-      reject(r.why_not);
+      if (r.why_not.hold)
+        hold(row.table, row_index, *r.why_not.hold, r.why_not.reason);
+      else
+        reject(r.why_not.reason);
       continue;
     }
     TableStatements* st = r.st;
@@ -348,7 +435,7 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
     stats.max_hlc = std::max(stats.max_hlc, row.hlc);
     clock_ = std::max(clock_, row.hlc);  // HLC receive rule: later local versions exceed it
 
-    PendingRow p{&row, st, {}, &bt.name, {}};
+    PendingRow p{&row, row_index, st, {}, &bt.name, {}};
     p.key.reserve(st->key_positions.size());
     bool null_key = false;
     for (size_t pos : st->key_positions) {
@@ -373,6 +460,7 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
       ++stats.skipped_older;
       continue;
     }
+    if (!row.deleted) stats.values_left_out += static_cast<int64_t>(st->left_out.size());
     try {
       write_row(p);
     } catch (const SqliteError& e) {
@@ -384,19 +472,21 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where) {
         // row that holds it here (a swap, a rename chain) in a later row of this batch.
         deferred.push_back(std::move(p));
       } else {
-        reject(p.error);
+        // NOT NULL, CHECK, foreign key: the local schema or data may change (a relaxed
+        // constraint, the parent row arriving): the row waits instead of being lost.
+        hold(row.table, row_index, HoldKind::Constraint, p.error);
       }
       continue;
     }
     record_row(p, batch.origin_node);
     ++stats.applied;
   }
-  if (!deferred.empty()) apply_deferred(deferred, batch, where, stats);
+  if (!deferred.empty()) apply_deferred(deferred, batch, held, stats);
   return stats;
 }
 
 void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
-                             const MessageRef& where, ApplyStats& stats) {
+                             std::vector<HeldRows>& held, ApplyStats& stats) {
   // Chains (row A takes the value row B gives up later in the batch): retry while that helps.
   for (bool progress = true; progress && !deferred.empty();) {
     progress = false;
@@ -418,7 +508,8 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
   if (deferred.empty()) return;
   // Cycles (two rows swap their values): no order works one row at a time. The batch is one
   // source transaction's end state, so remove the rows it rewrites and write them all again;
-  // if a value is still taken, by a row outside the batch, undo that and dead-letter the rows.
+  // if a value is still taken, by a row outside the batch, undo that and hold the rows until
+  // the row that holds the value changes.
   db_.exec("SAVEPOINT harmony_unique_cycle");
   bool all_written = true;
   try {
@@ -433,9 +524,20 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
   }
   if (!all_written) {
     db_.exec("ROLLBACK TO harmony_unique_cycle; RELEASE harmony_unique_cycle");
+    // One held entry per table entry, its rows in batch order.
+    std::sort(deferred.begin(), deferred.end(),
+              [](const PendingRow& a, const PendingRow& b) { return a.index < b.index; });
     for (const auto& p : deferred) {
-      dead_letter(where, batch.origin_node, batch.batch_id, *p.table, p.error, {});
-      ++stats.dead_lettered;
+      const size_t table = p.row->table;
+      auto it = std::find_if(held.begin(), held.end(),
+                             [&](const HeldRows& h) { return h.table_entry == table; });
+      if (it == held.end()) {
+        held.push_back({table, {}, HoldKind::Constraint, p.error});
+        it = held.end() - 1;
+      }
+      it->rows.push_back(p.index);
+      std::sort(it->rows.begin(), it->rows.end());
+      ++stats.held;
     }
     return;
   }

@@ -5,21 +5,26 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "shared/batch.hpp"
 #include "shared/capture.hpp"
+#include "shared/column_history.hpp"
+#include "shared/held.hpp"
 #include "shared/meta_store.hpp"
 
 namespace harmony {
 
 struct ApplyStats {
-  int64_t applied = 0;        // rows written (upserts and deletes)
-  int64_t skipped_older = 0;  // rows whose local version was newer or equal
-  int64_t dead_lettered = 0;  // rows or batches moved to __harmony_dead_letters
-  int64_t max_hlc = 0;        // highest version seen in the batches (for delay metrics)
+  int64_t applied = 0;          // rows written (upserts and deletes)
+  int64_t skipped_older = 0;    // rows whose local version was newer or equal
+  int64_t dead_lettered = 0;    // rows or batches moved to __harmony_dead_letters (malformed)
+  int64_t held = 0;             // rows that cannot be applied yet (HeldRows)
+  int64_t values_left_out = 0;  // values of columns this node has dropped
+  int64_t max_hlc = 0;          // highest version seen in the batches (for delay metrics)
   ApplyStats& operator+=(const ApplyStats& o);
 };
 
@@ -27,6 +32,16 @@ struct ApplyStats {
 struct MessageRef {
   std::string stream;
   uint64_t seq = 0;
+};
+
+// The rows of one table entry of a batch that cannot be applied now: the caller keeps them
+// (__harmony_held) and offers them again later. Never dropped: only bytes that are malformed
+// (a key that does not match its row, a NULL key, a column named twice) are dead-lettered.
+struct HeldRows {
+  size_t table_entry = 0;
+  std::vector<size_t> rows;  // indexes into Batch::rows, in order
+  HoldKind kind = HoldKind::Table;
+  std::string reason;  // why the first of them waits
 };
 
 class Applier {
@@ -40,7 +55,8 @@ class Applier {
   // Inside the caller's write transaction: mute capture and fold local changes first, so local
   // pending rows already carry their versions when remote rows are compared against them.
   void begin();
-  ApplyStats apply(const Batch& batch, const MessageRef& where);
+  // Rows that cannot be applied now are added to `held` (one entry per table entry).
+  ApplyStats apply(const Batch& batch, const MessageRef& where, std::vector<HeldRows>& held);
   // Records a message that could not even be decoded.
   void dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,
                    const std::string& table, const std::string& reason, std::string_view payload);
@@ -68,18 +84,25 @@ class Applier {
              std::tie(b.name, b.columns, b.key_columns);
     }
   };
-  TableStatements* statements_for(const BatchTable& bt, std::string& why_not);
-  TableStatements* prepare_statements(const BatchTable& bt, std::string& why_not);
+  // Why a table entry's rows cannot be applied: held (with its kind) or, without one, malformed.
+  struct Refusal {
+    std::string reason;
+    std::optional<HoldKind> hold;
+  };
+  TableStatements* statements_for(const BatchTable& bt, Refusal& why_not);
+  TableStatements* prepare_statements(const BatchTable& bt, Refusal& why_not);
   void remove_row(const PendingRow& p);
   void write_row(const PendingRow& p);
   void record_row(const PendingRow& p, uint64_t origin);
   // Rows that hit a UNIQUE index in the first pass: retried in order, then as one group.
   void apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
-                      const MessageRef& where, ApplyStats& stats);
+                      std::vector<HeldRows>& held, ApplyStats& stats);
 
   Db& db_;
   uint64_t self_;
   std::vector<CapturedTable> tables_;
+  std::map<int64_t, ColumnHistory> history_;  // by table id, read at the first begin()
+  bool history_loaded_ = false;
   std::map<Layout, std::unique_ptr<TableStatements>, LayoutLess> cache_;
   int64_t clock_ = 0;
   bool open_ = false;

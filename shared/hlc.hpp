@@ -38,11 +38,14 @@ inline int64_t next_version(int64_t last, int64_t wall_ms, std::optional<int64_t
   return previous ? std::max(next, *previous + 1) : next;
 }
 
-// True when a received hlc is plausible: not negative, not absurdly far in the future.
+// True when a version can be a version at all: not negative, below the largest physical part.
+inline bool hlc_well_formed(int64_t hlc) {
+  return hlc >= 0 && hlc_physical_ms(hlc) < kMaxHlcMs;
+}
+
+// True when a received hlc is plausible: well formed, not absurdly far in the future.
 inline bool hlc_plausible(int64_t hlc, int64_t wall_ms) {
-  if (hlc < 0) return false;
-  int64_t ms = hlc_physical_ms(hlc);
-  return ms < kMaxHlcMs && ms <= wall_ms + kMaxClockAheadMs;
+  return hlc_well_formed(hlc) && hlc_physical_ms(hlc) <= wall_ms + kMaxClockAheadMs;
 }
 
 struct Version {

@@ -17,6 +17,7 @@ inline constexpr const char* kTables = "__harmony_tables";  // registry of captu
 inline constexpr const char* kMute = "__harmony_mute";      // non-empty only inside apply txns
 inline constexpr const char* kPositions = "__harmony_positions";  // stream -> last applied seq
 inline constexpr const char* kDeadLetters = "__harmony_dead_letters";
+inline constexpr const char* kHeld = "__harmony_held";  // rows waiting until they can apply
 
 inline std::string log_table(int64_t id) {
   return "__harmony_log_" + std::to_string(id);

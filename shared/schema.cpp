@@ -103,7 +103,8 @@ TableInfo describe_table(Db& db, const std::string& name) {
   }
   {
     auto s = db.prepare(
-        "SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?1, 'main')");
+        "SELECT name, type, \"notnull\", pk, hidden, dflt_value FROM pragma_table_xinfo(?1, "
+        "'main')");
     s.bind(1, t.name);
     while (s.step()) {
       ColumnInfo c;
@@ -114,6 +115,7 @@ TableInfo describe_table(Db& db, const std::string& name) {
       int hidden = static_cast<int>(s.column_int(4));
       if (hidden == 1) continue;  // hidden columns of virtual tables
       c.generated = hidden == 2 || hidden == 3;
+      if (!s.column_is_null(5)) c.default_sql = s.column_text(5);
       const char* type = nullptr;
       const char* coll = nullptr;
       int nn = 0, pk = 0, autoinc = 0;

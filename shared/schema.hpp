@@ -14,8 +14,9 @@ struct ColumnInfo {
   std::string decl_type;  // as declared ("INTEGER", "TEXT", "" ...)
   std::string collation;  // "BINARY", "NOCASE", ...
   bool not_null = false;
-  int pk_position = 0;     // 1-based position in the PRIMARY KEY, 0 when not part of it
-  bool generated = false;  // GENERATED ALWAYS AS ...: never written by the apply path
+  int pk_position = 0;      // 1-based position in the PRIMARY KEY, 0 when not part of it
+  bool generated = false;   // GENERATED ALWAYS AS ...: never written by the apply path
+  std::string default_sql;  // the DEFAULT expression as written in the schema, "" when none
 };
 
 struct UniqueIndex {

@@ -33,3 +33,22 @@ CREATE TABLE IF NOT EXISTS __harmony_dead_letters (
   reason TEXT NOT NULL,
   payload BLOB
 );
+
+-- Received rows that cannot be applied yet (their table or a column does not exist here yet, their
+-- version is too far ahead of this node's clock, a constraint refuses them for now). Kept, never
+-- dropped, and retried when the schema changes and periodically; `payload` is a one-table batch
+-- in the wire format holding only the rows still waiting.
+CREATE TABLE IF NOT EXISTS __harmony_held (
+  id INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  stream TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  origin_node INTEGER NOT NULL,
+  batch_id INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  row_count INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  payload BLOB NOT NULL
+);

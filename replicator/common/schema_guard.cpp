@@ -1,6 +1,6 @@
-// Schema hash checks for received batches and the previous-hash bookkeeping (see
-// schema_guard.hpp). Hashes are recorded in __harmony_meta under "schema_hash:<table>" and
-// "schema_previous:<table>" (space-separated, most recent first), table names in lower case.
+// Local schema hashes and the previous-hash bookkeeping (see schema_guard.hpp). Hashes are recorded
+// in __harmony_meta under "schema_hash:<table>" and "schema_previous:<table>" (space-separated,
+// most recent first), table names in lower case.
 #include "replicator/common/schema_guard.hpp"
 
 #include <algorithm>
@@ -45,10 +45,6 @@ std::map<std::string, std::string> meta_with_prefix(Db& db, const std::string& p
   s.bind(1, prefix);
   while (s.step()) out[s.column_text(0).substr(prefix.size())] = s.column_text(1);
   return out;
-}
-
-std::string short_hash(const std::string& h) {
-  return h.empty() ? "(none)" : h;
 }
 
 }  // namespace
@@ -96,77 +92,6 @@ const TableSchemaState* LocalSchema::find(std::string_view table) const {
   return it == tables.end() ? nullptr : &it->second;
 }
 
-std::string SchemaMismatch::describe(uint64_t origin, uint64_t batch) const {
-  if (not_captured_yet)
-    return fmt::format(
-        "table {}: batch {} from node {} writes to it, and it exists here but its capture is "
-        "not installed yet; the stream waits until it is (a moment after CREATE TABLE)",
-        table, batch, origin);
-  return fmt::format(
-      "table {}: batch {} from node {} has schema {}, this node has {}{}; the stream waits "
-      "until this node's schema matches (apply the same DDL here)",
-      table, batch, origin, short_hash(incoming), short_hash(local),
-      previous.empty() ? "" : fmt::format(" (previously {})", fmt::join(previous, ", ")));
-}
-
-std::optional<SchemaMismatch> check_batch_schema(const Batch& batch, const LocalSchema& local) {
-  for (const auto& bt : batch.tables) {
-    if (bt.schema_hash.empty()) continue;  // no claim: columns are checked by name on apply
-    const TableSchemaState* mine = local.find(bt.name);
-    if (!mine && local.uncaptured.count(lower(bt.name)))
-      return SchemaMismatch{bt.name, bt.schema_hash, "", {}, true};
-    if (!mine) continue;  // unknown table: the Applier dead-letters its rows (P6)
-    if (bt.schema_hash == mine->hash) continue;
-    if (std::find(mine->previous.begin(), mine->previous.end(), bt.schema_hash) !=
-        mine->previous.end())
-      continue;  // the sender still runs a schema this node had before (rolling upgrade)
-    return SchemaMismatch{bt.name, bt.schema_hash, mine->hash, mine->previous};
-  }
-  return std::nullopt;
-}
-
-bool wait_for_schema(Db& db, const Batch& batch, const std::string& stream, LocalSchema& schema,
-                     const std::atomic<bool>& stop, const std::atomic<uint64_t>* generation,
-                     const TableSelection* selection, std::chrono::milliseconds recheck,
-                     std::chrono::milliseconds remind) {
-  using clock = std::chrono::steady_clock;
-  auto version = [&] {
-    try {
-      return db.query_int("PRAGMA schema_version");
-    } catch (const SqliteError&) {
-      return int64_t{-1};  // busy for a moment: counts as "changed", so we look again
-    }
-  };
-  int64_t seen_version = version();
-  uint64_t seen_generation = generation ? generation->load() : 0;
-  auto next_check = clock::now() + recheck;
-  auto next_reminder = clock::now() + remind;
-  while (!stop) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    const int64_t v = version();
-    const uint64_t g = generation ? generation->load() : 0;
-    const auto now = clock::now();
-    if (v == seen_version && g == seen_generation && now < next_check) continue;
-    seen_version = v;
-    seen_generation = g;
-    next_check = now + recheck;
-    try {
-      schema = LocalSchema::load(db, selection);
-    } catch (const SqliteError& e) {
-      if (!e.busy()) throw;
-      continue;
-    }
-    auto mismatch = check_batch_schema(batch, schema);
-    if (!mismatch) return true;
-    if (now >= next_reminder) {
-      next_reminder = now + remind;
-      spdlog::warn("{} is still paused: {}", stream,
-                   mismatch->describe(batch.origin_node, batch.batch_id));
-    }
-  }
-  return false;
-}
-
 std::map<std::string, std::string> recorded_schema_hashes(Db& db) {
   return meta_with_prefix(db, kHashKey);
 }
@@ -178,6 +103,8 @@ std::map<std::string, std::vector<std::string>> recorded_previous_hashes(Db& db)
 }
 
 std::vector<std::string> record_schema_hashes(Db& db, const std::vector<CapturedTable>& tables) {
+  // The columns too, while the schema before a DDL is still the recorded one.
+  record_column_history(db, tables);
   std::vector<std::string> changed;
   const auto recorded = recorded_schema_hashes(db);
   const auto previous = recorded_previous_hashes(db);

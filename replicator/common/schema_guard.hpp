@@ -1,19 +1,8 @@
-// Schema versioning on the apply path: which local schema hash each replicated table has (and
-// which hashes it had before), whether a received batch may be applied under it, and the
-// bookkeeping of previous hashes in __harmony_meta. The consumer (replicator/receive/consumer.cpp)
-// pauses its stream on a mismatch and resumes when check_batch_schema() passes again.
-//
-// Rules for one table of a received batch (BatchTable::schema_hash, from TableInfo::schema_hash
-// on the sender):
-//   - empty hash: no claim about the schema (raw or foreign publishers): apply; the Applier
-//     still checks every table and column by name (unknown column -> dead letter, P6);
-//   - table not captured here: not a pause; the Applier dead-letters its rows (P6). Except a
-//     table that exists here, is selected and eligible, but whose capture the publisher has not
-//     installed yet (DDL a moment ago): the stream waits for it like for a mismatch;
-//   - hash equal to the local hash, or to one of the local previous hashes (the sender has not
-//     upgraded yet during a rolling upgrade): apply;
-//   - anything else: mismatch. The stream pauses at that batch (nothing acknowledged, applied
-//     or dropped; the position stays before it) until the local schema changes to match.
+// Schema hashes of the replicated tables: which local hash each has (and which it had before),
+// recorded in __harmony_meta for the cluster's schema registry, `-schema-status` and /health.
+// They are informational: received rows are applied by column name whatever hash they carry
+// (shared/apply.hpp maps columns renamed or dropped here through shared/column_history.hpp, and
+// holds rows that need a table or column this node does not have yet).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -28,6 +17,7 @@
 #include "replicator/common/stats.hpp"
 #include "shared/batch.hpp"
 #include "shared/capture.hpp"
+#include "shared/column_history.hpp"
 
 namespace harmony {
 
@@ -54,29 +44,6 @@ struct LocalSchema {
  private:
   std::map<std::string, TableSchemaState> named_;
 };
-
-struct SchemaMismatch {
-  std::string table;
-  std::string incoming;  // the batch's hash
-  std::string local;     // this node's hash
-  std::vector<std::string> previous;
-  bool not_captured_yet = false;  // the table exists here; capture is being installed
-  // "table Books: batch 7 from node 1 has schema 1a2b..., this node has 3c4d... (previous ...)"
-  std::string describe(uint64_t origin, uint64_t batch) const;
-};
-
-// nullopt: the batch may be applied. Otherwise the first table that forbids it.
-std::optional<SchemaMismatch> check_batch_schema(const Batch& batch, const LocalSchema& local);
-
-// Blocks a paused stream until `batch` fits the local schema: re-reads the schema whenever
-// PRAGMA schema_version or `generation` (the publisher's count of capture updates after DDL)
-// changes, and every `recheck` anyway; repeats the warning every `remind`. Returns true when the
-// batch fits (`schema` then holds the new local schema), false when `stop` became true.
-bool wait_for_schema(Db& db, const Batch& batch, const std::string& stream, LocalSchema& schema,
-                     const std::atomic<bool>& stop, const std::atomic<uint64_t>* generation,
-                     const TableSelection* selection,
-                     std::chrono::milliseconds recheck = std::chrono::seconds(5),
-                     std::chrono::milliseconds remind = std::chrono::seconds(60));
 
 // Inside a write transaction: records each captured table's current hash in __harmony_meta;
 // when it differs from the one recorded before, the old one becomes the most recent previous

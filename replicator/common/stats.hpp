@@ -59,9 +59,12 @@ struct StreamProgress {
   int64_t last_applied_ms = 0;  // wall clock of the last apply on this node
   int64_t delay_ms = 0;         // origin write -> local apply, last batch
   int64_t caught_up_ms = 0;     // last time position >= last_seq (for lag in seconds)
-  bool paused = false;          // schema mismatch: the stream waits at position + 1
+  bool paused = false;          // the stream reads nothing after position (gap, held rows full)
   int64_t paused_since_ms = 0;
   std::string pause_reason;
+  int64_t held_rows = 0;      // rows of this stream waiting in __harmony_held
+  int64_t held_since_ms = 0;  // wall clock when the oldest of them was held (0: none)
+  std::string held_reason;    // why the oldest waits
 };
 
 // Schema of one replicated table as this node sees it (replicator/common/schema_guard.hpp).
@@ -92,7 +95,8 @@ struct ReplicatorStats {
   std::atomic<int64_t> last_published_ms{0}, last_applied_ms{0};
   std::atomic<bool> nats_connected{false}, db_ok{false}, capture_installed{false};
   std::atomic<int64_t> tables_tracked{0};
-  std::atomic<int64_t> schema_pauses{0};  // times a stream paused on a schema mismatch
+  std::atomic<int64_t> rows_held{0};        // rows that could not be applied when received
+  std::atomic<int64_t> values_left_out{0};  // values of columns this node has dropped
 
   // Snapshots: set by the snapshot code after each save (0 = none yet).
   std::atomic<int64_t> last_snapshot_ms{0};           // wall clock when the last save finished

@@ -201,7 +201,7 @@ void Node::start_workers(const StartupHooks& hooks) {
       "publisher", [this] { publisher_->run(stop_); }, hooks);
   for (int shard = 1; config_.replicate && shard <= config_.replication_log.shards; ++shard) {
     ConsumerOptions co =
-        consumer_options(config_, shard, node_, selection_, publisher_->schema_generation());
+        consumer_options(config_, shard, node_, publisher_->schema_generation());
     if (auto own = own_until_.find(co.stream); own != own_until_.end())
       co.apply_own_until = own->second;
     sources_.push_back(std::make_unique<JetStreamSource>(conn_->get(), co.stream,

@@ -27,7 +27,6 @@ PublisherOptions publisher_options(const Config& config, uint64_t node) {
 }
 
 ConsumerOptions consumer_options(const Config& config, int shard, uint64_t node,
-                                 const TableSelection& selection,
                                  std::atomic<uint64_t>& schema_generation) {
   ConsumerOptions co;
   co.db_path = config.db_path;
@@ -35,7 +34,6 @@ ConsumerOptions consumer_options(const Config& config, int shard, uint64_t node,
   co.node = node;
   co.max_rows_per_txn = static_cast<size_t>(config.apply_batch_rows);
   co.schema_generation = &schema_generation;
-  co.selection = &selection;
   return co;
 }
 

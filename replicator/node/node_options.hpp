@@ -15,9 +15,8 @@ namespace harmony {
 
 PublisherOptions publisher_options(const Config& config, uint64_t node);
 
-// The consumer of shard n. `selection` and `schema_generation` must outlive the consumer.
+// The consumer of shard n. `schema_generation` must outlive the consumer.
 ConsumerOptions consumer_options(const Config& config, int shard, uint64_t node,
-                                 const TableSelection& selection,
                                  std::atomic<uint64_t>& schema_generation);
 
 }  // namespace harmony

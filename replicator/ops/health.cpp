@@ -19,6 +19,23 @@ nlohmann::json rfc3339_or_null(int64_t ms) {
 
 namespace {
 
+// Rows held longer than this make the node "degraded": a moment of holding is normal (a table
+// created on one node a little before another), a lasting one means this node differs from its
+// peers until somebody acts (the DDL is missing here, a clock is wrong).
+constexpr int64_t kHeldDegradedAfterMs = 30'000;
+
+// What keeps the node from matching its peers although it replicates: held rows. Answered with
+// 200 and status "degraded" (a load balancer keeps the node; its other rows are current).
+std::vector<std::string> health_warnings(const ReplicatorStats& s, int64_t now_ms) {
+  std::vector<std::string> warnings;
+  for (const auto& [name, p] : s.streams())
+    if (p.held_rows > 0 && p.held_since_ms > 0 && now_ms - p.held_since_ms > kHeldDegradedAfterMs)
+      warnings.push_back(fmt::format("stream {}: {} row(s) held for {} s; oldest: {}", name,
+                                     p.held_rows, (now_ms - p.held_since_ms) / 1000,
+                                     p.held_reason));
+  return warnings;
+}
+
 // Why the node does not replicate right now, one phrase each; empty when it does. A paused
 // stream counts: it applies nothing until its cause is fixed, whatever else still works.
 std::vector<std::string> health_problems(const ReplicatorStats& s, const DbProbe& probe) {
@@ -47,15 +64,20 @@ nlohmann::json stream_json(const StreamProgress& p, int64_t now_ms) {
     st["pause_reason"] = p.pause_reason;
     st["paused_since"] = rfc3339_or_null(p.paused_since_ms);
   }
+  st["held_rows"] = p.held_rows;
+  if (p.held_rows > 0) {
+    st["held_since"] = rfc3339_or_null(p.held_since_ms);
+    st["held_reason"] = p.held_reason;
+  }
   return st;
 }
 
 nlohmann::json schema_json(const ReplicatorStats& s) {
-  bool schema_paused = false;
-  for (const auto& [name, p] : s.streams())
-    schema_paused = schema_paused || (p.paused && p.pause_reason.rfind("schema", 0) == 0);
+  // Rows that wait for a table or column this node does not have yet: a schema difference.
+  bool waiting = false;
+  for (const auto& [name, p] : s.streams()) waiting = waiting || p.held_rows > 0;
   nlohmann::json schema;
-  schema["status"] = schema_paused ? "paused" : "ok";
+  schema["status"] = waiting ? "rows held" : "ok";
   nlohmann::json tables = nlohmann::json::object();
   for (const auto& [name, t] : s.schema()) {
     nlohmann::json e;
@@ -73,11 +95,13 @@ HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint6
                            bool detailed, int64_t now_ms) {
   HealthAnswer a;
   const std::vector<std::string> problems = health_problems(s, probe);
+  const std::vector<std::string> warnings = health_warnings(s, now_ms);
   a.healthy = problems.empty();
-  a.body["status"] = a.healthy ? "healthy" : "unhealthy";
+  a.body["status"] = !a.healthy ? "unhealthy" : warnings.empty() ? "healthy" : "degraded";
   if (!detailed) return a;
   nlohmann::json& j = a.body;
   j["problems"] = problems;
+  j["warnings"] = warnings;
   j["node_id"] = node_id;
   j["uptime_seconds"] = (now_ms - s.started_ms) / 1000;
   j["db_connected"] = probe.db_connected;

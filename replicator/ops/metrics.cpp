@@ -131,6 +131,13 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
            d(s.stream_messages_repaired));
   w.single("dead_letters", "gauge", "Rows currently in __harmony_dead_letters.",
            d(s.dead_letters_stored));
+  w.single("rows_held_total", "counter",
+           "Received rows that could not be applied when they arrived and were held "
+           "(__harmony_held) to be applied later.",
+           d(s.rows_held));
+  w.single("values_left_out_total", "counter",
+           "Received values of columns this node has dropped, left out when applying.",
+           d(s.values_left_out));
   w.single("last_applied_timestamp_seconds", "gauge",
            "Unix time of this node's last apply of a received batch (0 = never).",
            d(s.last_applied_ms) / 1000.0);
@@ -144,9 +151,8 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
 // Per stream: position, lag, pauses, delay; the schema pause HarmonyLite's dashboards know.
 void write_streams(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
   const auto streams = s.streams();
-  bool schema_paused = false;
-  for (const auto& [name, p] : streams)
-    schema_paused = schema_paused || (p.paused && p.pause_reason.rfind("schema", 0) == 0);
+  bool held = false;
+  for (const auto& [name, p] : streams) held = held || p.held_rows > 0;
   auto per_stream = [&](const std::string& metric, const char* type, const char* help, auto value) {
     w.family(metric, type, help);
     for (const auto& [name, p] : streams)
@@ -168,18 +174,27 @@ void write_streams(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
                           : 0.0;
              });
   per_stream("stream_paused", "gauge",
-             "1 while the stream is paused (schema mismatch or missing sequences).",
+             "1 while the stream reads nothing (missing sequences, or too many rows held).",
              [](const StreamProgress& p) { return p.paused ? 1.0 : 0.0; });
   per_stream("stream_replication_delay_seconds", "gauge",
              "Origin write to local apply of the last applied batch of this stream.",
              [](const StreamProgress& p) {
                return static_cast<double>(std::max<int64_t>(0, p.delay_ms)) / 1000.0;
              });
+  per_stream("stream_held_rows", "gauge",
+             "Rows of this stream held until they can be applied (__harmony_held).",
+             [](const StreamProgress& p) { return static_cast<double>(p.held_rows); });
+  per_stream("stream_held_oldest_seconds", "gauge",
+             "Age of the oldest held row of this stream (0 = none).", [&](const StreamProgress& p) {
+               return p.held_since_ms > 0
+                          ? std::max<double>(0, d(now_ms - p.held_since_ms) / 1000.0)
+                          : 0.0;
+             });
+  // HarmonyLite's dashboards know this name: here it means "rows wait for a schema change".
   w.single("schema_mismatch_paused", "gauge",
-           "1 while a stream waits for this node's schema to match a received batch.",
-           schema_paused ? 1 : 0);
-  w.single("schema_pauses_total", "counter", "Times a stream paused on a schema mismatch.",
-           d(s.schema_pauses));
+           "1 while received rows are held on this node (a table or column it does not have "
+           "yet, a version too far ahead, a constraint).",
+           held ? 1 : 0);
 }
 
 // Snapshots this node saved: when, how big, how long, how many failed.

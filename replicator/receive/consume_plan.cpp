@@ -34,7 +34,7 @@ ConsumePlan ConsumePlanner::plan(std::deque<IncomingMessage> messages, const Pla
     last_seen_ = std::max(last_seen_, m.stream_seq);
     auto done = assemble(std::move(m), in, plan);
     if (!done || is_own_echo(*done, in, plan)) continue;
-    if (!decode_into(*done, in, plan, rows)) break;  // paused: nothing after it is planned
+    decode_into(*done, plan, rows);
   }
   settle_position(plan);
   return plan;
@@ -81,8 +81,7 @@ bool ConsumePlanner::is_own_echo(const AssembledBatch& done, const PlanInputs& i
   return false;
 }
 
-bool ConsumePlanner::decode_into(AssembledBatch& done, const PlanInputs& in, ConsumePlan& plan,
-                                 size_t& rows) {
+void ConsumePlanner::decode_into(AssembledBatch& done, ConsumePlan& plan, size_t& rows) {
   auto reject = [&](std::string reason) {
     plan.dead_letters.push_back({done.last_seq, done.origin, done.batch, std::move(reason),
                                  done.frame.substr(0, kMaxDeadLetterPayload)});
@@ -92,13 +91,9 @@ bool ConsumePlanner::decode_into(AssembledBatch& done, const PlanInputs& in, Con
     if (b.origin_node != done.origin)
       throw DecodeError(
           fmt::format("batch body says origin {} but headers say {}", b.origin_node, done.origin));
-    if (auto mismatch = check_batch_schema(b, *in.schema)) {
-      // Pause: neither this batch nor anything after it is applied or acknowledged; the
-      // position stays before it (settle_position), so a restart also waits here.
-      std::string why = mismatch->describe(b.origin_node, b.batch_id);
-      plan.pause = SchemaPause{done.first_seq, std::move(b), std::move(why)};
-      return false;
-    }
+    // A schema hash that differs from ours does not stop anything: the hash is a claim any
+    // publisher can make up, and rows are mapped by column name; what cannot be applied yet is
+    // held row by row (shared/apply.hpp).
     rows += b.rows.size();
     plan.apply.push_back({done.last_seq, done.first_seq, std::move(b)});
   } catch (const DecodeError& e) {
@@ -110,22 +105,11 @@ bool ConsumePlanner::decode_into(AssembledBatch& done, const PlanInputs& in, Con
     // same message and fail again): this message is poison like any undecodable one.
     reject(fmt::format("cannot decode: {}", e.what()));
   }
-  return true;
 }
 
 void ConsumePlanner::settle_position(ConsumePlan& plan) const {
   plan.last_seen = last_seen_;
   plan.position = in_order_.safe_position(last_seen_);
-  if (!plan.pause) return;
-  // Only what lies wholly before the held batch is applied now; the rest is read again.
-  const uint64_t held = plan.pause->first_seq;
-  plan.position = std::min(plan.position, held - 1);
-  std::erase_if(plan.apply, [&](const ReadyBatch& r) {
-    if (r.seq < held) return false;
-    plan.position = std::min(plan.position, r.first_seq - 1);
-    return true;
-  });
-  std::erase_if(plan.dead_letters, [&](const DeadLetter& r) { return r.seq >= held; });
 }
 
 }  // namespace harmony

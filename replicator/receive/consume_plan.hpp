@@ -1,10 +1,11 @@
 // Planning one consumer transaction, without a database or NATS: from the messages gathered off
 // a shard stream it decides which batches are applied, which are this node's own echoes, which
 // bytes are dead-lettered, how far the stream position may move, and whether the stream stops
-// (a schema mismatch, or a hole in the sequences). It owns the reading state that carries from
-// one transaction to the next: the batch assemblers and the highest sequence read.
-// replicator/receive/consumer.cpp gathers the messages and carries the plan out in one write
-// transaction.
+// (a hole in the sequences). Schema differences do not stop a stream: the Applier maps columns
+// by name and holds the rows it cannot apply yet (replicator/receive/held_rows.hpp). It owns the
+// reading state that carries from one transaction to the next: the batch assemblers and the highest
+// sequence read. replicator/receive/consumer.cpp gathers the messages and carries the plan out in
+// one write transaction.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -12,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "replicator/common/schema_guard.hpp"
 #include "replicator/receive/consumer.hpp"
 #include "replicator/wire/wire.hpp"
 #include "shared/batch.hpp"
@@ -37,13 +37,6 @@ struct ReadyBatch {
   Batch batch;
 };
 
-// A batch whose schema does not match this node's: the stream waits at it (schema_guard.hpp).
-struct SchemaPause {
-  uint64_t first_seq = 0;
-  Batch batch;
-  std::string why;  // SchemaMismatch::describe()
-};
-
 // Sequences missing from the stream (removed by retention before this node applied them).
 struct SequenceGap {
   uint64_t first = 0;
@@ -58,7 +51,6 @@ struct PlanInputs {
   // This node's next batch id (__harmony_meta next_batch_id): only ids below it were issued here.
   uint64_t next_batch_id = 1;
   size_t max_rows_per_txn = 20000;
-  const LocalSchema* schema = nullptr;  // required
 };
 
 struct ConsumePlan {
@@ -68,7 +60,6 @@ struct ConsumePlan {
   // Not planned because the transaction reached max_rows_per_txn: read first next time, in order.
   std::deque<IncomingMessage> deferred;
   std::optional<SequenceGap> gap;     // the stream stops after this plan
-  std::optional<SchemaPause> pause;   // the stream waits at this batch
   uint64_t position = 0;              // safe position once the plan is carried out
   uint64_t last_seen = 0;             // highest sequence read so far
   std::vector<std::string> warnings;  // complete log lines (dropped parts, forged own ids)
@@ -82,8 +73,8 @@ class ConsumePlanner {
   explicit ConsumePlanner(uint64_t position) : last_seen_(position) {}
   // Plans `messages` (in delivery order); see ConsumePlan. Moves the reading state forward.
   ConsumePlan plan(std::deque<IncomingMessage> messages, const PlanInputs& in);
-  // Reading starts again after `position` (a resubscribe after a schema pause): parts of
-  // batches gathered so far are forgotten, they are delivered again.
+  // Reading starts again after `position` (a resubscribe after a pause): parts of batches
+  // gathered so far are forgotten, they are delivered again.
   void restart(uint64_t position);
   uint64_t last_seen() const { return last_seen_; }
 
@@ -91,8 +82,8 @@ class ConsumePlanner {
   std::optional<AssembledBatch> assemble(IncomingMessage m, const PlanInputs& in,
                                          ConsumePlan& plan);
   bool is_own_echo(const AssembledBatch& done, const PlanInputs& in, ConsumePlan& plan) const;
-  // Decodes and checks a complete batch; false when the stream must pause at it.
-  bool decode_into(AssembledBatch& done, const PlanInputs& in, ConsumePlan& plan, size_t& rows);
+  // Decodes and checks a complete batch.
+  void decode_into(AssembledBatch& done, ConsumePlan& plan, size_t& rows);
   void settle_position(ConsumePlan& plan) const;
 
   BatchAssembler in_order_;

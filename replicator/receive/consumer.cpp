@@ -1,19 +1,21 @@
 // Consumer loop (see consumer.hpp): gather what the source has buffered, plan it without the
 // database (replicator/receive/consume_plan.hpp), then commit the plan in one write transaction.
-// This file owns the database side: the applier and local schema, the stored position, the
-// schema-pause wait, and the stream's progress and stats.
+// This file owns the database side: the applier, the stored position, the held rows (stored
+// with each transaction, retried when the schema changes and periodically, and a bound on them
+// that makes the stream wait), and the stream's progress and stats.
 #include "replicator/receive/consumer.hpp"
 
 #include <deque>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "replicator/common/database.hpp"
-#include "replicator/common/schema_guard.hpp"
 #include "replicator/receive/consume_plan.hpp"
+#include "replicator/receive/held_rows.hpp"
 #include "shared/apply.hpp"
 #include "shared/capture.hpp"
 #include "shared/hlc.hpp"
@@ -29,14 +31,21 @@ constexpr auto kIdleReadTimeout = std::chrono::milliseconds(500);
 // Bounds on what one gather takes, so a large backlog is read in pieces of bounded memory.
 constexpr size_t kMaxGatherMessages = 4096;
 constexpr size_t kMaxGatherBytes = size_t{64} << 20;  // 64 MiB of payload
+// Held rows are offered again this often (a clock catching up, a constraint freed by another
+// row), and at once after every schema change here.
+constexpr auto kHeldRetryInterval = std::chrono::seconds(5);
+// Held entries one retry transaction looks at: bounded work (and write-lock time) per round; a
+// long backlog is gone through over several rounds.
+constexpr size_t kHeldEntriesPerRetry = 256;
 
 // What one Consumer::run keeps between transactions, and its steps.
 class ConsumerRun {
  public:
   ConsumerRun(const ConsumerOptions& options, MessageSource& source, ReplicatorStats& stats,
               std::atomic<uint64_t>& position);
-  bool paused_on_schema() const { return held_.has_value(); }
-  bool resume_when_schema_fits(const std::atomic<bool>& stop);
+  bool retry_held_when_due(const std::atomic<bool>& stop);
+  bool over_held_bound() const { return held_rows_ >= options_.max_held_rows; }
+  bool wait_while_held_full(const std::atomic<bool>& stop);
   std::deque<IncomingMessage> gather();
   bool flush_own_position_when_quiet(const std::atomic<bool>& stop);
   ConsumePlan plan(std::deque<IncomingMessage> messages);
@@ -47,7 +56,7 @@ class ConsumerRun {
  private:
   std::optional<IncomingMessage> next_message(std::chrono::milliseconds timeout);
   void refresh_schema(bool force);
-  void hold(const SchemaPause& pause);
+  void count_held();
   void note_progress_without_writing(const ConsumePlan& plan);
   bool apply(const ConsumePlan& plan, const std::atomic<bool>& stop);
   void report_applied(const ConsumePlan& plan, const ApplyStats& total,
@@ -61,13 +70,15 @@ class ConsumerRun {
 
   Db db_;
   std::unique_ptr<Applier> applier_;
-  LocalSchema schema_;
   // After DDL (seen through the publisher's counter or PRAGMA schema_version), statements and
   // hashes are rebuilt before the next batch is checked or applied.
   uint64_t generation_ = 0;
   int64_t schema_version_ = 0;
-  std::optional<SchemaPause> held_;  // the batch the stream waits at
-  uint64_t stored_position_ = 0;     // as written in __harmony_positions
+  bool schema_changed_ = false;  // since the last retry of held rows
+  int64_t held_rows_ = 0;        // rows of this stream in __harmony_held
+  int64_t held_cursor_ = 0;      // the next retry round starts after this entry id
+  std::chrono::steady_clock::time_point last_retry_ = std::chrono::steady_clock::now();
+  uint64_t stored_position_ = 0;  // as written in __harmony_positions
   StreamProgress progress_;
   ConsumePlanner planner_;
   std::deque<IncomingMessage> backlog_;  // received but left for the next transaction
@@ -92,8 +103,9 @@ ConsumerRun::ConsumerRun(const ConsumerOptions& options, MessageSource& source,
       stored_position_(stored_position(db_, options.stream)),
       planner_(stored_position_) {
   applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_));
-  schema_ = LocalSchema::load(db_, options_.selection);
   schema_version_ = db_.query_int("PRAGMA schema_version");
+  count_held();
+  schema_changed_ = held_rows_ > 0;  // the schema may have changed while we were stopped
   position_ = stored_position_;
   progress_.position = stored_position_;
   stats_.set_stream(options_.stream, progress_);
@@ -108,25 +120,76 @@ void ConsumerRun::refresh_schema(bool force) {
   generation_ = g;
   schema_version_ = v;
   applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_));
-  schema_ = LocalSchema::load(db_, options_.selection);
+  schema_changed_ = true;
 }
 
-// Paused on a schema mismatch: read nothing (the server keeps every message) until this node's
-// schema accepts the held batch, then read again from just before it. False: stopping.
-bool ConsumerRun::resume_when_schema_fits(const std::atomic<bool>& stop) {
+void ConsumerRun::count_held() {
+  const HeldSummary h = held_summary(db_, options_.stream);
+  held_rows_ = h.rows;
+  progress_.held_rows = h.rows;
+  progress_.held_since_ms = h.oldest_at_ms;
+  progress_.held_reason = h.oldest_reason;
+}
+
+// Offers the held rows again after a schema change here, and every kHeldRetryInterval anyway.
+// False: stopping.
+bool ConsumerRun::retry_held_when_due(const std::atomic<bool>& stop) {
+  if (held_rows_ == 0) return true;
+  refresh_schema(false);
+  const auto now = std::chrono::steady_clock::now();
+  if (!schema_changed_ && now - last_retry_ < kHeldRetryInterval) return true;
+  last_retry_ = now;
+  schema_changed_ = false;
+  RetryResult r;
+  if (!write_transaction(
+          db_, stop,
+          [&] {
+            applier_->begin();
+            r = retry_held_rows(db_, *applier_, options_.stream, held_cursor_,
+                                kHeldEntriesPerRetry);
+            applier_->finish();
+          },
+          "applying held rows"))
+    return false;
+  held_cursor_ = r.last_id;
+  stats_.rows_applied += r.applied;
+  stats_.rows_dead_lettered += r.dead_lettered;
+  if (r.applied > 0 || r.released > 0) {
+    stats_.last_applied_ms = wall_clock_ms();
+    spdlog::info("{}: {} held row(s) applied; {} still held", options_.stream, r.applied,
+                 r.still_held);
+  }
+  count_held();
+  stats_.set_stream(options_.stream, progress_);
+  return true;
+}
+
+// Too many rows held: read nothing more (the server keeps every message) until retries bring
+// the held rows under the bound, so holding never grows without limit. False: stopping.
+bool ConsumerRun::wait_while_held_full(const std::atomic<bool>& stop) {
   source_.stop();
   backlog_.clear();
-  if (!wait_for_schema(db_, held_->batch, options_.stream, schema_, stop,
-                       options_.schema_generation, options_.selection))
-    return false;
-  spdlog::info("{}: the schema now matches; resuming from sequence {}", options_.stream,
+  spdlog::error(
+      "{}: {} rows are held (bound {}); reading stops at sequence {} until they can be applied. "
+      "Oldest: {}",
+      options_.stream, held_rows_, options_.max_held_rows, position_ + 1, progress_.held_reason);
+  progress_.paused = true;
+  progress_.pause_reason = fmt::format("{} rows held (bound {}): {}", held_rows_,
+                                       options_.max_held_rows, progress_.held_reason);
+  progress_.paused_since_ms = wall_clock_ms();
+  stats_.set_stream(options_.stream, progress_);
+  while (!stop && over_held_bound()) {
+    for (int i = 0; i < 10 && !stop; ++i) std::this_thread::sleep_for(kIdleReadTimeout / 5);
+    last_retry_ = {};  // due now
+    if (!retry_held_when_due(stop)) return false;
+  }
+  if (stop) return false;
+  spdlog::info("{}: held rows are under the bound again; reading from sequence {}", options_.stream,
                position_ + 1);
   progress_.paused = false;
   progress_.pause_reason.clear();
   progress_.paused_since_ms = 0;
   stats_.set_stream(options_.stream, progress_);
-  held_.reset();
-  refresh_schema(true);
   planner_.restart(position_);
   source_.start(position_ + 1);
   return true;
@@ -182,30 +245,16 @@ ConsumePlan ConsumerRun::plan(std::deque<IncomingMessage> messages) {
   in.apply_own_until = options_.apply_own_until;
   in.next_batch_id = static_cast<uint64_t>(meta_get_int(db_, "next_batch_id", 1));
   in.max_rows_per_txn = options_.max_rows_per_txn;
-  in.schema = &schema_;
   ConsumePlan plan = planner_.plan(std::move(messages), in);
   for (const auto& line : plan.warnings) spdlog::warn("{}", line);
   stats_.batches_skipped_own += plan.skipped_own;
-  if (plan.gap || plan.pause) {
-    backlog_.clear();  // read again after the pause; never after a gap
+  if (plan.gap) {
+    backlog_.clear();  // never read on after a gap
   } else {
     backlog_.insert(backlog_.begin(), std::make_move_iterator(plan.deferred.begin()),
                     std::make_move_iterator(plan.deferred.end()));
   }
-  if (plan.pause) hold(*plan.pause);
   return plan;
-}
-
-// Pause: neither the batch nor anything after it is applied or acknowledged; the position stays
-// before it, so a restart also waits here.
-void ConsumerRun::hold(const SchemaPause& pause) {
-  spdlog::error("{} paused at sequence {}: {}", options_.stream, pause.first_seq, pause.why);
-  ++stats_.schema_pauses;
-  progress_.paused = true;
-  progress_.pause_reason = "schema mismatch: " + pause.why;
-  progress_.paused_since_ms = wall_clock_ms();
-  stats_.set_stream(options_.stream, progress_);
-  held_ = pause;
 }
 
 // Carries the plan out. False: the transaction did not commit (stopping).
@@ -230,18 +279,29 @@ void ConsumerRun::note_progress_without_writing(const ConsumePlan& plan) {
 bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) {
   ApplyStats total;
   std::vector<int64_t> newest;  // per applied batch: its highest version (replication delay)
+  std::vector<std::string> held_lines;
   const auto started = std::chrono::steady_clock::now();
   bool committed = write_transaction(
       db_, stop,
       [&] {
         total = ApplyStats{};
         newest.clear();
+        held_lines.clear();
         applier_->begin();
         for (const auto& r : plan.dead_letters)
           applier_->dead_letter({options_.stream, r.seq}, r.origin, r.batch, "", r.reason,
                                 r.payload);
+        std::vector<HeldRows> held;
         for (const auto& r : plan.apply) {
-          ApplyStats one = applier_->apply(r.batch, {options_.stream, r.seq});
+          held.clear();
+          const MessageRef where{options_.stream, r.seq};
+          ApplyStats one = applier_->apply(r.batch, where, held);
+          if (!held.empty()) {
+            store_held_rows(db_, r.batch, held, where);
+            for (const auto& h : held)
+              held_lines.push_back(fmt::format("{} seq {}: {} row(s) held: {}", options_.stream,
+                                               r.seq, h.rows.size(), h.reason));
+          }
           newest.push_back(one.max_hlc);
           total += one;
         }
@@ -251,7 +311,13 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
       },
       "applying changes");
   if (!committed) return false;
+  for (const auto& line : held_lines) spdlog::warn("{}", line);
   report_applied(plan, total, newest, started);
+  if (total.held > 0) {
+    stats_.rows_held += total.held;
+    count_held();
+    stats_.set_stream(options_.stream, progress_);
+  }
   return true;
 }
 
@@ -272,6 +338,7 @@ void ConsumerRun::report_applied(const ConsumePlan& plan, const ApplyStats& tota
   stats_.rows_applied += total.applied;
   stats_.rows_skipped_older += total.skipped_older;
   stats_.rows_dead_lettered += total.dead_lettered;
+  stats_.values_left_out += total.values_left_out;
   stats_.batches_applied += static_cast<int64_t>(plan.apply.size());
   stats_.batches_dead_lettered += static_cast<int64_t>(plan.dead_letters.size());
   if (!plan.apply.empty()) stats_.last_applied_ms = wall_clock_ms();
@@ -318,7 +385,8 @@ Consumer::Consumer(ConsumerOptions options, MessageSource& source, ReplicatorSta
 void Consumer::run(const std::atomic<bool>& stop) {
   ConsumerRun run(options_, source_, stats_, position_);
   while (!stop) {
-    if (run.paused_on_schema() && !run.resume_when_schema_fits(stop)) break;
+    if (!run.retry_held_when_due(stop)) break;
+    if (run.over_held_bound() && !run.wait_while_held_full(stop)) break;
     std::deque<IncomingMessage> messages = run.gather();
     if (messages.empty()) {
       if (!run.flush_own_position_when_quiet(stop)) break;

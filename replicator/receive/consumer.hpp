@@ -46,12 +46,13 @@ struct ConsumerOptions {
   // buffered, so a lone change is applied at once (latency matters more than grouping here).
   std::chrono::milliseconds max_gather{0};
   std::atomic<uint64_t>* schema_generation = nullptr;  // bumps when capture changed (DDL)
-  // The tables the publisher captures: a batch for one that exists here but is not captured
-  // yet waits for its capture instead of being dead-lettered (nullptr: no such wait).
-  const TableSelection* selection = nullptr;
   // After a snapshot restore this node's own batches up to this sequence are applied too
   // (the restored content may predate them); 0 = always skip own batches.
   uint64_t apply_own_until = 0;
+  // Rows held (not applicable yet) beyond which this stream stops reading until retries bring
+  // them down: holding is never dropping, so it needs a limit of its own. A row is typically a
+  // few hundred bytes in __harmony_held, so the default is some hundreds of MB of disk.
+  int64_t max_held_rows = 1'000'000;
 };
 
 class Consumer {

@@ -215,7 +215,17 @@ int64_t reapply_pending(Db& snap, Batch pending, uint64_t node) {
   std::erase_if(pending.rows, [&](const RowChange& r) { return !usable[r.table]; });
   Applier applier(snap, node, captured_tables(snap));
   applier.begin();
-  ApplyStats stats = applier.apply(pending, MessageRef{"restore", 0});
+  const MessageRef where{"restore", 0};
+  std::vector<HeldRows> held;
+  ApplyStats stats = applier.apply(pending, where, held);
+  // Own rows the snapshot's schema cannot take: no stream brings them back, so they are kept
+  // where a person finds them (the tables they need were checked above, so this is rare).
+  for (const auto& h : held)
+    for (size_t i = 0; i < h.rows.size(); ++i) {
+      applier.dead_letter(where, node, pending.batch_id, pending.tables[h.table_entry].name,
+                          h.reason, {});
+      ++stats.dead_lettered;
+    }
   applier.finish();
   if (stats.dead_lettered > 0)
     spdlog::warn(

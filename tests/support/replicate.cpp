@@ -35,7 +35,7 @@ ReplicateStats replicate_once(Db& from, Db& to) {
     Transaction tx(to);
     Applier applier(to, node_id(to), captured_tables(to));
     applier.begin();
-    st.apply = applier.apply(received, {"test", ++seq});
+    st.apply = applier.apply(received, {"test", ++seq}, st.held);
     applier.finish();
     tx.commit();
   }

@@ -18,6 +18,7 @@ struct ReplicateStats {
   size_t wire_bytes = 0;  // encoded size
   int64_t cleared = 0;    // dirty flags cleared on the sender (mark_published)
   ApplyStats apply;       // what the receiver did with it
+  std::vector<HeldRows> held;  // rows it could not apply yet
 };
 
 // Opens (creating if needed) a database file for tests, with extended result codes.

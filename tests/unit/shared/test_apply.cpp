@@ -137,7 +137,9 @@ TEST_CASE("a late older update never resurrects a deleted row", "[capture][lww]"
       Transaction tx(n.b);
       Applier applier(n.b, node_id(n.b), captured_tables(n.b));
       applier.begin();
-      auto st = applier.apply(old_update, {"replay", 1});
+      std::vector<HeldRows> held;
+      auto st = applier.apply(old_update, {"replay", 1}, held);
+      CHECK(held.empty());
       CHECK(st.skipped_older == 1);
       applier.finish();
       tx.commit();
@@ -199,7 +201,7 @@ TEST_CASE("values of a UNIQUE column swapped or passed along in one transaction 
   CHECK(pending_total(n.b) == 0);
 }
 
-TEST_CASE("a UNIQUE value held here by a row outside the batch dead-letters the rows needing it",
+TEST_CASE("a UNIQUE value held here by a row outside the batch holds the rows needing it",
           "[capture][lww][unique]") {
   TwoNodes n("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, v INTEGER);");
   n.shell_a("INSERT INTO u VALUES (1, 'x', 0), (2, 'y', 0);");
@@ -209,15 +211,19 @@ TEST_CASE("a UNIQUE value held here by a row outside the batch dead-letters the 
   n.shell_a(
       "BEGIN; UPDATE u SET email = 'tmp' WHERE id = 1; UPDATE u SET email = 'x' WHERE id = 2;"
       "UPDATE u SET email = 'q' WHERE id = 1; COMMIT;");
-  // Row 2 can take 'x' only if row 1 gives it up, and row 1 cannot take 'q': both rows go to the
-  // dead letters and B keeps its rows whole (never half a swap, never a row deleted on the way).
+  // Row 2 can take 'x' only if row 1 gives it up, and row 1 cannot take 'q': both rows are held
+  // (to be offered again) and B keeps its rows whole (never half a swap, never a row deleted on
+  // the way).
   auto s = n.sync();
-  CHECK(s.apply.dead_lettered == 2);
+  CHECK(s.apply.held == 2);
+  REQUIRE(s.held.size() == 1);
+  CHECK(s.held[0].rows.size() == 2);
+  CHECK(s.held[0].kind == HoldKind::Constraint);
+  CHECK(s.held[0].reason.find("UNIQUE constraint failed: u.email") != std::string::npos);
   CHECK(s.apply.applied == 0);
   CHECK(n.b.query_int("SELECT count(*) FROM u WHERE (id, email) IN (VALUES (1, 'x'), (2, 'y'), "
                       "(9, 'q'))") == 3);
-  CHECK(n.b.query_int("SELECT count(*) FROM __harmony_dead_letters WHERE reason LIKE "
-                      "'%UNIQUE constraint failed: u.email%'") == 2);
+  CHECK(n.b.query_int("SELECT count(*) FROM __harmony_dead_letters") == 0);
 }
 
 TEST_CASE("a newer delete of a row already deleted here moves the tombstone's version",

@@ -200,7 +200,8 @@ TEST_CASE("fold: a version received from a peer raises the clock (HLC receive ru
     Transaction tx(f.db);
     Applier applier(f.db, 7, captured_tables(f.db));
     applier.begin();
-    CHECK(applier.apply(b, {"s", 1}).applied == 1);
+    std::vector<HeldRows> held;
+    CHECK(applier.apply(b, {"s", 1}, held).applied == 1);
     applier.finish();
     tx.commit();
   }

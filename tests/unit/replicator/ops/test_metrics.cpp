@@ -116,7 +116,9 @@ TEST_CASE("metrics render as Prometheus text and follow the counters", "[metrics
   p.position = 10;
   p.last_seq = 15;
   p.paused = true;
-  p.pause_reason = "schema mismatch: table Books ...";
+  p.pause_reason = "sequences 11..12 are missing";
+  p.held_rows = 3;
+  p.held_since_ms = now - 8000;
   stats.set_stream("harmonylite-changes-1", p);
   stats.set_stream("odd\"name\\", StreamProgress{});
   Exposition after(render_metrics(stats, o, now + 2000));
@@ -141,7 +143,9 @@ TEST_CASE("metrics render as Prometheus text and follow the counters", "[metrics
   CHECK(after.value("harmonylite_stream_lag_messages", stream) == 5);
   CHECK(after.value("harmonylite_stream_lag_seconds", stream) >= 1.9);
   CHECK(after.value("harmonylite_stream_paused", stream) == 1);
-  CHECK(after.value("harmonylite_schema_mismatch_paused") == 1);
+  CHECK(after.value("harmonylite_schema_mismatch_paused") == 1);  // rows held
+  CHECK(after.value("harmonylite_stream_held_rows", stream) == 3);
+  CHECK(after.value("harmonylite_stream_held_oldest_seconds", stream) == Approx(10));
   CHECK(after.value("harmonylite_stream_position", {{"stream", "odd\\\"name\\\\"}}) == 0);
   CHECK(after.value("harmonylite_snapshot_age_seconds") == Approx(32));
   CHECK(after.value("harmonylite_snapshot_size_bytes") == 4096);

@@ -59,7 +59,9 @@ void apply_batch(const std::string& path, uint64_t node, const Batch& b, uint64_
   Transaction tx(db);
   Applier a(db, node, captured_tables(db));
   a.begin();
-  a.apply(b, {"s-1", seq});
+  std::vector<HeldRows> held;
+  a.apply(b, {"s-1", seq}, held);
+  REQUIRE(held.empty());
   a.set_position("s-1", seq);
   a.finish();
   tx.commit();
