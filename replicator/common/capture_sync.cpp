@@ -16,7 +16,7 @@ bool TableSelection::selected(const std::string& table) const {
   return false;
 }
 
-SyncReport sync_capture(Db& db, const TableSelection& selection) {
+SyncReport sync_capture(Db& db, const TableSelection& selection, SyncMoment moment) {
   ensure_base_schema(db);
   SyncReport report;
   for (const auto& [id, name] : dropped_captured_tables(db)) {
@@ -27,7 +27,7 @@ SyncReport sync_capture(Db& db, const TableSelection& selection) {
     (void)id;
   }
   EnableOptions opts;
-  opts.capture_existing_rows = selection.capture_existing_rows;
+  opts.capture_existing_rows = selection.capture_existing_rows || moment == SyncMoment::AfterDdl;
   for (const auto& name : list_tables(db)) {
     if (names::is_reserved(name) || !selection.selected(name)) continue;
     if (auto why = ineligibility(db, name)) {

@@ -24,8 +24,15 @@ struct SyncReport {
   std::vector<std::string> missing;   // included by name but not present
 };
 
+// When the reconciliation runs. At start-up, rows already in a table that gets capture now are
+// taken as the same on every node (the seed's case; `capture_existing_rows` says otherwise).
+// After DDL seen while running, a new table's rows were written after it was created, by this
+// node's applications, in the moment before capture reached it: they are captured too.
+enum class SyncMoment { StartUp, AfterDdl };
+
 // Must run inside a write transaction.
-SyncReport sync_capture(Db& db, const TableSelection& selection);
+SyncReport sync_capture(Db& db, const TableSelection& selection,
+                        SyncMoment moment = SyncMoment::StartUp);
 void log_sync_report(const SyncReport& report);
 
 }  // namespace harmony

@@ -123,7 +123,7 @@ void PublisherRun::sync_schema_if_changed(const std::atomic<bool>& stop) {
   write_transaction(
       db_, stop,
       [&] {
-        report = sync_capture(db_, options_.selection);
+        report = sync_capture(db_, options_.selection, SyncMoment::AfterDdl);
         changed = record_schema_hashes(db_, captured_tables(db_));
       },
       "capture update after schema change");
@@ -134,8 +134,8 @@ void PublisherRun::sync_schema_if_changed(const std::atomic<bool>& stop) {
   for (const auto& name : changed)
     if (const auto* st = local.find(name))
       spdlog::info(
-          "schema of table {} changed: hash {} (previous {} is still accepted from nodes not yet "
-          "upgraded)",
+          "schema of table {} changed: hash {} (previous {}); rows from nodes on other versions "
+          "are applied by column name, or held until this node has their columns",
           name, st->hash, st->previous.empty() ? "none" : st->previous.front());
   stats_.set_schema(local.by_name());
   stats_.tables_tracked = static_cast<int64_t>(tables_.size());
