@@ -41,7 +41,8 @@ class Applier {
   // pending rows already carry their versions when remote rows are compared against them.
   void begin();
   ApplyStats apply(const Batch& batch, const MessageRef& where);
-  // Records a message that could not even be decoded.
+  // Records a message that could not even be decoded, or a row that cannot be applied
+  // (shared/dead_letters.hpp; the node prunes the table to its configured bounds).
   void dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,
                    const std::string& table, const std::string& reason, std::string_view payload);
   void set_position(const std::string& stream, uint64_t seq);

@@ -73,6 +73,8 @@ class Node {
   void start_embedded_server();
   void start_worker(std::string name, std::function<void()> body, const StartupHooks& hooks);
   void refresh_database_stats();
+  void prune_dead_letters_now();
+  int64_t dead_lettered() const;
   int64_t replication_activity() const;
   void stop_workers();
 
