@@ -70,7 +70,11 @@ void Worker::run(const std::function<void()>& body) {
 }
 
 Node::Node(const Config& config, const CliOptions& cli, std::atomic<bool>& stop)
-    : config_(config), cli_(cli), stop_(stop), selection_(table_selection(config)) {
+    : config_(config),
+      cli_(cli),
+      stop_(stop),
+      lock_(config.db_path),
+      selection_(table_selection(config)) {
   prepare_database();
   // Health and metrics answer from here on (a probe reports NATS as down until it connects).
   endpoints_ = std::make_unique<OpsEndpoints>(config_, node_, stats_);

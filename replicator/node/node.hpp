@@ -16,6 +16,7 @@
 #include "replicator/common/stats.hpp"
 #include "replicator/config/config.hpp"
 #include "replicator/config/flags.hpp"
+#include "replicator/node/instance_lock.hpp"
 #include "replicator/node/replicator.hpp"
 #include "shared/sqlite_db.hpp"
 
@@ -81,6 +82,9 @@ class Node {
   const Config& config_;
   const CliOptions& cli_;
   std::atomic<bool>& stop_;
+  // Before everything that touches the database or starts a server, and released last: one
+  // replicator per database file.
+  InstanceLock lock_;
   ReplicatorStats stats_;
   Db db_;
   uint64_t node_ = 0;
