@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "shared/dead_letters.hpp"
 #include "shared/fold.hpp"
 #include "shared/hlc.hpp"
 
@@ -551,21 +552,8 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
 void Applier::dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,
                           const std::string& table, const std::string& reason,
                           std::string_view payload) {
-  auto s = db_.prepare(
-      "INSERT INTO __harmony_dead_letters(at_ms, stream, seq, origin_node, batch_id, table_name, "
-      "reason, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-  s.bind(1, wall_clock_ms()).bind(2, where.stream).bind(3, static_cast<int64_t>(where.seq));
-  s.bind(4, static_cast<int64_t>(origin)).bind(5, static_cast<int64_t>(batch_id));
-  if (table.empty())
-    s.bind_null(6);
-  else
-    s.bind(6, table);
-  s.bind(7, reason);
-  if (payload.empty())
-    s.bind_null(8);
-  else
-    s.bind(8, Value{Blob{std::string(payload)}});
-  s.run();
+  record_dead_letter(db_, {where.stream, where.seq, origin, batch_id, table, reason, payload},
+                     wall_clock_ms());
 }
 
 void Applier::set_position(const std::string& stream, uint64_t seq) {

@@ -57,7 +57,8 @@ class Applier {
   void begin();
   // Rows that cannot be applied now are added to `held` (one entry per table entry).
   ApplyStats apply(const Batch& batch, const MessageRef& where, std::vector<HeldRows>& held);
-  // Records a message that could not even be decoded.
+  // Records bytes that cannot be decoded or a row that is malformed (shared/dead_letters.hpp;
+  // the node prunes the table to its configured bounds).
   void dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,
                    const std::string& table, const std::string& reason, std::string_view payload);
   void set_position(const std::string& stream, uint64_t seq);

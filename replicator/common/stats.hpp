@@ -91,7 +91,9 @@ struct ReplicatorStats {
   // Messages compared with the stream leader's copy, and those found different and re-applied
   // (replicator/receive/stream_audit.hpp).
   std::atomic<int64_t> stream_messages_checked{0}, stream_messages_repaired{0};
-  std::atomic<int64_t> dead_letters_stored{0};  // rows in __harmony_dead_letters
+  // __harmony_dead_letters: rows and bytes stored (as of the last housekeeping or prune), and
+  // rows removed by its bound ([dead_letters] max_rows, max_bytes, max_age) since start.
+  std::atomic<int64_t> dead_letters_stored{0}, dead_letters_bytes{0}, dead_letters_pruned{0};
   std::atomic<int64_t> last_published_ms{0}, last_applied_ms{0};
   std::atomic<bool> nats_connected{false}, db_ok{false}, capture_installed{false};
   std::atomic<int64_t> tables_tracked{0};

@@ -327,6 +327,15 @@ void load_replication_log(const Section& s, ReplicationLogConfig& r,
   if (r.replicas > 5) r.replicas = 5;
 }
 
+// ours: the bound on __harmony_dead_letters (issue 14 item 8). Each limit at least 1, so a
+// bound cannot be switched off by accident; max_age 0 means no age limit.
+void load_dead_letters(const Section& s, DeadLetterLimits& d, std::vector<std::string>& warnings) {
+  s.warn_unknown({"max_rows", "max_bytes", "max_age"}, warnings);
+  s.read("max_rows", d.max_rows, 1, kInt64Max, "rows");
+  s.read("max_bytes", d.max_bytes, 1, kInt64Max, "bytes");
+  s.read_ms("max_age", d.max_age_ms);
+}
+
 void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::string>& warnings) {
   s.warn_unknown({"enabled", "interval", "leader_ttl", "store", "every_entries", "nats", "s3",
                   "webdav", "sftp", "file"},
@@ -453,11 +462,15 @@ toml::table parse_toml(const std::string& text, const std::string& path) {
 
 // Keys at the top of the file (not in a [section]).
 void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& warnings) {
+  // Packed by hand: clang-format puts one key per line once the list needs five lines.
+  // clang-format off
   top.warn_unknown({"db_path", "seq_map_path", "node_id", "publish", "replicate",
                     "scan_max_changes", "apply_batch_rows", "cleanup_interval", "sleep_timeout",
                     "polling_interval", "include_tables", "exclude_tables", "capture_existing_rows",
-                    "replication_log", "snapshot", "nats", "logging", "prometheus", "health_check"},
+                    "replication_log", "dead_letters", "snapshot", "nats", "logging", "prometheus",
+                    "health_check"},
                    warnings);
+  // clang-format on
   top.read("db_path", cfg.db_path, /*allow_empty=*/false);  // kept as written (relative to cwd)
   // The compiled-in default lives in /tmp, where any local user can plant files: fine for a try
   // out, not as a silent choice for real data.
@@ -532,6 +545,7 @@ Config parse_config_text(const std::string& text, const std::string& path,
   load_top_level(top, cfg, warnings);
   if (auto s = top.table("replication_log"))
     load_replication_log(*s, cfg.replication_log, warnings);
+  if (auto s = top.table("dead_letters")) load_dead_letters(*s, cfg.dead_letters, warnings);
   if (auto s = top.table("snapshot")) load_snapshot(*s, cfg.snapshot, warnings);
   if (auto s = top.table("nats")) load_nats(*s, cfg.nats, warnings);
   if (auto s = top.table("logging")) load_logging(*s, cfg.logging, warnings);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "replicator/common/capture_sync.hpp"
+#include "shared/dead_letters.hpp"
 #include "shared/error.hpp"
 
 namespace harmony {
@@ -109,6 +110,8 @@ struct Config {
   std::vector<std::string> exclude_tables;  // ours
   bool capture_existing_rows = false;       // ours: publish rows present when capture starts
   ReplicationLogConfig replication_log;
+  // ours: [dead_letters] max_rows, max_bytes, max_age (defaults in shared/dead_letters.hpp)
+  DeadLetterLimits dead_letters;
   SnapshotConfig snapshot;
   NatsConfig nats;
   LoggingConfig logging;

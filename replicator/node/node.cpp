@@ -24,6 +24,7 @@
 #include "replicator/receive/consumer.hpp"
 #include "replicator/snapshot/snapshot_service.hpp"
 #include "shared/capture.hpp"
+#include "shared/dead_letters.hpp"
 #include "shared/error.hpp"
 #include "shared/hlc.hpp"
 #include "shared/outbox.hpp"
@@ -69,7 +70,11 @@ void Worker::run(const std::function<void()>& body) {
 }
 
 Node::Node(const Config& config, const CliOptions& cli, std::atomic<bool>& stop)
-    : config_(config), cli_(cli), stop_(stop), selection_(table_selection(config)) {
+    : config_(config),
+      cli_(cli),
+      stop_(stop),
+      lock_(config.db_path),
+      selection_(table_selection(config)) {
   prepare_database();
   // Health and metrics answer from here on (a probe reports NATS as down until it connects).
   endpoints_ = std::make_unique<OpsEndpoints>(config_, node_, stats_);
@@ -227,7 +232,6 @@ void Node::refresh_database_stats() {
   try {
     auto tables = captured_tables(db_);
     stats_.pending_rows = total_pending(db_, tables);
-    stats_.dead_letters_stored = db_.query_int("SELECT count(*) FROM __harmony_dead_letters");
     bool installed = !tables.empty();
     for (const auto& t : tables) installed = installed && triggers_installed(db_, t);
     stats_.capture_installed = installed;
@@ -236,6 +240,40 @@ void Node::refresh_database_stats() {
     stats_.db_ok = false;
     spdlog::warn("database check failed: {}", e.what());
   }
+}
+
+// Keeps __harmony_dead_letters within [dead_letters] (issue 14 item 8). Runs on the tick after
+// an apply transaction added dead letters, so the table exceeds its bound by at most what
+// arrived in one tick, and on every housekeeping round for max_age. The consumers only insert:
+// this is the one place that deletes, on the node's own connection, in a short write
+// transaction (one DELETE per bound).
+void Node::prune_dead_letters_now() {
+  PruneResult pruned;
+  try {
+    write_transaction(
+        db_, stop_,
+        [&] { pruned = prune_dead_letters(db_, wall_clock_ms(), config_.dead_letters); },
+        "pruning dead letters");
+    const DeadLetterUsage stored = dead_letter_usage(db_);
+    stats_.dead_letters_stored = stored.rows;
+    stats_.dead_letters_bytes = stored.bytes;
+  } catch (const std::exception& e) {
+    spdlog::warn("pruning dead letters failed: {}", e.what());
+    return;
+  }
+  if (pruned.total() == 0) return;
+  stats_.dead_letters_pruned += pruned.total();
+  // One line per round, not per row: a flood would otherwise flood the log too.
+  spdlog::warn(
+      "dead letters pruned: {} row(s), the oldest ({} older than max_age = {} ms, {} beyond "
+      "max_rows = {}, {} beyond max_bytes = {})",
+      pruned.total(), pruned.by_age, config_.dead_letters.max_age_ms, pruned.by_rows,
+      config_.dead_letters.max_rows, pruned.by_bytes, config_.dead_letters.max_bytes);
+}
+
+// Rows and messages the consumers have dead-lettered since start.
+int64_t Node::dead_lettered() const {
+  return stats_.rows_dead_lettered + stats_.batches_dead_lettered;
 }
 
 // HarmonyLite's "pulse": every publish and every received change counts as activity.
@@ -250,12 +288,18 @@ void Node::run_until_stopped() {
   const auto sleep_timeout = std::chrono::milliseconds(config_.sleep_timeout_ms);
   auto last_activity = std::chrono::steady_clock::now();
   int64_t last_count = -1;
+  int64_t dead_lettered_at_prune = -1;  // dead_lettered() when the table was last pruned
   auto next_housekeeping = last_activity;
   while (!stop_) {
     std::this_thread::sleep_for(kStopCheckTick);
     const auto now = std::chrono::steady_clock::now();
     stats_.nats_connected = conn_->connected();
-    if (now >= next_housekeeping) {
+    const bool housekeeping = now >= next_housekeeping;
+    if (housekeeping || dead_lettered() != dead_lettered_at_prune) {
+      dead_lettered_at_prune = dead_lettered();
+      prune_dead_letters_now();
+    }
+    if (housekeeping) {
       next_housekeeping = now + housekeeping_interval;
       refresh_database_stats();
     }

@@ -16,6 +16,7 @@
 #include "replicator/common/stats.hpp"
 #include "replicator/config/config.hpp"
 #include "replicator/config/flags.hpp"
+#include "replicator/node/instance_lock.hpp"
 #include "replicator/node/replicator.hpp"
 #include "shared/sqlite_db.hpp"
 
@@ -73,12 +74,17 @@ class Node {
   void start_embedded_server();
   void start_worker(std::string name, std::function<void()> body, const StartupHooks& hooks);
   void refresh_database_stats();
+  void prune_dead_letters_now();
+  int64_t dead_lettered() const;
   int64_t replication_activity() const;
   void stop_workers();
 
   const Config& config_;
   const CliOptions& cli_;
   std::atomic<bool>& stop_;
+  // Before everything that touches the database or starts a server, and released last: one
+  // replicator per database file.
+  InstanceLock lock_;
   ReplicatorStats stats_;
   Db db_;
   uint64_t node_ = 0;

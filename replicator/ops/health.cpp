@@ -115,6 +115,8 @@ HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint6
   // Ours.
   j["pending_changes"] = s.pending_rows.load();
   j["dead_letters"] = s.dead_letters_stored.load();
+  j["dead_letters_bytes"] = s.dead_letters_bytes.load();
+  j["dead_letters_pruned"] = s.dead_letters_pruned.load();
   nlohmann::json streams = nlohmann::json::object();
   for (const auto& [name, p] : s.streams()) streams[name] = stream_json(p, now_ms);
   j["streams"] = std::move(streams);

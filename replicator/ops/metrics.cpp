@@ -138,6 +138,13 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
   w.single("values_left_out_total", "counter",
            "Received values of columns this node has dropped, left out when applying.",
            d(s.values_left_out));
+  w.single("dead_letters_bytes", "gauge",
+           "Bytes of payload, reason, stream and table name in __harmony_dead_letters.",
+           d(s.dead_letters_bytes));
+  w.single("dead_letters_pruned_total", "counter",
+           "Rows removed from __harmony_dead_letters by [dead_letters] max_rows, max_bytes or "
+           "max_age.",
+           d(s.dead_letters_pruned));
   w.single("last_applied_timestamp_seconds", "gauge",
            "Unix time of this node's last apply of a received batch (0 = never).",
            d(s.last_applied_ms) / 1000.0);
