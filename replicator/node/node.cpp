@@ -105,6 +105,7 @@ void Node::prepare_database() {
         ensure_base_schema(db_);
         if (config_.node_id) set_node_id(db_, config_.node_id);
         node_ = node_id(db_);
+        load_clock(db_);  // refuses (throws) a stored clock beyond the range versions may take
         report = sync_capture(db_, selection_);
         schema_changed = record_schema_hashes(db_, captured_tables(db_));
       },
