@@ -61,7 +61,8 @@ struct IncomingPart {
   std::string payload;
 };
 
-// Parses the Harmony-* headers; returns an error text when they are missing or malformed.
+// Parses the Harmony-* headers; returns an error text when they are missing or malformed, or
+// when the origin is no node id any node can have (node_id_valid, shared/hlc.hpp).
 std::optional<std::string> parse_part_headers(const std::optional<std::string>& origin,
                                               const std::optional<std::string>& batch,
                                               const std::optional<std::string>& part,
