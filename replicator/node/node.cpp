@@ -90,6 +90,10 @@ Node::~Node() {
 }
 
 void Node::prepare_database() {
+  // First, so an unusable key file stops the start before anything is opened or started.
+  if (!config_.nats.cluster_key_file.empty())
+    cluster_key_ = std::make_shared<const ClusterKey>(load_cluster_key(
+        config_.nats.cluster_key_file, config_.nats.cluster_key_mode != "sign-only"));
   db_ = open_database(config_.db_path);
   auto mode = db_.query_value("PRAGMA journal_mode = WAL");
   if (!mode || !std::holds_alternative<Text>(*mode) || std::get<Text>(*mode).bytes != "wal")
@@ -197,7 +201,9 @@ void Node::start_workers(const StartupHooks& hooks) {
   transport_ =
       std::make_unique<JetStreamTransport>(conn_->get(), subject_name(config_, own_shard),
                                            stream_name(config_, own_shard), kPublishAckTimeout);
-  publisher_ = std::make_unique<Publisher>(publisher_options(config_, node_), *transport_, stats_);
+  PublisherOptions po = publisher_options(config_, node_);
+  po.cluster_key = cluster_key_;
+  publisher_ = std::make_unique<Publisher>(std::move(po), *transport_, stats_);
   start_worker(
       "publisher", [this] { publisher_->run(stop_); }, hooks);
   for (int shard = 1; config_.replicate && shard <= config_.replication_log.shards; ++shard) {
@@ -205,6 +211,7 @@ void Node::start_workers(const StartupHooks& hooks) {
         consumer_options(config_, shard, node_, selection_, publisher_->schema_generation());
     if (auto own = own_until_.find(co.stream); own != own_until_.end())
       co.apply_own_until = own->second;
+    co.cluster_key = cluster_key_;
     sources_.push_back(std::make_unique<JetStreamSource>(conn_->get(), co.stream,
                                                          subject_name(config_, shard), &stats_));
     consumers_.push_back(std::make_unique<Consumer>(co, *sources_.back(), stats_));

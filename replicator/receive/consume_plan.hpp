@@ -14,6 +14,7 @@
 
 #include "replicator/common/schema_guard.hpp"
 #include "replicator/receive/consumer.hpp"
+#include "replicator/wire/message_auth.hpp"
 #include "replicator/wire/wire.hpp"
 #include "shared/batch.hpp"
 
@@ -59,6 +60,8 @@ struct PlanInputs {
   uint64_t next_batch_id = 1;
   size_t max_rows_per_txn = 20000;
   const LocalSchema* schema = nullptr;  // required
+  // Set: every part must carry a valid Harmony-Auth tag under this key (when it verifies).
+  const ClusterKey* cluster_key = nullptr;
 };
 
 struct ConsumePlan {

@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "replicator/common/stats.hpp"
+#include "replicator/wire/message_auth.hpp"
 
 namespace harmony {
 
@@ -23,6 +25,9 @@ struct IncomingMessage {
   // The stream leader's message at a sequence this node already read, where it read something
   // else (replicator/receive/stream_audit.hpp): applied although it lies at or below the position.
   bool replay = false;
+  // Harmony-Auth (wire/message_auth.hpp). Last, so the positional initialisers used across the
+  // tests ({seq, origin, batch, part, payload[, replay]}) keep their meaning.
+  std::optional<std::string> auth;
 };
 
 // Seam between the consumer and JetStream (an in-memory fake in unit tests).
@@ -52,6 +57,8 @@ struct ConsumerOptions {
   // After a snapshot restore this node's own batches up to this sequence are applied too
   // (the restored content may predate them); 0 = always skip own batches.
   uint64_t apply_own_until = 0;
+  // [nats] cluster_key_file: parts are checked against it (nullptr: no cluster key).
+  std::shared_ptr<const ClusterKey> cluster_key;
 };
 
 class Consumer {

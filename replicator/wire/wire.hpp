@@ -46,6 +46,7 @@ struct OutgoingPart {
   uint32_t index = 1;
   uint32_t count = 1;
   std::string payload;
+  std::string auth;  // Harmony-Auth header value; empty = no cluster key (message_auth.hpp)
 };
 
 std::vector<OutgoingPart> split_frame(const std::string& frame, uint64_t origin, uint64_t batch,
