@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <compare>
 #include <cstdint>
+#include <limits>
 #include <optional>
 
 #include "shared/clock.hpp"
@@ -17,17 +18,37 @@ inline constexpr int kHlcLogicalBits = 16;
 inline constexpr int64_t kMaxClockAheadMs = 24LL * 3600 * 1000;
 // Largest physical part we accept (year ~6400); keeps (ms << 16) + counters far from overflow.
 inline constexpr int64_t kMaxHlcMs = int64_t{1} << 46;
+// The largest version there is. Versions saturate here instead of wrapping to negative numbers
+// (a wrapped version would lose every conflict and be refused by every peer as implausible).
+inline constexpr int64_t kHlcCeiling = std::numeric_limits<int64_t>::max();
+
+// Node ids any node can have: 1 .. 2^63-1. The config and the -node-id flag accept no more, and
+// SQLite stores a node id as a signed 64-bit integer, so a larger origin would be recorded as a
+// negative node and break the tie-break order. 0 means "no node" (the config's "use the stored
+// id"). Generated ids are smaller still (below 2^53, shared/meta_store.cpp).
+inline constexpr uint64_t kMaxNodeId = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+inline bool node_id_valid(uint64_t id) {
+  return id >= 1 && id <= kMaxNodeId;
+}
 
 inline int64_t hlc_from_ms(int64_t ms) {
-  return ms << kHlcLogicalBits;
+  return std::clamp<int64_t>(ms, 0, kMaxHlcMs) << kHlcLogicalBits;
 }
 inline int64_t hlc_physical_ms(int64_t hlc) {
   return hlc >> kHlcLogicalBits;
 }
 
+// `v + 1`, saturating at kHlcCeiling instead of overflowing (signed overflow is undefined).
+inline int64_t hlc_after(int64_t v) {
+  return v < kHlcCeiling ? v + 1 : kHlcCeiling;
+}
+
 // The next local version after `last` (the highest version this database has issued or seen).
+// Never overflows: a `last` at kHlcCeiling gives kHlcCeiling again (hlc_saturated reports it).
+// The clock a database stores is kept below that by load_clock (shared/meta_store.cpp), which
+// refuses a clock beyond hlc_storable, so saturation only shows for a corrupt database.
 inline int64_t hlc_next(int64_t last, int64_t wall_ms) {
-  return std::max(last + 1, hlc_from_ms(wall_ms));
+  return std::max(hlc_after(last), hlc_from_ms(wall_ms));
 }
 
 // The version folding gives a changed row: the next local version, and above the row's own
@@ -35,7 +56,20 @@ inline int64_t hlc_next(int64_t last, int64_t wall_ms) {
 // only for that row). The one rule used by fold_all and by a restore's in-memory fold.
 inline int64_t next_version(int64_t last, int64_t wall_ms, std::optional<int64_t> previous) {
   const int64_t next = hlc_next(last, wall_ms);
-  return previous ? std::max(next, *previous + 1) : next;
+  return previous ? std::max(next, hlc_after(*previous)) : next;
+}
+
+// True when a version has reached the ceiling: the next one cannot be larger.
+inline bool hlc_saturated(int64_t hlc) {
+  return hlc == kHlcCeiling;
+}
+
+// True when a database may keep `hlc` as its clock: not negative and its physical part below
+// kMaxHlcMs. Unlike hlc_plausible it does not compare with the wall clock: a stored clock may
+// be ahead of a wall clock that was stepped back, but never beyond year ~6400, and from any
+// clock in range 2^46 * 2^16 increments remain before the ceiling.
+inline bool hlc_storable(int64_t hlc) {
+  return hlc >= 0 && hlc_physical_ms(hlc) < kMaxHlcMs;
 }
 
 // True when a version can be a version at all: not negative, below the largest physical part.

@@ -1,6 +1,11 @@
 // Node-local state in __harmony_meta and __harmony_positions (see meta_store.hpp).
 #include "shared/meta_store.hpp"
 
+#include <fmt/format.h>
+
+#include "shared/error.hpp"
+#include "shared/hlc.hpp"
+
 namespace harmony {
 
 namespace {
@@ -50,7 +55,20 @@ void ensure_node_id(Db& db) {
 }
 
 int64_t load_clock(Db& db) {
-  return meta_get_int(db, "hlc", 0);
+  const int64_t hlc = meta_get_int(db, "hlc", 0);
+  // Refused, not clamped: rows may carry versions up to this clock, and a clamped clock would
+  // issue versions below them (local writes would silently lose to stale rows), while adopting
+  // it would make every later version saturate at the ceiling (or wrap, before hlc_next
+  // saturated). Only tampering or a hostile snapshot can store such a clock: received versions
+  // beyond hlc_plausible are refused before they reach the clock.
+  if (!hlc_storable(hlc))
+    throw Error(fmt::format(
+        "the stored clock (__harmony_meta key 'hlc' = {}) is outside the range harmonylite issues "
+        "(0 to {} ms of physical time, year ~6400): refusing to issue versions from it, they "
+        "could not be ordered after the versions already stored. The database was modified "
+        "outside harmonylite; restore it from a trusted copy or snapshot",
+        hlc, kMaxHlcMs));
+  return hlc;
 }
 
 void store_clock(Db& db, int64_t hlc) {

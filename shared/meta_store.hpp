@@ -23,7 +23,8 @@ void set_node_id(Db& db, uint64_t id);
 // Generates a random node id when the database has none yet.
 void ensure_node_id(Db& db);
 
-// Clock helpers: the highest version issued or seen by this database.
+// Clock helpers: the highest version issued or seen by this database. load_clock throws Error
+// when the stored clock is not hlc_storable (shared/hlc.hpp) instead of adopting it.
 int64_t load_clock(Db& db);
 void store_clock(Db& db, int64_t hlc);
 

@@ -395,7 +395,8 @@ void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::stri
 void load_nats(const Section& s, NatsConfig& n, std::vector<std::string>& warnings) {
   s.warn_unknown({"urls", "subject_prefix", "stream_prefix", "server_config", "seed_file",
                   "user_name", "user_password", "ca_file", "cert_file", "key_file", "bind_address",
-                  "connect_retries", "reconnect_wait_seconds", "server_binary", "store_dir"},
+                  "connect_retries", "reconnect_wait_seconds", "server_binary", "store_dir",
+                  "cluster_key_file", "cluster_key_mode"},
                  warnings);
   s.read("urls", n.urls);
   s.read("subject_prefix", n.subject_prefix);
@@ -419,6 +420,10 @@ void load_nats(const Section& s, NatsConfig& n, std::vector<std::string>& warnin
   s.read("reconnect_wait_seconds", n.reconnect_wait_seconds, 0, kIntMax, "seconds");
   s.read("server_binary", n.server_binary, /*allow_empty=*/false);
   s.read("store_dir", n.store_dir);
+  // The file itself (permissions, length, hex) is checked when the node starts, by
+  // load_cluster_key (replicator/wire/message_auth.cpp), which names the key in its errors too.
+  s.read("cluster_key_file", n.cluster_key_file);
+  s.read_choice("cluster_key_mode", n.cluster_key_mode, {"verify", "sign-only"});
 }
 
 // The TOML document of `text`, or a ConfigError naming the line and column. The text is parsed

@@ -69,6 +69,11 @@ struct NatsConfig {
   int reconnect_wait_seconds = 2;
   std::string server_binary = "nats-server";  // ours: path of the embedded server binary
   std::string store_dir;  // ours: embedded JetStream store ("" = next to the database)
+  // ours: file holding the cluster key (hex, >= 32 bytes, mode 0600) that tags and checks every
+  // replication message ("" = messages are not authenticated); see
+  // replicator/wire/message_auth.hpp.
+  std::string cluster_key_file;
+  std::string cluster_key_mode = "verify";  // verify | sign-only (while rolling the key out)
 };
 
 struct LoggingConfig {

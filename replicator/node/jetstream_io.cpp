@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "replicator/nats/nats_client.hpp"
+#include "replicator/wire/message_auth.hpp"
 
 namespace harmony {
 
@@ -46,6 +47,7 @@ IncomingMessage to_incoming(natsMsg* m) {
   out.origin = header(m, kHeaderOrigin);
   out.batch = header(m, kHeaderBatch);
   out.part = header(m, kHeaderPart);
+  out.auth = header(m, kHeaderAuth);
   if (natsMsg_GetDataLength(m) > 0)
     out.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
   return out;
@@ -64,6 +66,7 @@ NatsMsgPtr make_part_message(const std::string& subject, const OutgoingPart& p, 
   if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), kHeaderOrigin, origin_s.c_str());
   if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), kHeaderBatch, batch_s.c_str());
   if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), kHeaderPart, part_s.c_str());
+  if (s == NATS_OK && !p.auth.empty()) s = natsMsgHeader_Set(m.get(), kHeaderAuth, p.auth.c_str());
   if (s != NATS_OK) return nullptr;
   return m;
 }

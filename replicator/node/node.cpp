@@ -95,6 +95,10 @@ Node::~Node() {
 }
 
 void Node::prepare_database() {
+  // First, so an unusable key file stops the start before anything is opened or started.
+  if (!config_.nats.cluster_key_file.empty())
+    cluster_key_ = std::make_shared<const ClusterKey>(load_cluster_key(
+        config_.nats.cluster_key_file, config_.nats.cluster_key_mode != "sign-only"));
   db_ = open_database(config_.db_path);
   auto mode = db_.query_value("PRAGMA journal_mode = WAL");
   if (!mode || !std::holds_alternative<Text>(*mode) || std::get<Text>(*mode).bytes != "wal")
@@ -110,6 +114,7 @@ void Node::prepare_database() {
         ensure_base_schema(db_);
         if (config_.node_id) set_node_id(db_, config_.node_id);
         node_ = node_id(db_);
+        load_clock(db_);  // refuses (throws) a stored clock beyond the range versions may take
         report = sync_capture(db_, selection_);
         schema_changed = record_schema_hashes(db_, captured_tables(db_));
       },
@@ -201,7 +206,9 @@ void Node::start_workers(const StartupHooks& hooks) {
   transport_ =
       std::make_unique<JetStreamTransport>(conn_->get(), subject_name(config_, own_shard),
                                            stream_name(config_, own_shard), kPublishAckTimeout);
-  publisher_ = std::make_unique<Publisher>(publisher_options(config_, node_), *transport_, stats_);
+  PublisherOptions po = publisher_options(config_, node_);
+  po.cluster_key = cluster_key_;
+  publisher_ = std::make_unique<Publisher>(std::move(po), *transport_, stats_);
   start_worker(
       "publisher", [this] { publisher_->run(stop_); }, hooks);
   for (int shard = 1; config_.replicate && shard <= config_.replication_log.shards; ++shard) {
@@ -209,6 +216,7 @@ void Node::start_workers(const StartupHooks& hooks) {
         consumer_options(config_, shard, node_, publisher_->schema_generation());
     if (auto own = own_until_.find(co.stream); own != own_until_.end())
       co.apply_own_until = own->second;
+    co.cluster_key = cluster_key_;
     sources_.push_back(std::make_unique<JetStreamSource>(conn_->get(), co.stream,
                                                          subject_name(config_, shard), &stats_));
     consumers_.push_back(std::make_unique<Consumer>(co, *sources_.back(), stats_));

@@ -18,6 +18,7 @@
 #include "replicator/config/flags.hpp"
 #include "replicator/node/instance_lock.hpp"
 #include "replicator/node/replicator.hpp"
+#include "replicator/wire/message_auth.hpp"
 #include "shared/sqlite_db.hpp"
 
 namespace harmony {
@@ -90,6 +91,7 @@ class Node {
   uint64_t node_ = 0;
   bool slept_ = false;  // stopped by sleep_timeout
   const TableSelection selection_;
+  std::shared_ptr<const ClusterKey> cluster_key_;  // [nats] cluster_key_file, loaded at start
   std::unique_ptr<OpsEndpoints> endpoints_;
   std::unique_ptr<EmbeddedServer> server_;
   std::unique_ptr<NatsConnection> conn_;

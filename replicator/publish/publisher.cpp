@@ -206,6 +206,10 @@ void PublisherRun::start_in_flight(Batch batch) {
   InFlight f;
   f.parts = split_frame(encode_batch(batch, options_.compress), batch.origin_node, batch.batch_id,
                         options_.max_part_bytes);
+  if (options_.cluster_key)  // tagged once: a retry re-sends the same parts with the same tags
+    for (auto& p : f.parts)
+      p.auth = part_auth_tag(*options_.cluster_key, batch.origin_node, batch.batch_id, p.index,
+                             p.count, p.payload);
   f.batch = std::move(batch);
   in_flight_ = std::move(f);
 }

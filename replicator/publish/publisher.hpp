@@ -12,6 +12,7 @@
 
 #include "replicator/common/capture_sync.hpp"
 #include "replicator/common/stats.hpp"
+#include "replicator/wire/message_auth.hpp"
 #include "replicator/wire/wire.hpp"
 
 namespace harmony {
@@ -35,6 +36,8 @@ struct PublisherOptions {
   std::chrono::milliseconds poll_interval{1000};  // fallback wake-up when no file event comes
   TableSelection selection;                       // to keep capture current after DDL
   bool publish_enabled = true;  // false: capture continues, nothing is sent (rows stay pending)
+  // [nats] cluster_key_file: every part carries its Harmony-Auth tag (nullptr: none).
+  std::shared_ptr<const ClusterKey> cluster_key;
 };
 
 class Publisher {

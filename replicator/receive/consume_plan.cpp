@@ -56,6 +56,17 @@ std::optional<AssembledBatch> ConsumePlanner::assemble(IncomingMessage m, const 
         {m.stream_seq, 0, 0, *err, m.payload.substr(0, kMaxDeadLetterPayload)});
     return std::nullopt;
   }
+  // Checked per part, before reassembly: a forged part must neither complete, supersede nor
+  // pin a real batch of the origin it claims. Its bytes are dead-lettered (that is what cannot
+  // be authenticated) and the position moves past it.
+  if (in.cluster_key && in.cluster_key->verify)
+    if (auto err = check_part_auth(*in.cluster_key, m.auth, part.origin, part.batch, part.index,
+                                   part.count, m.payload)) {
+      plan.dead_letters.push_back({m.stream_seq, part.origin, part.batch,
+                                   fmt::format("part {}/{} {}", part.index, part.count, *err),
+                                   m.payload.substr(0, kMaxDeadLetterPayload)});
+      return std::nullopt;
+    }
   part.payload = std::move(m.payload);
   auto result = (m.replay ? replays_ : in_order_).add(std::move(part));
   for (auto& dropped : result.dropped)

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "replicator/receive/consumer.hpp"
+#include "replicator/wire/message_auth.hpp"
 #include "replicator/wire/wire.hpp"
 #include "shared/batch.hpp"
 
@@ -51,6 +52,8 @@ struct PlanInputs {
   // This node's next batch id (__harmony_meta next_batch_id): only ids below it were issued here.
   uint64_t next_batch_id = 1;
   size_t max_rows_per_txn = 20000;
+  // Set: every part must carry a valid Harmony-Auth tag under this key (when it verifies).
+  const ClusterKey* cluster_key = nullptr;
 };
 
 struct ConsumePlan {

@@ -245,6 +245,7 @@ ConsumePlan ConsumerRun::plan(std::deque<IncomingMessage> messages) {
   in.apply_own_until = options_.apply_own_until;
   in.next_batch_id = static_cast<uint64_t>(meta_get_int(db_, "next_batch_id", 1));
   in.max_rows_per_txn = options_.max_rows_per_txn;
+  in.cluster_key = options_.cluster_key.get();
   ConsumePlan plan = planner_.plan(std::move(messages), in);
   for (const auto& line : plan.warnings) spdlog::warn("{}", line);
   stats_.batches_skipped_own += plan.skipped_own;

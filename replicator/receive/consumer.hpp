@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "replicator/common/stats.hpp"
+#include "replicator/wire/message_auth.hpp"
 
 namespace harmony {
 
@@ -23,6 +25,9 @@ struct IncomingMessage {
   // The stream leader's message at a sequence this node already read, where it read something
   // else (replicator/receive/stream_audit.hpp): applied although it lies at or below the position.
   bool replay = false;
+  // Harmony-Auth (wire/message_auth.hpp). Last, so the positional initialisers used across the
+  // tests ({seq, origin, batch, part, payload[, replay]}) keep their meaning.
+  std::optional<std::string> auth;
 };
 
 // Seam between the consumer and JetStream (an in-memory fake in unit tests).
@@ -53,6 +58,8 @@ struct ConsumerOptions {
   // them down: holding is never dropping, so it needs a limit of its own. A row is typically a
   // few hundred bytes in __harmony_held, so the default is some hundreds of MB of disk.
   int64_t max_held_rows = 1'000'000;
+  // [nats] cluster_key_file: parts are checked against it (nullptr: no cluster key).
+  std::shared_ptr<const ClusterKey> cluster_key;
 };
 
 class Consumer {

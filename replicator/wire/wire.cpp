@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "shared/hlc.hpp"
+
 namespace harmony {
 
 std::vector<OutgoingPart> split_frame(const std::string& frame, uint64_t origin, uint64_t batch,
@@ -40,8 +42,13 @@ std::optional<std::string> parse_part_headers(const std::optional<std::string>& 
     return std::string(
         "missing Harmony-Origin/Harmony-Batch/Harmony-Part headers "
         "(not published by harmonylite)");
-  if (!parse_number(*origin, out.origin) || out.origin == 0)
+  if (!parse_number(*origin, out.origin))
     return fmt::format("bad Harmony-Origin header \"{}\"", origin->substr(0, 64));
+  // Refused here, before reassembly: an origin out of range could only be forged, and would
+  // take a slot of the assembler and be recorded as a negative node id (above 2^63-1).
+  if (!node_id_valid(out.origin))
+    return fmt::format("bad Harmony-Origin header \"{}\": node ids are 1 to {}",
+                       origin->substr(0, 64), kMaxNodeId);
   if (!parse_number(*batch, out.batch))
     return fmt::format("bad Harmony-Batch header \"{}\"", batch->substr(0, 64));
   auto slash = part->find('/');

@@ -46,6 +46,7 @@ struct OutgoingPart {
   uint32_t index = 1;
   uint32_t count = 1;
   std::string payload;
+  std::string auth;  // Harmony-Auth header value; empty = no cluster key (message_auth.hpp)
 };
 
 std::vector<OutgoingPart> split_frame(const std::string& frame, uint64_t origin, uint64_t batch,
@@ -61,7 +62,8 @@ struct IncomingPart {
   std::string payload;
 };
 
-// Parses the Harmony-* headers; returns an error text when they are missing or malformed.
+// Parses the Harmony-* headers; returns an error text when they are missing or malformed, or
+// when the origin is no node id any node can have (node_id_valid, shared/hlc.hpp).
 std::optional<std::string> parse_part_headers(const std::optional<std::string>& origin,
                                               const std::optional<std::string>& batch,
                                               const std::optional<std::string>& part,

@@ -48,6 +48,7 @@ bool FakeTransport::publish(const std::vector<OutgoingPart>& parts, uint64_t ori
     m.origin = std::to_string(origin);
     m.batch = std::to_string(batch);
     m.part = fmt::format("{}/{}", p.index, p.count);
+    if (!p.auth.empty()) m.auth = p.auth;  // as JetStreamTransport sets Harmony-Auth
     m.payload = p.payload;
     stream_.append(std::move(m));
   }
