@@ -1,6 +1,6 @@
 // harmonylite entry point: flags, config, then one of the modes (-version, -help, -cleanup,
-// -save-snapshot, -schema-status, -schema-status-cluster, replication). Exit codes: 0 ok,
-// 1 runtime error (message logged), 2 bad flag or config.
+// -save-snapshot, -schema-status, -schema-status-cluster, -held, -drop-held, replication).
+// Exit codes: 0 ok, 1 runtime error (message logged), 2 bad flag or config.
 #include <cstdio>
 #include <iostream>
 
@@ -12,6 +12,7 @@
 #include "replicator/config/version_info.hpp"
 #include "replicator/nats/nats_client.hpp"
 #include "replicator/node/replicator.hpp"
+#include "replicator/ops/held_command.hpp"
 #include "replicator/ops/schema_registry.hpp"
 #include "replicator/snapshot/snapshot_service.hpp"
 #include "shared/error.hpp"
@@ -57,6 +58,10 @@ int main(int argc, char** argv) {
       rc = run_schema_status(config);
     else if (cli.schema_status_cluster)
       rc = run_schema_status_cluster(config);
+    else if (cli.held)
+      rc = run_list_held(config);
+    else if (!cli.drop_held.empty())
+      rc = run_drop_held(config, cli.drop_held);
     else
       rc = run_replicator(config, cli);
   } catch (const Error& e) {

@@ -470,7 +470,8 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
   // Packed by hand: clang-format puts one key per line once the list needs five lines.
   // clang-format off
   top.warn_unknown({"db_path", "seq_map_path", "node_id", "publish", "replicate",
-                    "scan_max_changes", "apply_batch_rows", "cleanup_interval", "sleep_timeout",
+                    "scan_max_changes", "apply_batch_rows", "max_held_rows", "cleanup_interval",
+                    "sleep_timeout",
                     "polling_interval", "include_tables", "exclude_tables", "capture_existing_rows",
                     "replication_log", "dead_letters", "snapshot", "nats", "logging", "prometheus",
                     "health_check"},
@@ -492,6 +493,7 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
   top.read("replicate", cfg.replicate);
   top.read("scan_max_changes", cfg.scan_max_changes, 1, kInt64Max);
   top.read("apply_batch_rows", cfg.apply_batch_rows, 1, kInt64Max);
+  top.read("max_held_rows", cfg.max_held_rows, 1, kInt64Max);
   top.read_ms("cleanup_interval", cfg.cleanup_interval_ms);
   top.read_ms("sleep_timeout", cfg.sleep_timeout_ms);
   top.read_ms("polling_interval", cfg.polling_interval_ms);

@@ -108,6 +108,8 @@ struct Config {
   bool replicate = true;
   int64_t scan_max_changes = 100000;  // ours: rows per batch (HarmonyLite: 512 rows per scan)
   int64_t apply_batch_rows = 20000;   // ours: rows per apply transaction (HarmonyLite: 1)
+  // ours: rows held (not applicable yet) per stream before it stops reading (disk, not memory)
+  int64_t max_held_rows = 1'000'000;
   int64_t cleanup_interval_ms = 5000;
   int64_t sleep_timeout_ms = 0;
   int64_t polling_interval_ms = 0;

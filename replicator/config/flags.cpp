@@ -41,7 +41,11 @@ constexpr FlagSpec kFlags[] = {
     {"config", Kind::kString, "path", "TOML configuration file", "none"},
     {"force", Kind::kBool, "", "with -cleanup: also drop changes that were not published yet",
      "false"},
+    {"drop-held", Kind::kString, "id|all",
+     "move a held entry (see -held), or all, to the dead letters, then exit", "none"},
     {"h", Kind::kBool, "", "same as -help", "false"},
+    {"held", Kind::kBool, "", "list the received rows held until they can be applied, then exit",
+     "false"},
     {"help", Kind::kBool, "", "print this usage text and exit", "false"},
     {"leaf-servers", Kind::kString, "urls",
      "comma-separated leaf-node remote URLs for the embedded nats-server", "none"},
@@ -124,6 +128,8 @@ void set_value(CliOptions& o, std::string_view name, const std::string& v) {
     o.leaf_servers = split_list(v);
   } else if (name == "pprof") {
     o.pprof = v;
+  } else if (name == "drop-held") {
+    o.drop_held = v;
   }
 }
 
@@ -133,6 +139,7 @@ void set_bool(CliOptions& o, std::string_view name, bool v) {
   if (name == "save-snapshot") o.save_snapshot = v;
   if (name == "schema-status") o.schema_status = v;
   if (name == "schema-status-cluster") o.schema_status_cluster = v;
+  if (name == "held") o.held = v;
   if (name == "version") o.version = v;
   if (name == "help" || name == "h") o.help = v;
 }

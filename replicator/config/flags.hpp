@@ -21,6 +21,8 @@ struct CliOptions {
   bool save_snapshot = false;              // -save-snapshot
   bool schema_status = false;              // -schema-status
   bool schema_status_cluster = false;      // -schema-status-cluster
+  bool held = false;                       // -held: list rows waiting to be applied
+  std::string drop_held;                   // -drop-held id|all
   bool version = false;                    // -version
   bool help = false;                       // -help / -h
   std::string pprof;                       // -pprof addr: accepted for compatibility, ignored

@@ -33,6 +33,7 @@ ConsumerOptions consumer_options(const Config& config, int shard, uint64_t node,
   co.stream = stream_name(config, shard);
   co.node = node;
   co.max_rows_per_txn = static_cast<size_t>(config.apply_batch_rows);
+  co.max_held_rows = config.max_held_rows;
   co.schema_generation = &schema_generation;
   return co;
 }
