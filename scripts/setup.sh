@@ -18,6 +18,7 @@ PACKAGES=(
   iptables iproute2                # partition faults in the soak harness (namespaces, rules)
   gnuplot-nox                      # benchmark plots
   procps psmisc                    # pgrep/pkill/fuser used by scripts
+  openssl                          # throwaway CA and certificates for the TLS route tests
 )
 
 missing=()

@@ -239,6 +239,12 @@ class Section {
     if (n && !ok) fail(key, what, *n);
   }
 
+  // check() for a key whose value is a secret: the message names the key, never the value.
+  void check_secret(std::string_view key, bool ok, std::string_view what) const {
+    if (table_.get(key) && !ok)
+      throw ConfigError{fmt::format("config error in {}: {} {}", file_, key_name(key), what)};
+  }
+
  private:
   const toml::table& table_;
   std::string prefix_;
@@ -393,10 +399,30 @@ void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::stri
 }
 
 void load_nats(const Section& s, NatsConfig& n, std::vector<std::string>& warnings) {
-  s.warn_unknown({"urls", "subject_prefix", "stream_prefix", "server_config", "seed_file",
-                  "user_name", "user_password", "ca_file", "cert_file", "key_file", "bind_address",
-                  "connect_retries", "reconnect_wait_seconds", "server_binary", "store_dir",
-                  "cluster_key_file", "cluster_key_mode"},
+  s.warn_unknown({"urls",
+                  "subject_prefix",
+                  "stream_prefix",
+                  "server_config",
+                  "seed_file",
+                  "user_name",
+                  "user_password",
+                  "ca_file",
+                  "cert_file",
+                  "key_file",
+                  "bind_address",
+                  "connect_retries",
+                  "reconnect_wait_seconds",
+                  "server_binary",
+                  "store_dir",
+                  "cluster_user",
+                  "cluster_password",
+                  "cluster_insecure",
+                  "tls_ca_file",
+                  "tls_cert_file",
+                  "tls_key_file",
+                  "tls_verify",
+                  "cluster_key_file",
+                  "cluster_key_mode"},
                  warnings);
   s.read("urls", n.urls);
   s.read("subject_prefix", n.subject_prefix);
@@ -424,6 +450,28 @@ void load_nats(const Section& s, NatsConfig& n, std::vector<std::string>& warnin
   // load_cluster_key (replicator/wire/message_auth.cpp), which names the key in its errors too.
   s.read("cluster_key_file", n.cluster_key_file);
   s.read_choice("cluster_key_mode", n.cluster_key_mode, {"verify", "sign-only"});
+  s.read("cluster_user", n.cluster_user);
+  s.read("cluster_password", n.cluster_password);
+  const bool both = n.cluster_user.empty() == n.cluster_password.empty();
+  s.check("cluster_user", both, "needs cluster_password as well (set both or neither)");
+  s.check_secret("cluster_password", both, "needs cluster_user as well (set both or neither)");
+  s.read("cluster_insecure", n.cluster_insecure);
+  s.read("tls_ca_file", n.tls_ca_file);
+  s.read("tls_cert_file", n.tls_cert_file);
+  s.read("tls_key_file", n.tls_key_file);
+  s.read("tls_verify", n.tls_verify);
+  // Routes verify their peers against the CA, and the replicator verifies its own server with
+  // it: a certificate without its CA would be a TLS that checks nothing.
+  const bool any_tls =
+      !n.tls_ca_file.empty() || !n.tls_cert_file.empty() || !n.tls_key_file.empty();
+  const bool all_tls =
+      !n.tls_ca_file.empty() && !n.tls_cert_file.empty() && !n.tls_key_file.empty();
+  for (const char* key : {"tls_ca_file", "tls_cert_file", "tls_key_file"})
+    s.check(key, !any_tls || all_tls,
+            "needs all of tls_ca_file, tls_cert_file and tls_key_file (the embedded server's TLS "
+            "uses the three together)");
+  s.check("tls_verify", !n.tls_verify || any_tls,
+          "needs tls_ca_file, tls_cert_file and tls_key_file");
 }
 
 // The TOML document of `text`, or a ConfigError naming the line and column. The text is parsed

@@ -74,6 +74,16 @@ struct NatsConfig {
   // replicator/wire/message_auth.hpp.
   std::string cluster_key_file;
   std::string cluster_key_mode = "verify";  // verify | sign-only (while rolling the key out)
+  // ours: the embedded server's cluster routes require these (docs/configuration.md "Cluster
+  // routes"); when empty, the -cluster-peers URLs' user:password is used instead
+  std::string cluster_user, cluster_password;
+  // ours: routes without any credentials are refused unless this is set (anyone who reaches
+  // -cluster-addr could then join the cluster and write into every database)
+  bool cluster_insecure = false;
+  // ours: TLS of the embedded server, its client port and its routes (one certificate for both;
+  // routes always verify the peer's certificate against tls_ca_file)
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
+  bool tls_verify = false;  // the client port also requires client certificates
 };
 
 struct LoggingConfig {

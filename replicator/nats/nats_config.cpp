@@ -31,6 +31,13 @@ ConnectOptions connect_options(const Config& config, uint64_t node) {
   c.ca_file = config.nats.ca_file;
   c.cert_file = config.nats.cert_file;
   c.key_file = config.nats.key_file;
+  if (config.nats.urls.empty() && !config.nats.tls_cert_file.empty()) {
+    // The embedded server's client port speaks TLS: verify it against its CA and, when it
+    // requires client certificates, present the node's own (ca_file etc. are for [nats] urls).
+    c.ca_file = config.nats.tls_ca_file;
+    c.cert_file = config.nats.tls_verify ? config.nats.tls_cert_file : "";
+    c.key_file = config.nats.tls_verify ? config.nats.tls_key_file : "";
+  }
   c.reconnect_wait_ms = config.nats.reconnect_wait_seconds * 1000;
   c.connect_attempts = config.nats.connect_retries;
   return c;
@@ -57,6 +64,13 @@ EmbeddedServerOptions embedded_server_options(const Config& config, const CliOpt
   so.store_dir = config.nats.store_dir.empty() ? config.db_path + "-nats" : config.nats.store_dir;
   so.user = config.nats.user_name;
   so.password = config.nats.user_password;
+  so.cluster_user = config.nats.cluster_user;
+  so.cluster_password = config.nats.cluster_password;
+  so.cluster_insecure = config.nats.cluster_insecure;
+  so.tls_ca_file = config.nats.tls_ca_file;
+  so.tls_cert_file = config.nats.tls_cert_file;
+  so.tls_key_file = config.nats.tls_key_file;
+  so.tls_verify = config.nats.tls_verify;
   return so;
 }
 

@@ -10,11 +10,13 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -162,6 +164,56 @@ void remove_stale_ports_files(const std::string& run_dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(run_dir, ec))
     if (entry.path().extension() == ".ports") fs::remove(entry.path(), ec);
+}
+
+// The store directory holds the generated config (with the passwords), the JetStream data and
+// the log nats-server opens by name: whoever else may write into it could plant a link there.
+// Created 0700; an existing one must be ours and not writable by group or others.
+void ensure_private_store_dir(const std::string& dir) {
+  std::error_code ec;
+  const fs::path parent = fs::path(dir).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw Error("cannot create nats store directory " + dir + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0)
+    throw Error("cannot use nats store directory " + dir + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) throw Error("nats store directory " + dir + " is not a directory");
+  if (st.st_uid != ::geteuid())
+    throw Error("nats store directory " + dir + " is owned by uid " + std::to_string(st.st_uid) +
+                ", not by this process's uid " + std::to_string(::geteuid()) +
+                ": refusing to use it (its owner could read the generated config's passwords "
+                "and replace the stream data)");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    throw Error("nats store directory " + dir + " is writable by group or others (mode " + mode +
+                "): refusing to use it (they could plant links to files nats-server then "
+                "writes); run chmod go-w " +
+                dir);
+  }
+}
+
+// nats-server opens its -l log by name and follows a symlink there. Create the file ourselves
+// first, without following links, so that the name it opens is our own regular file (in a
+// directory nobody else can write to: ensure_private_store_dir).
+void ensure_log_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ELOOP)
+    throw Error("nats-server log file " + path +
+                " is a symbolic link: refusing to start nats-server (it would write its log "
+                "wherever the link points); remove the link");
+  if (fd < 0)
+    throw Error("cannot create nats-server log file " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  const bool ok =
+      ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() && st.st_nlink == 1;
+  if (ok) ::fchmod(fd, 0600);
+  ::close(fd);
+  if (!ok)
+    throw Error("nats-server log file " + path +
+                " is not a regular file of this user with a single link: refusing to start "
+                "nats-server (it would append its log to it); remove it");
 }
 
 }  // namespace
@@ -418,10 +470,7 @@ void EmbeddedServer::start(std::chrono::milliseconds ready_timeout) {
         "supported (the NATS C client sends them unescaped)");
   if (!opts_.cluster_listen.empty() && opts_.server_name.empty())
     throw Error("embedded nats-server: clustered JetStream needs a server name");
-  std::error_code ec;
-  fs::create_directories(opts_.store_dir, ec);
-  if (ec)
-    throw Error("cannot create nats store directory " + opts_.store_dir + ": " + ec.message());
+  ensure_private_store_dir(opts_.store_dir);
   if (!opts_.config_file.empty()) {
     std::ifstream probe(opts_.config_file);
     if (!probe)
@@ -433,6 +482,7 @@ void EmbeddedServer::start(std::chrono::milliseconds ready_timeout) {
   write_server_config(generate_server_config(opts_, files_.run_dir), files_.config_path);
   // Emptied by replacing it: a symlink planted at the path is not followed.
   write_file_atomically(files_.out_path, "");
+  ensure_log_file(files_.log_path);
 
   std::unique_lock lk(mu_);
   stop_requested_ = false;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -66,10 +67,110 @@ bool has_credentials(const std::string& url) {
   return url.find('@', authority) != std::string::npos;
 }
 
-// The routes go into this file, not on the command line: a route URL may carry a password
-// (nats://user:password@host:port) and a process's argv is readable by every local user.
-void write_routes(std::ostream& conf, const EmbeddedServerOptions& opts,
-                  const UserServerConfig& user) {
+struct RouteCredentials {
+  std::string user, password;
+  bool empty() const { return user.empty() && password.empty(); }
+  bool operator==(const RouteCredentials&) const = default;
+};
+
+// Where a URL's authority starts (after "scheme://") and where its userinfo ends: the last '@',
+// as in redact_url, so that an '@' inside a password does not cut it short.
+size_t authority_start(const std::string& url) {
+  const auto scheme = url.find("://");
+  return scheme == std::string::npos ? 0 : scheme + 3;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// nats-server reads route URLs with Go's url.Parse, which percent-decodes the userinfo.
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string percent_encode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+RouteCredentials credentials_of(const std::string& url) {
+  if (!has_credentials(url)) return {};
+  const size_t from = authority_start(url);
+  const std::string userinfo = url.substr(from, url.rfind('@') - from);
+  const size_t colon = userinfo.find(':');
+  if (colon == std::string::npos) return {percent_decode(userinfo), ""};
+  return {percent_decode(userinfo.substr(0, colon)), percent_decode(userinfo.substr(colon + 1))};
+}
+
+// `url` with its userinfo replaced by `credentials` (percent-encoded).
+std::string with_credentials(const std::string& url, const RouteCredentials& credentials) {
+  const size_t from = authority_start(url);
+  const std::string rest = has_credentials(url) ? url.substr(url.rfind('@') + 1) : url.substr(from);
+  return url.substr(0, from) + percent_encode(credentials.user) + ":" +
+         percent_encode(credentials.password) + "@" + rest;
+}
+
+// What routes must present: [nats] cluster_user/cluster_password, else the one user:password
+// the -cluster-peers URLs carry. Several different ones cannot be: a server has one route
+// authorization, so a peer's URL with other credentials would never connect.
+RouteCredentials route_credentials(const EmbeddedServerOptions& opts) {
+  if (!opts.cluster_user.empty() || !opts.cluster_password.empty())
+    return {opts.cluster_user, opts.cluster_password};
+  RouteCredentials found;
+  for (const auto& route : opts.routes) {
+    const RouteCredentials c = credentials_of(route);
+    if (c.empty()) continue;
+    if (c.password.empty())
+      throw Error("route " + redact_url(route) +
+                  " has a user but no password: give user:password, or set [nats] cluster_user "
+                  "and cluster_password");
+    if (!found.empty() && !(c == found))
+      throw Error("the -cluster-peers URLs carry different credentials (" + redact_url(route) +
+                  "): the routes of a cluster share one user and password; set [nats] "
+                  "cluster_user and cluster_password instead");
+    found = c;
+  }
+  return found;
+}
+
+void write_route_tls(std::ostream& conf, const EmbeddedServerOptions& opts) {
+  if (opts.tls_cert_file.empty()) return;
+  // Routes verify both ways whatever tls_verify says: a route is a cluster member, and an
+  // unverified one is exactly the intruder this block keeps out.
+  conf << ", tls { cert_file: " << conf_quote(fs::absolute(opts.tls_cert_file).string())
+       << ", key_file: " << conf_quote(fs::absolute(opts.tls_key_file).string())
+       << ", ca_file: " << conf_quote(fs::absolute(opts.tls_ca_file).string())
+       << ", verify: true }";
+}
+
+// The cluster block: listen address, the authorization routes must present, route TLS and the
+// routes. All of it in this 0600 file: the route URLs carry the password, and nats-server's
+// --cluster flag would clear an authorization set here.
+void write_cluster(std::ostream& conf, const EmbeddedServerOptions& opts,
+                   const UserServerConfig& user) {
   if (opts.cluster_listen.empty()) return;
   if (user.sets_any_of({"cluster"})) {
     // A second `cluster` block would replace the user's whole (Go map semantics): their routes
@@ -81,19 +182,53 @@ void write_routes(std::ostream& conf, const EmbeddedServerOptions& opts,
                     user.file.string() +
                     " has a cluster block: put the routes into that block (credentials are not "
                     "passed on nats-server's command line, where every local user can read them)");
+    // The listen address then goes on the command line, and nats-server's --cluster flag
+    // clears whatever route authorization that block sets (verified with 2.9.10): the routes
+    // would accept anyone. Only with an explicit opt-out.
+    const std::string why = "nats server_config " + user.file.string() +
+                            " has a cluster block, so -cluster-addr becomes nats-server's "
+                            "--cluster flag, which drops the route authorization of that block";
+    if (!opts.cluster_insecure)
+      throw Error(why +
+                  ": remove the cluster block and set [nats] cluster_user and "
+                  "cluster_password (and tls_* for TLS), or set [nats] cluster_insecure = "
+                  "true to accept routes without authentication");
+    spdlog::warn("{}; [nats] cluster_insecure = true: the routes on {} accept anyone", why,
+                 opts.cluster_listen);
     return;
   }
+  const auto listen = parse_url_address(opts.cluster_listen);
+  if (!listen) throw Error("cluster address \"" + opts.cluster_listen + "\" is not host:port");
   std::vector<std::string> routes = opts.routes;
   if (routes.empty()) {
     // nats-server 2.9 refuses clustered JetStream without routes ("JetStream cluster requires
     // configured routes"); a route to ourselves satisfies it and is detected as a
     // self-connection.
-    const auto listen = parse_url_address(opts.cluster_listen);
-    if (!listen) throw Error("cluster address \"" + opts.cluster_listen + "\" is not host:port");
     routes.push_back(format_url("nats", {dial_host(listen->host), listen->port}));
   }
-  conf << "cluster { routes: [";
-  for (size_t i = 0; i < routes.size(); ++i) conf << (i ? ", " : " ") << conf_quote(routes[i]);
+  const RouteCredentials credentials = route_credentials(opts);
+  if (credentials.empty() && !opts.cluster_insecure)
+    throw Error(
+        "cluster routes (-cluster-addr " + opts.cluster_listen +
+        ") need credentials, or anyone who reaches that port can join the cluster and write into "
+        "every database: set [nats] cluster_user and cluster_password (the same on every node), "
+        "or give them in the -cluster-peers URLs (nats://user:password@host:port), or set [nats] "
+        "cluster_insecure = true to accept routes without authentication");
+  if (credentials.empty())
+    spdlog::warn(
+        "[nats] cluster_insecure = true: the cluster routes on {} accept anyone without "
+        "credentials; whoever reaches that port can join the cluster and write into every "
+        "database (set [nats] cluster_user and cluster_password)",
+        opts.cluster_listen);
+  conf << "cluster { listen: " << conf_quote(format_host_port(*listen));
+  if (!credentials.empty())
+    conf << ", authorization { user: " << conf_quote(credentials.user)
+         << ", password: " << conf_quote(credentials.password) << " }";
+  write_route_tls(conf, opts);
+  conf << ", routes: [";
+  for (size_t i = 0; i < routes.size(); ++i)
+    conf << (i ? ", " : " ")
+         << conf_quote(credentials.empty() ? routes[i] : with_credentials(routes[i], credentials));
   conf << " ] }\n";
 }
 
@@ -139,6 +274,16 @@ void write_authorization(std::ostream& conf, const EmbeddedServerOptions& opts) 
        << ", password: " << conf_quote(opts.password) << " }\n";
 }
 
+// The client port's TLS. The replicator's own connection then uses TLS too
+// (connect_options in nats_config.cpp).
+void write_client_tls(std::ostream& conf, const EmbeddedServerOptions& opts) {
+  if (opts.tls_cert_file.empty()) return;
+  conf << "tls { cert_file: " << conf_quote(fs::absolute(opts.tls_cert_file).string())
+       << ", key_file: " << conf_quote(fs::absolute(opts.tls_key_file).string())
+       << ", ca_file: " << conf_quote(fs::absolute(opts.tls_ca_file).string())
+       << ", verify: " << (opts.tls_verify ? "true" : "false") << " }\n";
+}
+
 }  // namespace
 
 namespace {
@@ -171,10 +316,11 @@ GeneratedServerConfig generate_server_config(const EmbeddedServerOptions& opts,
        << "# after it < harmonylite's command-line flags.\n"
        << "max_payload: " << opts.max_payload_bytes << "\n";
   write_monitor_default(conf, user);
-  write_routes(conf, opts, user);
+  write_cluster(conf, opts, user);
   write_leaf_remotes(conf, opts, user);
   write_user_include(conf, generated, user, opts, run_dir);
   write_authorization(conf, opts);
+  write_client_tls(conf, opts);
   generated.text = conf.str();
   return generated;
 }
@@ -193,13 +339,16 @@ std::vector<std::string> server_argv(const EmbeddedServerOptions& opts, const Se
   a.insert(a.end(), {"-p", std::to_string(client_port >= 0 ? client_port : -1)});
   if (monitor_port > 0) a.insert(a.end(), {"-m", std::to_string(monitor_port)});
   if (!opts.cluster_listen.empty()) {
-    std::string listen = opts.cluster_listen;
-    if (listen.find("://") == std::string::npos) listen = "nats://" + listen;
-    a.insert(a.end(), {"--cluster", listen, "--cluster_name", opts.cluster_name});
-    // Routes are in the generated config (write_routes), unless the user's file has its own
+    a.insert(a.end(), {"--cluster_name", opts.cluster_name});
+    // The listen address and routes are in the generated config (write_cluster): --cluster
+    // would clear the route authorization set there. Unless the user's file has its own
     // cluster block; only credential-free routes get here then.
-    if (!opts.routes.empty() && routes_on_command_line(opts))
-      a.insert(a.end(), {"--routes", joined(opts.routes, ",")});
+    if (routes_on_command_line(opts)) {
+      std::string listen = opts.cluster_listen;
+      if (listen.find("://") == std::string::npos) listen = "nats://" + listen;
+      a.insert(a.end(), {"--cluster", listen});
+      if (!opts.routes.empty()) a.insert(a.end(), {"--routes", joined(opts.routes, ",")});
+    }
   }
   a.insert(a.end(), {"-l", files.log_path, "--ports_file_dir", files.run_dir});
   return a;

@@ -5,18 +5,21 @@
 //
 // Configuration layering, lowest to highest priority:
 //   1. <store_dir>/harmonylite-nats-server.conf, generated: max_payload, http (monitor) on
-//      127.0.0.1 with a random port, the routes (or a self route when clustered without any;
-//      in the file because a route URL may carry a password), leaf remotes.
+//      127.0.0.1 with a random port, the cluster block (listen address, the authorization
+//      routes must present, route TLS, and the routes, or a self route when clustered without
+//      any; in the file because a route URL carries a password), leaf remotes.
 //      nats-server applies a file's keys in Go map order (randomly), so when two different key
 //      names set one option (http vs monitor_port, leaf vs leafnodes) the winner is random; the
 //      monitor and leafnodes defaults are therefore left out when the user's file sets them;
 //   2. the user's server_config, pulled in with `include` (a path relative to the generated
 //      file, as nats-server resolves includes relative to the including file);
-//   3. the credentials block, written after the include (so it wins, and the password stays off
-//      the process list, unlike --user/--pass);
-//   4. command-line flags: -js, -sd, -n, -a, -p, -m, --cluster, --cluster_name, -l,
-//      --ports_file_dir; --routes only when the user's file has a cluster block of its own
-//      (ours would replace it), and then only routes without credentials.
+//   3. the credentials block and the client port's TLS, written after the include (so they
+//      win, and the password stays off the process list, unlike --user/--pass);
+//   4. command-line flags: -js, -sd, -n, -a, -p, -m, --cluster_name, -l, --ports_file_dir;
+//      --cluster and --routes only when the user's file has a cluster block of its own (ours
+//      would replace it), and then only routes without credentials. Otherwise the listen
+//      address is in our cluster block: nats-server's --cluster flag clears the route
+//      authorization a config file sets.
 // nats-server 2.9 refuses to start when -sd is given and the config file also sets store_dir
 // ("Duplicate 'store_dir' configuration"), so when the user's file sets one we include a copy
 // without it (store_dir removed, relative includes rebased) and log that ours is used.
@@ -40,7 +43,14 @@ struct EmbeddedServerOptions {
   std::string config_file;     // the user's [nats] server_config ("" = none)
   std::string store_dir;       // required: JetStream store and our run files (created if missing)
   std::string user, password;  // when set, the client port requires them
-  std::string log_file;        // the server's own log; "" = <store_dir>/nats-server.log
+  // Route credentials: routes require them. Empty = the user:password of the routes' URLs;
+  // none at all is refused unless cluster_insecure (see generate_server_config).
+  std::string cluster_user, cluster_password;
+  bool cluster_insecure = false;
+  // TLS of the client port and the routes ("" = none); routes always verify their peer.
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
+  bool tls_verify = false;  // the client port requires client certificates
+  std::string log_file;     // the server's own log; "" = <store_dir>/nats-server.log
   int64_t max_payload_bytes = 8 << 20;
 };
 
@@ -65,6 +75,12 @@ struct GeneratedServerConfig {
 
 // Throws harmony::Error when cluster_listen is not host:port or a value cannot be quoted. Logs
 // the user's settings it overrides (store_dir) or that override ours (leafnodes).
+// Route credentials: cluster_user/cluster_password win, and every route URL is given them;
+// without them, the user:password the route URLs carry (all the same) is required of routes and
+// given to the URLs without one. With neither, clustering is refused (an Error naming
+// [nats] cluster_user and cluster_password) unless cluster_insecure, which logs a warning; so is
+// clustering with a user's server_config that has a cluster block (--cluster drops its
+// authorization).
 GeneratedServerConfig generate_server_config(const EmbeddedServerOptions& opts,
                                              const std::string& run_dir);
 

@@ -419,8 +419,13 @@ TEST_CASE("embedded nats-servers: a cluster formed the seed-demo way serves an R
   TempDir dir("nats-cluster");
   int c1 = free_port(), c2 = free_port(), c3 = free_port();
   auto route = [](int port) { return "nats://localhost:" + std::to_string(port) + "/"; };
+  auto member = [](EmbeddedServerOptions o) {  // routes require credentials
+    o.cluster_user = "demo";
+    o.cluster_password = "demo-routes";
+    return o;
+  };
 
-  auto o1 = server_opts(dir, "harmonylite-node-1");
+  auto o1 = member(server_opts(dir, "harmonylite-node-1"));
   o1.cluster_listen = "localhost:" + std::to_string(c1);
   EmbeddedServer n1(o1);
   auto t0 = std::chrono::steady_clock::now();
@@ -432,12 +437,12 @@ TEST_CASE("embedded nats-servers: a cluster formed the seed-demo way serves an R
   auto created = std::async(std::launch::async, [&] { return ensure_stream(*conn1, spec, stop); });
   REQUIRE(created.wait_for(std::chrono::milliseconds(700)) == std::future_status::timeout);
 
-  auto o2 = server_opts(dir, "harmonylite-node-2");
+  auto o2 = member(server_opts(dir, "harmonylite-node-2"));
   o2.cluster_listen = "localhost:" + std::to_string(c2);
   o2.routes = {route(c1)};
   EmbeddedServer n2(o2);
   n2.start(std::chrono::seconds(10));
-  auto o3 = server_opts(dir, "harmonylite-node-3");
+  auto o3 = member(server_opts(dir, "harmonylite-node-3"));
   o3.cluster_listen = "localhost:" + std::to_string(c3);
   o3.routes = {route(c1), route(c2)};
   EmbeddedServer n3(o3);

@@ -442,6 +442,8 @@ TEST_CASE("snapshot and restore speed on a database of more than 200 MB", "[.][s
     so.server_name = fmt::format("bench-{}", i + 1);
     so.store_dir = cdir.file(so.server_name);
     so.cluster_listen = fmt::format("127.0.0.1:{}", routes[static_cast<size_t>(i)]);
+    so.cluster_user = "bench";
+    so.cluster_password = "bench-routes";
     for (int j = 0; j < 3; ++j)
       if (j != i)
         so.routes.push_back(fmt::format("nats://127.0.0.1:{}/", routes[static_cast<size_t>(j)]));

@@ -96,6 +96,11 @@ void TestCluster::write_config(int i) {
       options_.external_nats_url.empty()
           ? fmt::format("store_dir = \"{}\"\n", dir_.file(fmt::format("nats-{}", i + 1)))
           : fmt::format("urls = [\"{}\"]\n", options_.external_nats_url);
+  // Clustered nodes need route credentials (harmonylite refuses routes without them), unless
+  // the test gives its own.
+  if (options_.external_nats_url.empty() && size() > 1 &&
+      options_.nats_extra.find("cluster_") == std::string::npos)
+    nats += "cluster_user = \"test\"\ncluster_password = \"test-routes\"\n";
   std::string toml = fmt::format(
       "db_path = \"{}\"\nnode_id = {}\n{}\n{}\n"
       "[replication_log]\nshards = {}\nreplicas = {}\nmax_entries = {}\ncompress = true\n"

@@ -70,6 +70,7 @@ SoakCluster::SoakCluster(SoakClusterOptions options, const std::string& dir)
                            "[replication_log]\nshards = 1\nreplicas = {}\nmax_entries = {}\n"
                            "compress = true\n"
                            "[nats]\nstore_dir = \"{}\"\nreconnect_wait_seconds = 1\n"
+                           "cluster_user = \"soak\"\ncluster_password = \"soak-routes\"\n"
                            "[logging]\nverbose = {}\n",
                            n.db, i + 1, exclude, options_.extra_config, options_.replicas,
                            options_.max_entries, n.store, options_.verbose ? "true" : "false"));

@@ -569,3 +569,25 @@ TEST_CASE("host:port forms accepted for bind addresses", "[config]") {
   // -1 (random port) only makes sense for the embedded server's client port.
   CHECK_FALSE(error_for(dir, "[prometheus]\nbind = \":-1\"\n").empty());
 }
+
+TEST_CASE("route credentials and the embedded server's TLS keys", "[config]") {
+  TempDir dir("config");
+  auto l = load_text(dir,
+                     "[nats]\ncluster_user = \"ru\"\ncluster_password = \"rp\"\n"
+                     "tls_ca_file = \"ca.pem\"\ntls_cert_file = \"n.pem\"\n"
+                     "tls_key_file = \"n-key.pem\"\ntls_verify = true\n");
+  CHECK(l.warnings.empty());
+  CHECK(l.cfg.nats.cluster_user == "ru");
+  CHECK(l.cfg.nats.cluster_password == "rp");
+  CHECK_FALSE(l.cfg.nats.cluster_insecure);
+  CHECK(l.cfg.nats.tls_cert_file == "n.pem");
+  CHECK(l.cfg.nats.tls_verify);
+  CHECK(load_text(dir, "[nats]\ncluster_insecure = true\n").cfg.nats.cluster_insecure);
+  // One without the other is an error naming the key; the password itself is never shown.
+  CHECK(contains(error_for(dir, "[nats]\ncluster_user = \"ru\"\n"), "nats.cluster_user"));
+  const std::string msg = error_for(dir, "[nats]\ncluster_password = \"s3cret\"\n");
+  CHECK(contains(msg, "nats.cluster_password needs cluster_user"));
+  CHECK_FALSE(contains(msg, "s3cret"));
+  CHECK(contains(error_for(dir, "[nats]\ntls_cert_file = \"n.pem\"\n"), "nats.tls_cert_file"));
+  CHECK(contains(error_for(dir, "[nats]\ntls_verify = true\n"), "nats.tls_verify"));
+}

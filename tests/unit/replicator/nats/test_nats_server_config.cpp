@@ -182,15 +182,82 @@ TEST_CASE("nats config: clustering without routes gets a route to itself", "[nat
   TempDir dir("nats-config-cluster");
   auto o = options_in(dir);
   o.cluster_listen = "0.0.0.0:6222";
+  o.cluster_user = "ru";
+  o.cluster_password = "rp";
   const std::string run_dir = server_files(o).run_dir;
   CHECK(contains(generate_server_config(o, run_dir).text,
-                 "cluster { routes: [ \"nats://127.0.0.1:6222\" ] }\n"));
+                 "cluster { listen: \"0.0.0.0:6222\", authorization { user: \"ru\", password: "
+                 "\"rp\" }, routes: [ \"nats://ru:rp@127.0.0.1:6222\" ] }\n"));
   o.routes = {"nats://localhost:6223/"};
   CHECK(contains(generate_server_config(o, run_dir).text,
-                 "cluster { routes: [ \"nats://localhost:6223/\" ] }\n"));
+                 "routes: [ \"nats://ru:rp@localhost:6223/\" ] }\n"));
   o.routes.clear();
   o.cluster_listen = "no-port";
   CHECK_THROWS_WITH(generate_server_config(o, run_dir), Catch::Contains("is not host:port"));
+}
+
+TEST_CASE("nats config: routes require credentials, from the config or the peers' URLs",
+          "[nats-config]") {
+  TempDir dir("nats-config-route-auth");
+  auto o = options_in(dir);
+  o.cluster_listen = "[::1]:6222";
+  const std::string run_dir = server_files(o).run_dir;
+
+  // None anywhere: refused, naming the keys, unless explicitly insecure.
+  o.routes = {"nats://a:6223/"};
+  CHECK_THROWS_WITH(generate_server_config(o, run_dir),
+                    Catch::Contains("[nats] cluster_user and cluster_password") &&
+                        Catch::Contains("cluster_insecure = true"));
+  o.cluster_insecure = true;
+  std::string text = generate_server_config(o, run_dir).text;
+  CHECK(contains(text, "cluster { listen: \"[::1]:6222\", routes: [ \"nats://a:6223/\" ] }\n"));
+  o.cluster_insecure = false;
+
+  // From the peers' URLs: required of routes, and given to the URLs without any.
+  o.routes = {"nats://u:p%40ss@a:6223/", "nats://b:6224/"};
+  text = generate_server_config(o, run_dir).text;
+  CHECK(contains(text, "authorization { user: \"u\", password: \"p@ss\" }"));
+  CHECK(contains(text, "\"nats://u:p%40ss@a:6223/\", \"nats://u:p%40ss@b:6224/\""));
+  // Different ones cannot all be right (a server has one route authorization).
+  o.routes = {"nats://u:one@a:6223/", "nats://u:two@b:6224/"};
+  try {
+    generate_server_config(o, run_dir);
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(contains(e.what(), "different credentials"));
+    CHECK_FALSE(contains(e.what(), "two"));
+  }
+
+  // The config's win over the URLs'; special characters are percent-encoded in the URLs.
+  o.cluster_user = "route user";
+  o.cluster_password = "p:w/\"x";
+  text = generate_server_config(o, run_dir).text;
+  CHECK(contains(text, "authorization { user: \"route user\", password: \"p:w/\\\"x\" }"));
+  CHECK(contains(text, "\"nats://route%20user:p%3Aw%2F%22x@a:6223/\""));
+  CHECK_FALSE(contains(text, "one@"));
+}
+
+TEST_CASE("nats config: TLS for the client port and the routes", "[nats-config]") {
+  TempDir dir("nats-config-tls");
+  auto o = options_in(dir);
+  o.cluster_listen = "127.0.0.1:6222";
+  o.cluster_user = "ru";
+  o.cluster_password = "rp";
+  o.tls_ca_file = "/etc/ca.pem";
+  o.tls_cert_file = "/etc/node.pem";
+  o.tls_key_file = "/etc/node-key.pem";
+  std::string text = generate_server_config(o, server_files(o).run_dir).text;
+  INFO(text);
+  const std::string files =
+      "cert_file: \"/etc/node.pem\", key_file: \"/etc/node-key.pem\", ca_file: \"/etc/ca.pem\"";
+  // Routes verify their peer always; the client port only with tls_verify.
+  CHECK(contains(text, ", tls { " + files + ", verify: true }, routes: ["));
+  CHECK(contains(text, "\ntls { " + files + ", verify: false }\n"));
+  o.tls_verify = true;
+  CHECK(contains(generate_server_config(o, server_files(o).run_dir).text,
+                 "\ntls { " + files + ", verify: true }\n"));
+  o.tls_cert_file.clear();
+  CHECK_FALSE(contains(generate_server_config(o, server_files(o).run_dir).text, "tls {"));
 }
 
 TEST_CASE("nats config: leaf remotes are written when the user sets none", "[nats-config]") {
@@ -219,14 +286,16 @@ TEST_CASE("nats config: the command line carries our settings, which win over ev
   CHECK(has_flag(first, "-a", "127.0.0.1"));
   CHECK(has_flag(first, "-p", "-1"));
   CHECK_FALSE(has_flag(first, "-m"));  // the config's random (or the user's) monitor port
-  CHECK(has_flag(first, "--cluster", "nats://localhost:6222"));
+  // The listen address is in the config: --cluster would clear the route authorization there.
+  CHECK_FALSE(has_flag(first, "--cluster"));
   CHECK(has_flag(first, "--cluster_name", "harmonylite"));
-  // Routes, which may carry credentials, are in the 0600 config, never on the command line.
+  // Routes, which carry credentials, are in the 0600 config, never on the command line.
   CHECK_FALSE(has_flag(first, "--routes"));
   for (const auto& arg : first) CHECK_FALSE(contains(arg, "s3cret"));
   CHECK(contains(generate_server_config(o, files.run_dir).text,
-                 "cluster { routes: [ \"nats://route-user:s3cret@a:6222/\", "
-                 "\"nats://b:6222/\" ] }\n"));
+                 "cluster { listen: \"localhost:6222\", authorization { user: \"route-user\", "
+                 "password: \"s3cret\" }, routes: [ \"nats://route-user:s3cret@a:6222/\", "
+                 "\"nats://route-user:s3cret@b:6222/\" ] }\n"));
   CHECK(has_flag(first, "-l", files.log_path));
   CHECK(has_flag(first, "--ports_file_dir", files.run_dir));
   // The password is never on the command line (it is in the 0600 config).
@@ -249,10 +318,16 @@ TEST_CASE("nats config: a user's cluster block keeps the routes on the command l
   o.cluster_listen = "localhost:6222";
   o.routes = {"nats://a:6223/", "nats://b:6224/"};
   auto files = server_files(o);
+  // --cluster would drop the block's authorization: refused unless explicitly insecure.
+  CHECK_THROWS_WITH(generate_server_config(o, files.run_dir),
+                    Catch::Contains("drops the route authorization") &&
+                        Catch::Contains("cluster_insecure = true"));
+  o.cluster_insecure = true;
   // Ours would replace the user's whole block (and its authorization): none is written.
   CHECK_FALSE(contains(generate_server_config(o, files.run_dir).text, "cluster {"));
   CHECK(has_flag(server_argv(o, files, o.client_port, -1), "--routes",
                  "nats://a:6223/,nats://b:6224/"));
+  CHECK(has_flag(server_argv(o, files, o.client_port, -1), "--cluster", "nats://localhost:6222"));
   // Credentials would then be on the process list: refused, naming the route without them.
   o.routes = {"nats://u:s3cret@a:6223/"};
   try {
