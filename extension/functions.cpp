@@ -1,7 +1,8 @@
 // SQL API of the extension. Each function converts C++ exceptions into a SQL error naming the
 // problem: nothing throws across the C ABI.
 //   harmony_version()              -> '0.1.0'
-//   harmony_enable(T [, 'existing'])  -> tables newly enabled (T may be '*')
+//   harmony_enable(T [, 'existing'])  -> tables newly enabled, or with 'existing' the rows
+//                                        captured (T may be '*')
 //   harmony_disable(T [, 'discard'])  -> tables disabled; refuses while changes are unpublished
 //   harmony_status()               -> JSON: version, node_id, hlc, pending, tables, ...
 //   harmony_checksum([T])          -> order-independent content checksum (hex)
@@ -14,6 +15,7 @@
 
 #include "harmony_version.hpp"
 #include "shared/capture.hpp"
+#include "shared/names.hpp"
 #include "shared/status.hpp"
 
 namespace harmony::ext {
@@ -88,6 +90,21 @@ void fn_enable(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     }
     require_writable(db, "harmony_enable");
     ensure_base_schema(db);
+    if (opts.capture_existing_rows) {
+      // 'existing' answers in rows, not tables: the rows are what the caller asked to publish,
+      // and a table captured before (by the replicator, or an earlier call) still has rows
+      // written before capture reached it.
+      int64_t rows = 0;
+      if (table != "*") {
+        rows = capture_existing_rows(db, table);
+      } else {
+        for (const auto& name : list_tables(db))
+          if (!names::is_reserved(name) && !ineligibility(db, name))
+            rows += capture_existing_rows(db, name);
+      }
+      sqlite3_result_int64(ctx, rows);
+      return;
+    }
     int n = table == "*" ? enable_all(db, opts) : (enable_table(db, table, opts) ? 1 : 0);
     sqlite3_result_int(ctx, n);
   });

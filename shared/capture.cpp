@@ -172,6 +172,21 @@ void ensure_base_schema(Db& db) {
   ensure_node_id(db);
 }
 
+namespace {
+
+// Logs every row present as a change (the fold gives each a new version, so it is published
+// and wins over older versions elsewhere); returns the number of rows.
+int64_t log_every_row(Db& db, const CapturedTable& t) {
+  std::vector<std::string> cols;
+  for (const auto* c : t.info.primary_key()) cols.push_back(quote_ident(c->name));
+  auto keys = key_columns(cols.size());
+  db.exec(fmt::format("INSERT INTO {} ({}, ms) SELECT {}, {} FROM {}", t.log, join(keys, ", "),
+                      join(cols, ", "), kNowMsSql, quote_ident(t.name)));
+  return db.changes();
+}
+
+}  // namespace
+
 bool enable_table(Db& db, const std::string& name, const EnableOptions& options) {
   if (auto why = ineligibility(db, name)) throw Error(*why);
   ensure_base_schema(db);
@@ -191,14 +206,17 @@ bool enable_table(Db& db, const std::string& name, const EnableOptions& options)
   }
   CapturedTable t = make_captured(id, std::move(info));
   install_objects(db, t);
-  if (!existing && options.capture_existing_rows) {
-    std::vector<std::string> cols;
-    for (const auto* c : t.info.primary_key()) cols.push_back(quote_ident(c->name));
-    auto keys = key_columns(cols.size());
-    db.exec(fmt::format("INSERT INTO {} ({}, ms) SELECT {}, {} FROM {}", t.log, join(keys, ", "),
-                        join(cols, ", "), kNowMsSql, quote_ident(t.name)));
-  }
+  // Only a table captured just now: a repair (stale triggers after DDL) must not republish the
+  // whole table. Re-capturing a captured table's rows is capture_existing_rows(), on request.
+  if (!existing && options.capture_existing_rows) log_every_row(db, t);
   return !existing;
+}
+
+int64_t capture_existing_rows(Db& db, const std::string& name) {
+  enable_table(db, name);
+  auto t = find_captured(db, name);
+  if (!t) throw Error(fmt::format("no such table: \"{}\"", name));  // enable_table would throw
+  return log_every_row(db, *t);
 }
 
 int enable_all(Db& db, const EnableOptions& options, std::vector<std::string>* skipped) {

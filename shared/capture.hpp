@@ -33,6 +33,10 @@ void ensure_base_schema(Db& db);
 // Installs capture on one table. Throws Error naming the table when it is not eligible.
 // Returns true when the table was not captured before; re-running repairs missing triggers.
 bool enable_table(Db& db, const std::string& name, const EnableOptions& options = {});
+// harmony_enable(T, 'existing'): installs capture when missing, then logs every row present as
+// a change, also when the table was captured before (rows written before capture reached it are
+// published this way). The rows get new versions. Returns the number of rows logged.
+int64_t capture_existing_rows(Db& db, const std::string& name);
 // Every eligible table; `skipped` receives "name: reason" for the others (not ours or sqlite_*).
 int enable_all(Db& db, const EnableOptions& options = {},
                std::vector<std::string>* skipped = nullptr);

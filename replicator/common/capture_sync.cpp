@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "shared/app_triggers.hpp"
 #include "shared/names.hpp"
 
 namespace harmony {
@@ -58,6 +59,9 @@ SyncReport sync_capture(Db& db, const TableSelection& selection, SyncMoment mome
       spdlog::info("table {} is no longer selected for replication; capture removed", t.name);
     }
   }
+  // Checked on every run (start-up and each DDL): CREATE TRIGGER is DDL, and so is changing
+  // which tables are captured, either of which can make a trigger's target diverge.
+  report.app_triggers = app_trigger_warnings(db);
   return report;
 }
 
@@ -73,6 +77,7 @@ void log_sync_report(const SyncReport& r) {
   for (const auto& s : r.skipped) spdlog::warn("not replicated: {}", s);
   for (const auto& t : r.missing)
     spdlog::warn("include_tables names {} but the database has no such table", t);
+  for (const auto& w : r.app_triggers) spdlog::warn("{}", w);
 }
 
 }  // namespace harmony

@@ -22,6 +22,9 @@ struct SyncReport {
   std::vector<std::string> dropped;   // registry entries of dropped tables removed
   std::vector<std::string> skipped;   // "reason" for selected tables that cannot be captured
   std::vector<std::string> missing;   // included by name but not present
+  // Application triggers on captured tables that write another captured table and also fire
+  // for applied rows (shared/app_triggers.hpp): one warning line each.
+  std::vector<std::string> app_triggers;
 };
 
 // When the reconciliation runs. At start-up, rows already in a table that gets capture now are

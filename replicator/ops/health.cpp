@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "harmony_version.hpp"
+#include "shared/app_triggers.hpp"
 #include "shared/capture.hpp"
 
 namespace harmony {
@@ -24,10 +25,12 @@ namespace {
 // peers until somebody acts (the DDL is missing here, a clock is wrong).
 constexpr int64_t kHeldDegradedAfterMs = 30'000;
 
-// What keeps the node from matching its peers although it replicates: held rows. Answered with
-// 200 and status "degraded" (a load balancer keeps the node; its other rows are current).
-std::vector<std::string> health_warnings(const ReplicatorStats& s, int64_t now_ms) {
-  std::vector<std::string> warnings;
+// What keeps the node from matching its peers although it replicates: held rows, and tables that
+// an application trigger writes again on every node. Answered with 200 and status "degraded" (a
+// load balancer keeps the node; its other rows are current).
+std::vector<std::string> health_warnings(const ReplicatorStats& s, const DbProbe& probe,
+                                         int64_t now_ms) {
+  std::vector<std::string> warnings = probe.app_trigger_warnings;
   for (const auto& [name, p] : s.streams())
     if (p.held_rows > 0 && p.held_since_ms > 0 && now_ms - p.held_since_ms > kHeldDegradedAfterMs)
       warnings.push_back(fmt::format("stream {}: {} row(s) held for {} s; oldest: {}", name,
@@ -95,7 +98,7 @@ HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint6
                            bool detailed, int64_t now_ms) {
   HealthAnswer a;
   const std::vector<std::string> problems = health_problems(s, probe);
-  const std::vector<std::string> warnings = health_warnings(s, now_ms);
+  const std::vector<std::string> warnings = health_warnings(s, probe, now_ms);
   a.healthy = problems.empty();
   a.body["status"] = !a.healthy ? "unhealthy" : warnings.empty() ? "healthy" : "degraded";
   if (!detailed) return a;
@@ -161,6 +164,7 @@ DbProbe HealthChecker::probe() {
     p.tables_tracked = static_cast<int64_t>(tables.size());
     p.cdc_installed = !tables.empty();
     for (const auto& t : tables) p.cdc_installed = p.cdc_installed && triggers_installed(*db_, t);
+    p.app_trigger_warnings = app_trigger_warnings(*db_);
   } catch (const std::exception&) {
     db_.reset();  // reopened on the next probe
   }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,8 @@ struct DbProbe {
   bool db_connected = false;
   bool cdc_installed = false;  // at least one table captured, every captured table's triggers
   int64_t tables_tracked = 0;
+  // Application triggers that make a replicated table diverge (shared/app_triggers.hpp).
+  std::vector<std::string> app_trigger_warnings;
 };
 
 struct HealthAnswer {

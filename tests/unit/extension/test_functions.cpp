@@ -136,7 +136,7 @@ TEST_CASE("the extension loads from C++ and its SQL functions work", "[capture][
   CHECK(eval(db, "SELECT harmony_disable('*')") == "1");
   CHECK(eval(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'") == "0");
   // 'existing' publishes the rows already there.
-  CHECK(eval(db, "SELECT harmony_enable('Books', 'existing')") == "1");
+  CHECK(eval(db, "SELECT harmony_enable('Books', 'existing')") == "2");  // rows captured
   CHECK(nlohmann::json::parse(eval(db, "SELECT harmony_status()"))["pending"] == 2);
   // Inside the application's own transaction, a rollback undoes enabling.
   db.exec("BEGIN");
@@ -254,4 +254,38 @@ TEST_CASE("read-only databases: inspection works, changes are refused clearly",
     CHECK_THAT(eval(ro, "SELECT harmony_enable('t')"), Catch::Contains("read-only"));
     CHECK(eval(ro, "SELECT harmony_disable('t')") == "0");
   }
+}
+
+// Issue 15 case 1: rows written to a table before capture reached it were never published, and
+// harmony_enable(T, 'existing') on the already-captured table answered 0 and did nothing.
+TEST_CASE("harmony_enable 'existing' on a captured table captures the rows present",
+          "[capture][extension]") {
+  TempDir dir("ext");
+  const std::string path = dir.file("app.db");
+  Db db = open_with_extension(path);
+  db.exec(
+      "CREATE TABLE newt (id INTEGER PRIMARY KEY, v TEXT);"
+      "CREATE TABLE other (k TEXT PRIMARY KEY);"
+      "INSERT INTO newt VALUES (1, 'a'), (2, 'b'); INSERT INTO other VALUES ('x');");
+  // Capture installed after the rows were written: they are not pending.
+  CHECK(eval(db, "SELECT harmony_enable('newt')") == "1");
+  db.exec("INSERT INTO newt VALUES (3, 'c')");
+  auto pending = [&] {
+    return nlohmann::json::parse(eval(db, "SELECT harmony_status()"))["pending"].get<int64_t>();
+  };
+  CHECK(pending() == 1);
+  // 'existing' on the captured table: every row present becomes a change to publish.
+  CHECK(eval(db, "SELECT harmony_enable('newt', 'existing')") == "3");
+  CHECK(pending() == 3);
+  CHECK(eval(db, "SELECT harmony_enable('NEWT', 'existing')") == "3");  // again: same rows
+  CHECK(pending() == 3);
+  // '*': rows of every eligible table, newly captured or not; `other` is now captured too.
+  CHECK(eval(db, "SELECT harmony_enable('*', 'existing')") == "4");
+  CHECK(pending() == 4);
+  CHECK(eval(db, "SELECT count(*) FROM __harmony_tables") == "2");
+  // Inside the application's transaction, a rollback takes the captured rows back too.
+  db.exec("BEGIN");
+  CHECK(eval(db, "SELECT harmony_enable('newt', 'existing')") == "3");
+  db.exec("ROLLBACK");
+  CHECK(pending() == 4);
 }
