@@ -22,6 +22,8 @@ ApplyStats& ApplyStats::operator+=(const ApplyStats& o) {
   held += o.held;
   values_left_out += o.values_left_out;
   max_hlc = std::max(max_hlc, o.max_hlc);
+  conflicts += o.conflicts;
+  unique_losers += o.unique_losers;
   return *this;
 }
 
@@ -91,11 +93,25 @@ std::string describe(const Value& v) {
 // each local primary key column sits in the rows it carries.
 struct Applier::TableStatements {
   const CapturedTable* table = nullptr;
-  Stmt local_version;       // SELECT version, node FROM rows WHERE key
-  Stmt upsert;              // INSERT INTO t (cols) VALUES (...) ON CONFLICT (pk) DO UPDATE ...
-  Stmt remove;              // DELETE FROM t WHERE pk
-  Stmt record;              // INSERT INTO rows ... ON CONFLICT DO UPDATE (version, node, deleted)
-  size_t column_count = 0;  // BatchTable::columns.size(): values a live row must carry
+  Stmt local_version;  // SELECT version, node, dirty, deleted FROM rows WHERE key
+  Stmt upsert;         // INSERT INTO t (cols) VALUES (...) ON CONFLICT (pk) DO UPDATE ...
+  Stmt remove;         // DELETE FROM t WHERE pk
+  Stmt record;         // INSERT INTO rows ... ON CONFLICT DO UPDATE (version, node, deleted)
+  Stmt tombstone;      // the same for a delete issued here: dirty, so it is published
+  Stmt read_row;       // SELECT every local column FROM t WHERE pk (conflict log)
+  std::vector<std::string> local_columns;  // read_row's columns, by name
+  // Received column index -> local column it writes (nullptr: left out or generated).
+  std::vector<const ColumnInfo*> targets;
+  // The UNIQUE indexes other than the primary key, as statements finding the rows that hold a
+  // received row's values (prepared when a race first needs them).
+  struct UniqueIndex {
+    Stmt holders;                 // SELECT pk FROM t WHERE c1 = ?1 COLLATE x AND ...
+    std::vector<size_t> columns;  // index of each indexed column within the received columns
+  };
+  bool uniques_loaded = false;
+  bool uniques_supported = true;  // false: an expression or partial index, no rule applies
+  std::vector<UniqueIndex> uniques;
+  size_t column_count = 0;            // BatchTable::columns.size(): values a live row must carry
   std::vector<const ColumnInfo*> pk;  // local primary key columns, in PK order
   std::vector<KeyCollation> pk_collation;
   std::vector<size_t> key_positions;  // index of each local PK column within the received key
@@ -146,6 +162,7 @@ Applier::~Applier() = default;
 void Applier::begin() {
   db_.exec("INSERT INTO __harmony_mute(flag) VALUES (1)");
   open_ = true;
+  conflicts_in_tx_ = 0;
   fold_all(db_, tables_, self_);
   clock_ = load_clock(db_);
   if (!history_loaded_) {
@@ -158,6 +175,8 @@ void Applier::begin() {
 }
 
 void Applier::finish() {
+  if (conflicts_recorded_) prune_conflicts(db_, wall_clock_ms());
+  conflicts_recorded_ = false;
   store_clock(db_, clock_);
   db_.exec("DELETE FROM __harmony_mute");
   open_ = false;
@@ -302,8 +321,8 @@ Applier::TableStatements* Applier::prepare_statements(const BatchTable& bt, Refu
                                          fmt::join(pk_cols, ", "), conflict));
   st->remove = db_.prepare(fmt::format("DELETE FROM {} WHERE {}", table, key_match(pk_cols, 1)));
   const auto keys = key_columns(pk.size());
-  st->local_version = db_.prepare(
-      fmt::format("SELECT version, node FROM {} WHERE {}", local->rows, key_match(keys, 1)));
+  st->local_version = db_.prepare(fmt::format(
+      "SELECT version, node, dirty, deleted FROM {} WHERE {}", local->rows, key_match(keys, 1)));
   std::string key_params;
   for (size_t i = 1; i <= keys.size(); ++i) key_params += fmt::format("?{}, ", i);
   const size_t n = keys.size();
@@ -312,6 +331,19 @@ Applier::TableStatements* Applier::prepare_statements(const BatchTable& bt, Refu
                   "ON CONFLICT DO UPDATE SET version = excluded.version, node = excluded.node, "
                   "deleted = excluded.deleted, dirty = 0",
                   local->rows, fmt::join(keys, ", "), key_params, n + 1, n + 2, n + 3));
+  st->tombstone = db_.prepare(
+      fmt::format("INSERT INTO {} ({}, version, node, deleted, dirty) VALUES ({}?{}, ?{}, 1, 1) "
+                  "ON CONFLICT DO UPDATE SET version = excluded.version, node = excluded.node, "
+                  "deleted = 1, dirty = 1",
+                  local->rows, fmt::join(keys, ", "), key_params, n + 1, n + 2));
+  std::vector<std::string> all_cols;
+  for (const auto& c : local->info.columns) {
+    st->local_columns.push_back(c.name);
+    all_cols.push_back(quote_ident(c.name));
+  }
+  st->read_row = db_.prepare(fmt::format("SELECT {} FROM {} WHERE {}", fmt::join(all_cols, ", "),
+                                         table, key_match(pk_cols, 1)));
+  st->targets = targets;
   auto* raw = st.get();
   cache_.emplace(Layout{bt.name, bt.columns, bt.key_columns}, std::move(st));
   return raw;
@@ -331,8 +363,9 @@ struct Applier::PendingRow {
   size_t index = 0;  // in Batch::rows
   TableStatements* st = nullptr;
   std::vector<Value> key;
-  const std::string* table = nullptr;  // the batch's table name (the batch outlives the row)
-  std::string error;                   // the last failure, for the dead letter
+  const std::string* table = nullptr;      // the batch's table name (the batch outlives the row)
+  std::string error;                       // the last failure, for the dead letter
+  std::optional<ConflictRecord> conflict;  // recorded once the row is written
 };
 
 void Applier::remove_row(const PendingRow& p) {
@@ -359,6 +392,41 @@ void Applier::record_row(const PendingRow& p, uint64_t origin) {
       .bind(static_cast<int>(p.key.size() + 2), static_cast<int64_t>(origin))
       .bind(static_cast<int>(p.key.size() + 3), int64_t{p.row->deleted ? 1 : 0});
   p.st->record.run();
+}
+
+void Applier::commit_row(const PendingRow& p, uint64_t origin, ApplyStats& stats) {
+  record_row(p, origin);
+  ++stats.applied;
+  if (p.conflict) {
+    record_conflict(db_, *p.conflict, wall_clock_ms());
+    conflicts_recorded_ = true;
+    ++conflicts_in_tx_;
+    ++stats.conflicts;
+  }
+}
+
+std::string Applier::local_values(TableStatements& st, const std::vector<Value>& key) {
+  st.read_row.reset();
+  for (size_t i = 0; i < key.size(); ++i) st.read_row.bind(static_cast<int>(i + 1), key[i]);
+  std::string out;
+  if (st.read_row.step()) {
+    std::vector<Value> values;
+    for (int i = 0; i < st.read_row.column_count(); ++i) values.push_back(st.read_row.column(i));
+    out = values_json_object(st.local_columns, values);
+  }
+  st.read_row.reset();
+  return out;
+}
+
+void Applier::publish_delete(TableStatements& st, const std::vector<Value>& key) {
+  // A version of this node above everything it has seen or issued (the HLC rule), so the delete
+  // replaces the losing row's version on every node that has it.
+  clock_ = hlc_next(clock_, wall_clock_ms());
+  st.tombstone.reset();
+  for (size_t i = 0; i < key.size(); ++i) st.tombstone.bind(static_cast<int>(i + 1), key[i]);
+  st.tombstone.bind(static_cast<int>(key.size() + 1), clock_)
+      .bind(static_cast<int>(key.size() + 2), static_cast<int64_t>(self_));
+  st.tombstone.run();
 }
 
 ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
@@ -450,17 +518,43 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
     st->local_version.reset();
     for (size_t i = 0; i < p.key.size(); ++i)
       st->local_version.bind(static_cast<int>(i + 1), p.key[i]);
-    Version local = zero;
-    if (st->local_version.step())
-      local = Version{st->local_version.column_int(0),
-                      static_cast<uint64_t>(st->local_version.column_int(1))};
+    LocalVersion lv;
+    const bool have_local = st->local_version.step();
+    if (have_local)
+      lv = {Version{st->local_version.column_int(0),
+                    static_cast<uint64_t>(st->local_version.column_int(1))},
+            st->local_version.column_int(2) != 0, st->local_version.column_int(3) != 0};
     st->local_version.reset();
+    const Version& local = have_local ? lv.version : zero;
     const Version incoming{row.hlc, batch.origin_node};
+    // The conflict log: this node's own concurrent change of the row meets a remote one
+    // (`concurrent` in shared/conflict_log.hpp says what that means without causal history).
+    // Whichever loses is recorded here, on one of the two writers' nodes, with its values.
+    const bool conflict = have_local && concurrent(lv, incoming, self_);
     // Last writer wins: only a strictly greater (hlc, node) replaces what this node has.
     if (!(incoming > local)) {
       ++stats.skipped_older;
+      if (conflict) {
+        // Our newer change stands; the remote one is dropped by the rule: keep its values.
+        record_conflict(db_,
+                        {ConflictKind::Discarded, bt.name, values_json_array(p.key),
+                         row.deleted ? std::string() : values_json_object(bt.columns, row.values),
+                         incoming, local, lv.deleted},
+                        now);
+        conflicts_recorded_ = true;
+        ++conflicts_in_tx_;
+        ++stats.conflicts;
+      }
       continue;
     }
+    if (conflict)
+      p.conflict = ConflictRecord{row.deleted ? ConflictKind::Removed : ConflictKind::Overwritten,
+                                  bt.name,
+                                  values_json_array(p.key),
+                                  lv.deleted ? std::string() : local_values(*st, p.key),
+                                  local,
+                                  incoming,
+                                  row.deleted};
     if (!row.deleted) stats.values_left_out += static_cast<int64_t>(st->left_out.size());
     try {
       write_row(p);
@@ -479,8 +573,7 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
       }
       continue;
     }
-    record_row(p, batch.origin_node);
-    ++stats.applied;
+    commit_row(p, batch.origin_node, stats);
   }
   if (!deferred.empty()) apply_deferred(deferred, batch, held, stats);
   return stats;
@@ -495,8 +588,7 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
     for (auto& p : deferred) {
       try {
         write_row(p);
-        record_row(p, batch.origin_node);
-        ++stats.applied;
+        commit_row(p, batch.origin_node, stats);
         progress = true;
       } catch (const SqliteError& e) {
         if (is_transient(e)) throw;
@@ -528,6 +620,35 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
     // One held entry per table entry, its rows in batch order.
     std::sort(deferred.begin(), deferred.end(),
               [](const PendingRow& a, const PendingRow& b) { return a.index < b.index; });
+    // A row outside the batch holds the value: two nodes gave it to different rows without
+    // hearing from each other (a UNIQUE race). Settle it by the rule; what no rule settles waits.
+    std::vector<PendingRow> unsettled;
+    bool settled = false;
+    for (auto& p : deferred) {
+      if (settle_unique_race(p, batch.origin_node, stats))
+        settled = true;
+      else
+        unsettled.push_back(std::move(p));
+    }
+    // A settled race may free the value the batch's other rows wait for (a swap with a value
+    // taken from outside): their chain goes on, so the batch still applies whole where it can.
+    for (bool progress = settled; progress && !unsettled.empty();) {
+      progress = false;
+      std::vector<PendingRow> still;
+      for (auto& p : unsettled) {
+        try {
+          write_row(p);
+          commit_row(p, batch.origin_node, stats);
+          progress = true;
+        } catch (const SqliteError& e) {
+          if (is_transient(e)) throw;
+          p.error = fmt::format("cannot apply to \"{}\": {}", *p.table, e.what());
+          still.push_back(std::move(p));
+        }
+      }
+      unsettled = std::move(still);
+    }
+    deferred = std::move(unsettled);
     for (const auto& p : deferred) {
       const size_t table = p.row->table;
       auto it = std::find_if(held.begin(), held.end(),
@@ -543,10 +664,149 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
     return;
   }
   db_.exec("RELEASE harmony_unique_cycle");
-  for (const auto& p : deferred) {
-    record_row(p, batch.origin_node);
-    ++stats.applied;
+  for (const auto& p : deferred) commit_row(p, batch.origin_node, stats);
+}
+
+bool Applier::settle_unique_race(PendingRow& p, uint64_t origin, ApplyStats& stats) {
+  TableStatements& st = *p.st;
+  if (p.row->deleted) return false;  // a delete never violates UNIQUE
+  const std::string table = quote_ident(st.table->name);
+  const std::vector<std::string> pk_cols = quoted_pk(st.table->info);
+  if (!st.uniques_loaded) {
+    st.uniques_loaded = true;
+    auto list = db_.prepare(
+        "SELECT name, partial FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND origin != 'pk'");
+    list.bind(1, std::string_view(st.table->name));
+    std::vector<std::string> names;
+    while (list.step()) {
+      // A partial index holds only some rows: which row holds the value is not a plain lookup.
+      if (list.column_int(1) != 0) st.uniques_supported = false;
+      names.push_back(list.column_text(0));
+    }
+    for (const auto& name : names) {
+      TableStatements::UniqueIndex u;
+      std::vector<std::string> terms;
+      auto cols = db_.prepare(
+          "SELECT cid, name, coll FROM pragma_index_xinfo(?1) WHERE key = 1 ORDER BY seqno");
+      cols.bind(1, std::string_view(name));
+      while (cols.step()) {
+        size_t pos = TableStatements::kAbsent;
+        if (cols.column_int(0) >= 0) {  // -1 rowid, -2 expression: not a received column
+          const std::string col = cols.column_text(1);
+          for (size_t i = 0; i < st.targets.size(); ++i)
+            if (st.targets[i] && same_ident(st.targets[i]->name, col)) pos = i;
+        }
+        if (pos == TableStatements::kAbsent) {
+          st.uniques_supported = false;
+          break;
+        }
+        u.columns.push_back(pos);
+        terms.push_back(fmt::format("{} = ?{} COLLATE {}", quote_ident(cols.column_text(1)),
+                                    terms.size() + 1, quote_ident(cols.column_text(2))));
+      }
+      if (!st.uniques_supported) break;
+      // Every holder but the row itself (compared as SQLite compares its key).
+      u.holders = db_.prepare(fmt::format(
+          "SELECT {} FROM {} WHERE {} AND NOT ({})", fmt::join(pk_cols, ", "), table,
+          fmt::join(terms, " AND "), key_match(pk_cols, static_cast<int>(terms.size()) + 1)));
+      st.uniques.push_back(std::move(u));
+    }
   }
+  if (!st.uniques_supported || st.uniques.empty()) return false;
+  std::vector<std::vector<Value>> holders;
+  for (auto& u : st.uniques) {
+    bool any_null = false;
+    for (size_t c : u.columns) any_null = any_null || is_null(p.row->values[c]);
+    if (any_null) continue;  // NULLs never collide under UNIQUE
+    u.holders.reset();
+    int i = 1;
+    for (size_t c : u.columns) u.holders.bind(i++, p.row->values[c]);
+    for (const auto& k : p.key) u.holders.bind(i++, k);
+    while (u.holders.step()) {
+      std::vector<Value> k;
+      for (int c = 0; c < u.holders.column_count(); ++c) k.push_back(u.holders.column(c));
+      if (std::find(holders.begin(), holders.end(), k) == holders.end())
+        holders.push_back(std::move(k));
+    }
+    u.holders.reset();
+  }
+  if (holders.empty()) return false;
+  std::vector<Version> held_by;
+  for (const auto& k : holders) {
+    st.local_version.reset();
+    for (size_t i = 0; i < k.size(); ++i) st.local_version.bind(static_cast<int>(i + 1), k[i]);
+    Version v{};
+    if (st.local_version.step())
+      v = {st.local_version.column_int(0), static_cast<uint64_t>(st.local_version.column_int(1))};
+    st.local_version.reset();
+    held_by.push_back(v);
+  }
+  const Version incoming{p.row->hlc, origin};
+  // A holder last written by the incoming row's own node is no race: that node never had both
+  // rows with the value (its batches are consistent states), so its change that freed the value
+  // is on its way (held here, or later in its stream). Wait for it instead of deleting.
+  for (const auto& v : held_by)
+    if (v.node == origin) return false;
+  const Version strongest = *std::max_element(held_by.begin(), held_by.end());
+  // The rule, the same on every node: of the rows that claim one UNIQUE value, the row with the
+  // greatest version (hlc, node) keeps it and every other is deleted. The delete is a write of
+  // this node, at a version above all it has seen, published like any other: nodes that see the
+  // rows in another order (or the value moved away first) may not see the race at all, and the
+  // published delete brings them to the same state. Several nodes may each delete the same loser;
+  // those deletes are ordinary last-writer-wins writes of one key and converge. A delete never
+  // collides, so settling ends. The loser's values go to the conflict log here.
+  std::vector<Value> incoming_values;
+  std::vector<std::string> incoming_columns;
+  for (size_t i = 0; i < st.targets.size(); ++i)
+    if (st.targets[i]) {
+      incoming_columns.push_back(st.targets[i]->name);
+      incoming_values.push_back(p.row->values[i]);
+    }
+  const int64_t now = wall_clock_ms();
+  db_.exec("SAVEPOINT harmony_unique_race");
+  int64_t conflicts = 0;
+  try {
+    if (strongest > incoming) {
+      record_conflict(
+          db_,
+          {ConflictKind::Unique, *p.table, values_json_array(p.key),
+           values_json_object(incoming_columns, incoming_values), incoming, strongest, true},
+          now);
+      ++conflicts;
+      remove_row(p);  // an older row this node has at that key goes with it
+      publish_delete(st, p.key);
+    } else {
+      for (size_t h = 0; h < holders.size(); ++h) {
+        record_conflict(db_,
+                        {ConflictKind::Unique, *p.table, values_json_array(holders[h]),
+                         local_values(st, holders[h]), held_by[h], incoming, false},
+                        now);
+        ++conflicts;
+        st.remove.reset();
+        for (size_t i = 0; i < holders[h].size(); ++i)
+          st.remove.bind(static_cast<int>(i + 1), holders[h][i]);
+        st.remove.run();
+        publish_delete(st, holders[h]);
+      }
+      write_row(p);
+    }
+  } catch (const SqliteError& e) {
+    db_.exec("ROLLBACK TO harmony_unique_race; RELEASE harmony_unique_race");
+    if (is_transient(e)) throw;
+    p.error = fmt::format("cannot apply to \"{}\": {}", *p.table, e.what());
+    return false;  // another constraint: the row waits as before
+  }
+  db_.exec("RELEASE harmony_unique_race");
+  conflicts_recorded_ = true;
+  conflicts_in_tx_ += conflicts;
+  stats.conflicts += conflicts;
+  if (strongest > incoming) {
+    ++stats.unique_losers;
+  } else {
+    stats.unique_losers += static_cast<int64_t>(holders.size());
+    commit_row(p, origin, stats);
+  }
+  return true;
 }
 
 void Applier::dead_letter(const MessageRef& where, uint64_t origin, uint64_t batch_id,

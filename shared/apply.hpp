@@ -8,11 +8,13 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "shared/batch.hpp"
 #include "shared/capture.hpp"
 #include "shared/column_history.hpp"
+#include "shared/conflict_log.hpp"
 #include "shared/held.hpp"
 #include "shared/meta_store.hpp"
 
@@ -24,6 +26,8 @@ struct ApplyStats {
   int64_t dead_lettered = 0;    // rows or batches moved to __harmony_dead_letters (malformed)
   int64_t held = 0;             // rows that cannot be applied yet (HeldRows)
   int64_t values_left_out = 0;  // values of columns this node has dropped
+  int64_t conflicts = 0;        // rows recorded in the conflict log (shared/conflict_log.hpp)
+  int64_t unique_losers = 0;    // rows deleted because they lost a UNIQUE race
   int64_t max_hlc = 0;          // highest version seen in the batches (for delay metrics)
   ApplyStats& operator+=(const ApplyStats& o);
 };
@@ -66,6 +70,9 @@ class Applier {
   void finish();
 
   const std::vector<CapturedTable>& tables() const { return tables_; }
+  // Rows recorded in the conflict log by the last begin()..finish(), then 0: the caller counts
+  // them once its transaction committed (a retried transaction starts again at begin()).
+  int64_t take_conflicts() { return std::exchange(conflicts_in_tx_, 0); }
 
  private:
   struct TableStatements;
@@ -95,6 +102,15 @@ class Applier {
   void remove_row(const PendingRow& p);
   void write_row(const PendingRow& p);
   void record_row(const PendingRow& p, uint64_t origin);
+  // record_row, then the conflict the row's win makes (if any), counted in `stats`.
+  void commit_row(const PendingRow& p, uint64_t origin, ApplyStats& stats);
+  // The current values of the local row at `key` as a JSON object, "" when there is none.
+  std::string local_values(TableStatements& st, const std::vector<Value>& key);
+  // Marks `key` deleted at a fresh version of this node, dirty, so the delete is published.
+  void publish_delete(TableStatements& st, const std::vector<Value>& key);
+  // A row no order of the batch can write because a local row holds one of its UNIQUE values:
+  // settles the race (see the rule in apply.cpp). False: no rule applies, the row stays held.
+  bool settle_unique_race(PendingRow& p, uint64_t origin, ApplyStats& stats);
   // Rows that hit a UNIQUE index in the first pass: retried in order, then as one group.
   void apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
                       std::vector<HeldRows>& held, ApplyStats& stats);
@@ -107,6 +123,8 @@ class Applier {
   std::map<Layout, std::unique_ptr<TableStatements>, LayoutLess> cache_;
   int64_t clock_ = 0;
   bool open_ = false;
+  bool conflicts_recorded_ = false;  // since begin(): prune the log in finish()
+  int64_t conflicts_in_tx_ = 0;      // rows recorded since begin()
 };
 
 }  // namespace harmony

@@ -160,7 +160,8 @@ void ensure_base_schema(Db& db) {
   bool have_meta = db.query_int(
                        "SELECT count(*) FROM sqlite_schema WHERE type='table' AND name IN "
                        "('__harmony_meta','__harmony_tables','__harmony_mute',"
-                       "'__harmony_positions','__harmony_dead_letters','__harmony_held')") == 6;
+                       "'__harmony_positions','__harmony_dead_letters','__harmony_held',"
+                       "'__harmony_conflicts')") == 7;
   if (!have_meta) db.exec(sql::base_schema);
   auto format = meta_get_int(db, "format", 0);
   if (format > kStorageFormat)

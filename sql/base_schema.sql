@@ -52,3 +52,22 @@ CREATE TABLE IF NOT EXISTS __harmony_held (
   attempts INTEGER NOT NULL DEFAULT 0,
   payload BLOB NOT NULL
 );
+
+-- The conflict log: rows that last-writer-wins or a UNIQUE race made lose while this node held a
+-- concurrent change of its own (shared/conflict_log.hpp defines "concurrent"). Read it with a plain
+-- SELECT; docs/operations.md "Conflicts". kind: overwritten | removed | discarded | unique.
+-- `key` is a JSON array of the primary key values, `loser_values` a JSON object of the losing
+-- row (NULL when the loser was a delete). Bounded: the newest 10,000 rows, at most 30 days.
+CREATE TABLE IF NOT EXISTS __harmony_conflicts (
+  id INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  loser_values TEXT,
+  loser_hlc INTEGER NOT NULL,
+  loser_node INTEGER NOT NULL,
+  winner_hlc INTEGER NOT NULL,
+  winner_node INTEGER NOT NULL,
+  winner_deleted INTEGER NOT NULL
+);

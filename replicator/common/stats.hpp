@@ -99,6 +99,7 @@ struct ReplicatorStats {
   std::atomic<int64_t> tables_tracked{0};
   std::atomic<int64_t> rows_held{0};        // rows that could not be applied when received
   std::atomic<int64_t> values_left_out{0};  // values of columns this node has dropped
+  std::atomic<int64_t> conflicts{0};        // rows recorded in __harmony_conflicts since start
 
   // Snapshots: set by the snapshot code after each save (0 = none yet).
   std::atomic<int64_t> last_snapshot_ms{0};           // wall clock when the last save finished

@@ -138,6 +138,10 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
   w.single("values_left_out_total", "counter",
            "Received values of columns this node has dropped, left out when applying.",
            d(s.values_left_out));
+  w.single("conflicts_total", "counter",
+           "Rows recorded in the conflict log (__harmony_conflicts): concurrent changes that "
+           "last-writer-wins or a UNIQUE race made lose.",
+           d(s.conflicts));
   w.single("dead_letters_bytes", "gauge",
            "Bytes of payload, reason, stream and table name in __harmony_dead_letters.",
            d(s.dead_letters_bytes));

@@ -59,6 +59,7 @@ class ConsumerRun {
   void count_held();
   void note_progress_without_writing(const ConsumePlan& plan);
   bool apply(const ConsumePlan& plan, const std::atomic<bool>& stop);
+  void count_conflicts();
   void report_applied(const ConsumePlan& plan, const ApplyStats& total,
                       const std::vector<int64_t>& newest,
                       std::chrono::steady_clock::time_point started);
@@ -78,6 +79,8 @@ class ConsumerRun {
   int64_t held_rows_ = 0;        // rows of this stream in __harmony_held
   int64_t held_cursor_ = 0;      // the next retry round starts after this entry id
   std::chrono::steady_clock::time_point last_retry_ = std::chrono::steady_clock::now();
+  int64_t conflicts_unreported_ = 0;  // recorded since the last log line about them
+  std::chrono::steady_clock::time_point conflicts_logged_{};
   uint64_t stored_position_ = 0;  // as written in __harmony_positions
   StreamProgress progress_;
   ConsumePlanner planner_;
@@ -152,6 +155,7 @@ bool ConsumerRun::retry_held_when_due(const std::atomic<bool>& stop) {
           "applying held rows"))
     return false;
   held_cursor_ = r.last_id;
+  count_conflicts();
   stats_.rows_applied += r.applied;
   stats_.rows_dead_lettered += r.dead_lettered;
   if (r.applied > 0 || r.released > 0) {
@@ -312,6 +316,7 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
       },
       "applying changes");
   if (!committed) return false;
+  count_conflicts();
   for (const auto& line : held_lines) spdlog::warn("{}", line);
   report_applied(plan, total, newest, started);
   if (total.held > 0) {
@@ -320,6 +325,23 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
     stats_.set_stream(options_.stream, progress_);
   }
   return true;
+}
+
+// After a committed apply: the conflict log's new rows into the metric, and a log line at most
+// every 10 s (a hot conflict loop would otherwise write one per batch; the table has each row).
+void ConsumerRun::count_conflicts() {
+  const int64_t n = applier_->take_conflicts();
+  stats_.conflicts += n;
+  conflicts_unreported_ += n;
+  constexpr auto kConflictLogInterval = std::chrono::seconds(10);
+  const auto now = std::chrono::steady_clock::now();
+  if (conflicts_unreported_ == 0 || now - conflicts_logged_ < kConflictLogInterval) return;
+  spdlog::warn(
+      "{}: {} concurrent change(s) lost to last-writer-wins or a UNIQUE race since the last note; "
+      "their values are in __harmony_conflicts",
+      options_.stream, conflicts_unreported_);
+  conflicts_unreported_ = 0;
+  conflicts_logged_ = now;
 }
 
 void ConsumerRun::report_applied(const ConsumePlan& plan, const ApplyStats& total,

@@ -201,29 +201,37 @@ TEST_CASE("values of a UNIQUE column swapped or passed along in one transaction 
   CHECK(pending_total(n.b) == 0);
 }
 
-TEST_CASE("a UNIQUE value held here by a row outside the batch holds the rows needing it",
+TEST_CASE("a UNIQUE value taken here by a row outside the batch is a race the newer row wins",
           "[capture][lww][unique]") {
   TwoNodes n("CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, v INTEGER);");
   n.shell_a("INSERT INTO u VALUES (1, 'x', 0), (2, 'y', 0);");
   REQUIRE(n.sync().apply.applied == 2);
-  // B wrote 'q' on its own row 9 (not sent to A); A swaps x/y and gives row 1 the value 'q'.
+  // B wrote 'q' on its own row 9 (not sent to A); then A, later, swaps x/y and gives row 1 the
+  // value 'q' without having seen row 9.
   n.shell_b("INSERT INTO u VALUES (9, 'q', 0);");
+  fold_now(n.b);
+  {
+    Transaction tx(n.a);  // A's clock a minute ahead of B's: A's version is the greater
+    store_clock(n.a, load_clock(n.b) + hlc_from_ms(60'000));
+    tx.commit();
+  }
   n.shell_a(
       "BEGIN; UPDATE u SET email = 'tmp' WHERE id = 1; UPDATE u SET email = 'x' WHERE id = 2;"
       "UPDATE u SET email = 'q' WHERE id = 1; COMMIT;");
-  // Row 2 can take 'x' only if row 1 gives it up, and row 1 cannot take 'q': both rows are held
-  // (to be offered again) and B keeps its rows whole (never half a swap, never a row deleted on
-  // the way).
+  // Row 1 wins 'q' (greater version): row 9 is deleted (and the delete published); row 2 then
+  // takes 'x' from row 1. The batch applies whole; nothing waits.
   auto s = n.sync();
-  CHECK(s.apply.held == 2);
-  REQUIRE(s.held.size() == 1);
-  CHECK(s.held[0].rows.size() == 2);
-  CHECK(s.held[0].kind == HoldKind::Constraint);
-  CHECK(s.held[0].reason.find("UNIQUE constraint failed: u.email") != std::string::npos);
-  CHECK(s.apply.applied == 0);
-  CHECK(n.b.query_int("SELECT count(*) FROM u WHERE (id, email) IN (VALUES (1, 'x'), (2, 'y'), "
-                      "(9, 'q'))") == 3);
+  CHECK(s.apply.held == 0);
+  CHECK(s.apply.applied == 2);
+  CHECK(s.apply.unique_losers == 1);
+  CHECK(n.b.query_int("SELECT count(*) FROM u WHERE (id, email) IN (VALUES (1, 'q'), (2, 'x'))") ==
+        2);
+  CHECK(n.b.query_int("SELECT count(*) FROM u") == 2);
+  CHECK(n.b.query_int("SELECT count(*) FROM __harmony_conflicts WHERE kind = 'unique' AND "
+                      "key = '[9]' AND json_extract(loser_values, '$.email') = 'q'") == 1);
   CHECK(n.b.query_int("SELECT count(*) FROM __harmony_dead_letters") == 0);
+  replicate_both(n.a, n.b);
+  n.check_same("u");
 }
 
 TEST_CASE("a newer delete of a row already deleted here moves the tombstone's version",
@@ -241,4 +249,84 @@ TEST_CASE("a newer delete of a row already deleted here moves the tombstone's ve
   CHECK(s.apply.applied == 1);
   CHECK(n.b.query_int("SELECT version FROM __harmony_rows_1") == newer);
   CHECK(n.b.query_int("SELECT node FROM __harmony_rows_1") == static_cast<int64_t>(node_id(n.a)));
+}
+
+// Issue 15 case 5: two nodes give the same UNIQUE value to different rows without hearing from
+// each other. Whatever the order, both end with the row of the greater version, the other row
+// deleted on both and recorded in the conflict log; nothing is left held.
+TEST_CASE("a UNIQUE race on a non-key column ends the same on both nodes in every order",
+          "[capture][lww][unique]") {
+  const char* schema =
+      "CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT);"
+      "CREATE TABLE w (id INTEGER PRIMARY KEY, a TEXT, b TEXT, UNIQUE (a COLLATE NOCASE, b));";
+  for (int order = 0; order < 2; ++order) {
+    for (int first_writer = 0; first_writer < 2; ++first_writer) {
+      DYNAMIC_SECTION("exchange " << (order ? "B->A first" : "A->B first") << ", "
+                                  << (first_writer ? "B" : "A") << " writes first") {
+        TwoNodes n(schema);
+        auto write_a = [&] {
+          n.write_a(
+              "INSERT INTO u VALUES (1, 'x@example.com', 'A');"
+              "INSERT INTO w VALUES (1, 'k', 'v');");
+        };
+        auto write_b = [&] {
+          n.write_b(
+              "INSERT INTO u VALUES (2, 'x@example.com', 'B');"
+              "INSERT INTO w VALUES (2, 'K', 'v');");
+        };
+        if (first_writer == 0) {
+          write_a();
+          write_b();
+        } else {
+          write_b();
+          write_a();
+        }
+        if (order == 0) {
+          replicate_once(n.a, n.b);
+          replicate_once(n.b, n.a);
+        } else {
+          replicate_once(n.b, n.a);
+          replicate_once(n.a, n.b);
+        }
+        replicate_both(n.a, n.b);
+        n.check_same("u");
+        n.check_same("w");
+        const int64_t later = first_writer == 0 ? 2 : 1;
+        CHECK(n.a.query_int("SELECT sum(id) FROM u") == later);
+        CHECK(n.a.query_int("SELECT sum(id) FROM w") == later);
+        for (Db* db : {&n.a, &n.b}) {
+          CHECK(db->query_int("SELECT count(*) FROM __harmony_held") == 0);
+          CHECK(pending_total(*db) == 0);
+        }
+        // The loser is in the log, values and all, on the node that settled the race.
+        CHECK(n.a.query_int("SELECT count(*) FROM __harmony_conflicts WHERE kind = 'unique'") +
+                  n.b.query_int("SELECT count(*) FROM __harmony_conflicts WHERE kind = 'unique'") >=
+              2);
+        CHECK(n.a.query_int("SELECT count(*) FROM __harmony_conflicts WHERE kind = 'unique' "
+                            "AND table_name = 'u' AND json_extract(loser_values, '$.id') = " +
+                            std::to_string(3 - later)) +
+                  n.b.query_int("SELECT count(*) FROM __harmony_conflicts WHERE kind = 'unique' "
+                                "AND table_name = 'u' AND json_extract(loser_values, '$.id') = " +
+                                std::to_string(3 - later)) >=
+              1);
+      }
+    }
+  }
+}
+
+// The race settled on one node must not depend on whether that node saw it: a node that got
+// the winner's value moved away before the loser arrived sees no race, and the delete the
+// other node published brings it to the same state.
+TEST_CASE("a UNIQUE race settled elsewhere converges on a node that never saw it",
+          "[capture][lww][unique]") {
+  const char* schema = "CREATE TABLE u (id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT);";
+  TwoNodes n(schema);  // A settles the race; B only relays
+  n.write_b("INSERT INTO u VALUES (2, 'x@example.com', 'B');");  // older: loses
+  n.write_a("INSERT INTO u VALUES (1, 'x@example.com', 'A');");
+  replicate_once(n.b, n.a);  // A: row 2 loses to row 1, A deletes it and publishes the delete
+  CHECK(n.a.query_int("SELECT count(*) FROM u") == 1);
+  n.write_a("UPDATE u SET email = 'moved@example.com' WHERE id = 1;");
+  replicate_both(n.a, n.b);
+  n.check_same("u");
+  CHECK(n.b.query_int("SELECT sum(id) FROM u") == 1);
 }
