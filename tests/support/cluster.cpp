@@ -125,7 +125,8 @@ void TestCluster::set_node_sections(int i, const std::string& sections) {
   write_config(i);
 }
 
-void TestCluster::start(int i, const std::vector<std::string>& extra_flags) {
+void TestCluster::start(int i, const std::vector<std::string>& extra_flags,
+                        const std::map<std::string, std::string>& env) {
   Node& n = nodes_.at(static_cast<size_t>(i));
   std::vector<std::string> argv = {harmonylite_path(), "-config", n.config};
   // A lone clustered server waits for routes forever: cluster only when there are peers.
@@ -146,7 +147,7 @@ void TestCluster::start(int i, const std::vector<std::string>& extra_flags) {
   }
   for (const auto& f : extra_flags) argv.push_back(f);
   write_file(n.log, read_file(n.log) + "\n" + kStartMarker + "\n");
-  n.process = std::make_unique<Process>(argv, n.log);
+  n.process = std::make_unique<Process>(argv, n.log, env);
 }
 
 void TestCluster::start_all() {
