@@ -154,8 +154,9 @@ struct Applier::TableStatements {
   }
 };
 
-Applier::Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables)
-    : db_(db), self_(self_node), tables_(std::move(tables)) {}
+Applier::Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables,
+                 int64_t max_drift_ms)
+    : db_(db), self_(self_node), tables_(std::move(tables)), max_drift_ms_(max_drift_ms) {}
 
 Applier::~Applier() = default;
 
@@ -163,7 +164,7 @@ void Applier::begin() {
   db_.exec("INSERT INTO __harmony_mute(flag) VALUES (1)");
   open_ = true;
   conflicts_in_tx_ = 0;
-  fold_all(db_, tables_, self_);
+  fold_all(db_, tables_, self_, max_drift_ms_);
   clock_ = load_clock(db_);
   if (!history_loaded_) {
     // Once per schema (the caller builds a new Applier after DDL): what became of the columns
@@ -477,11 +478,14 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
       reject(fmt::format("malformed version {} (negative or beyond year ~6400)", row.hlc));
       continue;
     }
-    if (!hlc_plausible(row.hlc, now)) {
-      // Maybe our clock is behind: the row applies once it is no longer that far ahead.
-      hold(row.table, row_index, HoldKind::Clock,
-           fmt::format("table \"{}\": version {} is more than {} h ahead of this node's clock",
-                       bt.name, row.hlc, kMaxClockAheadMs / 3600000));
+    if (!hlc_plausible(row.hlc, now, max_drift_ms_)) {
+      // Maybe our clock is behind: the row applies once it is within the bound. Applying it now
+      // would drag this node's clock (and every later local version) beyond the bound.
+      hold(
+          row.table, row_index, HoldKind::Clock,
+          fmt::format(
+              "table \"{}\": version {} is {:.1f} s ahead of this node's clock (bound {:.1f} s)",
+              bt.name, row.hlc, (hlc_physical_ms(row.hlc) - now) / 1000.0, max_drift_ms_ / 1000.0));
       continue;
     }
     Resolved& r = resolved[row.table];

@@ -16,6 +16,7 @@
 #include "shared/column_history.hpp"
 #include "shared/conflict_log.hpp"
 #include "shared/held.hpp"
+#include "shared/hlc.hpp"
 #include "shared/meta_store.hpp"
 
 namespace harmony {
@@ -51,7 +52,10 @@ struct HeldRows {
 class Applier {
  public:
   // `tables` is the local registry of captured tables (refresh the Applier after DDL).
-  Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables);
+  // `max_drift_ms` is the drift bound (config max_clock_drift): rows further ahead of the wall
+  // clock are held, and local folds issue no fresh version beyond it.
+  Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables,
+          int64_t max_drift_ms = kDefaultMaxClockDriftMs);
   ~Applier();
   Applier(const Applier&) = delete;
   Applier& operator=(const Applier&) = delete;
@@ -122,6 +126,7 @@ class Applier {
   bool history_loaded_ = false;
   std::map<Layout, std::unique_ptr<TableStatements>, LayoutLess> cache_;
   int64_t clock_ = 0;
+  int64_t max_drift_ms_ = kDefaultMaxClockDriftMs;
   bool open_ = false;
   bool conflicts_recorded_ = false;  // since begin(): prune the log in finish()
   int64_t conflicts_in_tx_ = 0;      // rows recorded since begin()

@@ -61,8 +61,25 @@ void fold_table(Db& db, const CapturedTable& t, uint64_t node, FoldClock& clock,
 
 }  // namespace
 
-FoldClock start_fold(Db& db) {
-  return FoldClock{load_clock(db), std::min(wall_clock_ms(), kMaxHlcMs)};
+ClockBoundEvents& clock_bound_events() {
+  static ClockBoundEvents events;
+  return events;
+}
+
+FoldClock start_fold(Db& db, int64_t max_drift_ms) {
+  FoldClock c;
+  c.clock = load_clock(db);
+  c.now_ms = std::min(wall_clock_ms(), kMaxHlcMs);
+  c.limit = hlc_issue_limit(c.now_ms, max_drift_ms);
+  if (c.clock > c.limit) {
+    // The clock ran ahead (this host's clock was wrong and has been fixed, or an older version
+    // accepted a peer's far-future versions). Keeping it would issue every fresh version beyond
+    // the bound, refused by every peer; lowering it is safe because a row's new version still
+    // exceeds that row's own previous version (next_version), whatever the clock says.
+    c.lowered_ms = hlc_physical_ms(c.clock) - c.now_ms;
+    c.clock = c.limit;
+  }
+  return c;
 }
 
 int64_t fold_log(Db& db, const CapturedTable& t, FoldClock& clock, FoldStats& stats,
@@ -107,20 +124,34 @@ int64_t fold_log(Db& db, const CapturedTable& t, FoldClock& clock, FoldStats& st
     std::optional<int64_t> row_version;
     if (previous.step()) row_version = previous.column_int(0);
     previous.reset();
-    folded.version = next_version(clock.clock, ms, row_version);
+    folded.version = next_version(clock.clock, ms, row_version, clock.limit);
     folded.deleted = !present;
-    clock.clock = folded.version;
+    if (folded.version > clock.limit) {
+      ++stats.beyond_bound;  // only a row already beyond the bound: its own previous version
+    } else {
+      clock.clock = std::max(clock.clock, folded.version);
+    }
     emit(folded);
   }
   return read;
 }
 
-FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t node) {
+FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t node,
+                   int64_t max_drift_ms) {
   FoldStats stats;
-  FoldClock clock = start_fold(db);
+  FoldClock clock = start_fold(db, max_drift_ms);
+  stats.clock_lowered_ms = clock.lowered_ms;
   const int64_t before = clock.clock;
   for (const auto& t : tables) fold_table(db, t, node, clock, stats);
-  if (clock.clock != before) store_clock(db, clock.clock);
+  if (clock.clock != before || clock.lowered_ms > 0) store_clock(db, clock.clock);
+  if (stats.clock_lowered_ms > 0 || stats.beyond_bound > 0) {
+    auto& events = clock_bound_events();
+    if (stats.clock_lowered_ms > 0) {
+      events.last_lowered_ms = stats.clock_lowered_ms;
+      ++events.clock_lowered;
+    }
+    events.versions_beyond += stats.beyond_bound;
+  }
   if (stats.null_keys > 0)  // reported by harmony_status() (capture_problems)
     meta_set(db, "null_key_changes", meta_get_int(db, "null_key_changes", 0) + stats.null_keys);
   return stats;

@@ -13,8 +13,14 @@
 namespace harmony {
 
 inline constexpr int kHlcLogicalBits = 16;
-// Versions whose physical part is further ahead of our wall clock than this are rejected as
-// corrupt: accepting them would drag every later local version into the far future.
+// The drift bound (config `max_clock_drift`): a node issues no version whose physical part is
+// beyond its wall clock + bound, and holds received rows beyond it until they are plausible.
+// One minute by default: NTP keeps hosts within milliseconds, so a minute only trips on a clock
+// that is really wrong, and it limits how long a node that runs ahead wins every conflict.
+inline constexpr int64_t kDefaultMaxClockDriftMs = 60'000;
+// The hard sanity limit: the largest drift bound a config may set, and the bound for what has no
+// configured one (a snapshot's clock). A version further ahead than a day is corrupt or a clock
+// that is badly wrong; accepting it would drag every later local version into the far future.
 inline constexpr int64_t kMaxClockAheadMs = 24LL * 3600 * 1000;
 // Largest physical part we accept (year ~6400); keeps (ms << 16) + counters far from overflow.
 inline constexpr int64_t kMaxHlcMs = int64_t{1} << 46;
@@ -54,9 +60,26 @@ inline int64_t hlc_next(int64_t last, int64_t wall_ms) {
 // The version folding gives a changed row: the next local version, and above the row's own
 // previous version when it has one (a version received from a peer may be ahead of our clock
 // only for that row). The one rule used by fold_all and by a restore's in-memory fold.
-inline int64_t next_version(int64_t last, int64_t wall_ms, std::optional<int64_t> previous) {
-  const int64_t next = hlc_next(last, wall_ms);
+//
+// `limit` (hlc_issue_limit) bounds what the clock contributes: a clock dragged or left ahead of
+// wall clock + drift bound issues no fresh version beyond it. The row's own previous version
+// still wins over the limit: a new version must exceed it, or peers holding the previous one
+// would skip the write (divergence) - such versions are beyond the bound only because that row
+// already was, and peers hold them exactly as they hold the previous one (the fold counts them).
+inline int64_t next_version(int64_t last, int64_t wall_ms, std::optional<int64_t> previous,
+                            int64_t limit = kHlcCeiling) {
+  const int64_t next = std::max(std::min(hlc_after(last), limit), hlc_from_ms(wall_ms));
   return previous ? std::max(next, hlc_after(*previous)) : next;
+}
+
+// The highest version a node may issue at wall clock `now_ms` with drift bound `max_drift_ms`:
+// the last one whose physical part is at most now + bound (what hlc_plausible accepts).
+inline int64_t hlc_issue_limit(int64_t now_ms, int64_t max_drift_ms) {
+  const int64_t ms = std::clamp<int64_t>(now_ms, 0, kMaxHlcMs) +
+                     std::clamp<int64_t>(max_drift_ms, 0, kMaxClockAheadMs);
+  // Below kMaxHlcMs even for an absurd wall clock: the fold stores the limit as its clock, and
+  // load_clock refuses a clock at kMaxHlcMs.
+  return ms + 1 >= kMaxHlcMs ? hlc_from_ms(kMaxHlcMs) - 1 : hlc_from_ms(ms + 1) - 1;
 }
 
 // True when a version has reached the ceiling: the next one cannot be larger.
@@ -77,9 +100,11 @@ inline bool hlc_well_formed(int64_t hlc) {
   return hlc >= 0 && hlc_physical_ms(hlc) < kMaxHlcMs;
 }
 
-// True when a received hlc is plausible: well formed, not absurdly far in the future.
-inline bool hlc_plausible(int64_t hlc, int64_t wall_ms) {
-  return hlc_well_formed(hlc) && hlc_physical_ms(hlc) <= wall_ms + kMaxClockAheadMs;
+// True when a received hlc is plausible: well formed, its physical part at most `max_drift_ms`
+// (the drift bound, capped at the hard limit kMaxClockAheadMs) ahead of our wall clock.
+inline bool hlc_plausible(int64_t hlc, int64_t wall_ms, int64_t max_drift_ms = kMaxClockAheadMs) {
+  return hlc_well_formed(hlc) &&
+         hlc_physical_ms(hlc) <= wall_ms + std::clamp<int64_t>(max_drift_ms, 0, kMaxClockAheadMs);
 }
 
 struct Version {

@@ -80,8 +80,8 @@ RowCost cost_of(const RowChange& row) {
 }  // namespace
 
 Batch collect_pending(Db& db, const std::vector<CapturedTable>& tables, uint64_t node,
-                      size_t max_rows) {
-  fold_all(db, tables, node);
+                      size_t max_rows, int64_t max_drift_ms) {
+  fold_all(db, tables, node, max_drift_ms);
   Batch batch;
   batch.origin_node = node;
   std::vector<PendingCursor> cursors;

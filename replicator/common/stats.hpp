@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "shared/clock.hpp"
+#include "shared/hlc.hpp"
 
 namespace harmony {
 
@@ -82,6 +83,39 @@ struct NatsServerState {
   std::string client_url;
 };
 
+// How far one origin's clock seems ahead of ours: the largest (row version's physical ms - our
+// wall clock at receive) over the current window and the one before. Each sample is the origin's
+// skew minus that row's delivery delay (plus any lead its clock took from peers, which the bound
+// caps), so the largest of many is the closest to the skew: delays that come and go drop out.
+// A long-delayed catch-up reads as a clock behind; only "ahead" is certain.
+struct ClockSkew {
+  // One window: long enough to hold several batches of a busy origin, short enough that a fixed
+  // clock shows within a minute.
+  static constexpr int64_t kWindowMs = 30'000;
+  int64_t ahead_ms = 0;  // the estimate: max of this window and the previous one
+  int64_t window_max_ms = 0;
+  int64_t previous_max_ms = 0;
+  bool has_previous = false;
+  int64_t window_start_ms = 0;
+  int64_t updated_ms = 0;  // wall clock of the last sample
+  void observe(int64_t sample_ms, int64_t now_ms) {
+    if (updated_ms == 0 || now_ms - window_start_ms >= 2 * kWindowMs) {
+      has_previous = false;  // first sample, or the last window is too old to count
+      window_max_ms = sample_ms;
+      window_start_ms = now_ms;
+    } else if (now_ms - window_start_ms >= kWindowMs) {
+      previous_max_ms = window_max_ms;
+      has_previous = true;
+      window_max_ms = sample_ms;
+      window_start_ms = now_ms;
+    } else {
+      window_max_ms = std::max(window_max_ms, sample_ms);
+    }
+    ahead_ms = has_previous ? std::max(window_max_ms, previous_max_ms) : window_max_ms;
+    updated_ms = now_ms;
+  }
+};
+
 struct ReplicatorStats {
   const int64_t started_ms = wall_clock_ms();
   std::atomic<int64_t> rows_published{0}, batches_published{0}, publish_failures{0};
@@ -100,6 +134,12 @@ struct ReplicatorStats {
   std::atomic<int64_t> rows_held{0};        // rows that could not be applied when received
   std::atomic<int64_t> values_left_out{0};  // values of columns this node has dropped
   std::atomic<int64_t> conflicts{0};        // rows recorded in __harmony_conflicts since start
+  // The drift bound (config max_clock_drift), and what folding did about it in this process
+  // (shared/fold.hpp ClockBoundEvents, copied by the consumers): how often the stored clock was
+  // found beyond wall clock + bound and lowered, by how much the last time, and versions issued
+  // beyond the bound (rows whose previous version already was).
+  std::atomic<int64_t> max_clock_drift_ms{kDefaultMaxClockDriftMs};
+  std::atomic<int64_t> clock_lowered{0}, clock_lowered_ms{0}, versions_beyond_bound{0};
 
   // Snapshots: set by the snapshot code after each save (0 = none yet).
   std::atomic<int64_t> last_snapshot_ms{0};           // wall clock when the last save finished
@@ -153,6 +193,19 @@ struct ReplicatorStats {
     return schema_epoch_;
   }
 
+  // One received row's (physical ms - wall ms) from `origin`.
+  void observe_clock_skew(uint64_t origin, int64_t sample_ms, int64_t now_ms) {
+    // Origins are cluster members, a handful; the cap only bounds what forged origins could add.
+    constexpr size_t kMaxOrigins = 1024;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (skews_.size() >= kMaxOrigins && !skews_.count(origin)) return;
+    skews_[origin].observe(sample_ms, now_ms);
+  }
+  std::map<uint64_t, ClockSkew> clock_skews() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return skews_;
+  }
+
   void set_nats_server(NatsServerState s) {
     std::lock_guard<std::mutex> lock(mu_);
     nats_server_ = std::move(s);
@@ -168,6 +221,7 @@ struct ReplicatorStats {
   std::map<std::string, TableSchemaState> schema_;
   uint64_t schema_epoch_ = 0;
   NatsServerState nats_server_;
+  std::map<uint64_t, ClockSkew> skews_;  // by origin node; bounded by the nodes of the cluster
 };
 
 }  // namespace harmony

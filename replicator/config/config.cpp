@@ -519,10 +519,9 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
   // clang-format off
   top.warn_unknown({"db_path", "seq_map_path", "node_id", "publish", "replicate",
                     "scan_max_changes", "apply_batch_rows", "max_held_rows", "cleanup_interval",
-                    "sleep_timeout",
-                    "polling_interval", "include_tables", "exclude_tables", "capture_existing_rows",
-                    "replication_log", "dead_letters", "snapshot", "nats", "logging", "prometheus",
-                    "health_check"},
+                    "sleep_timeout", "polling_interval", "max_clock_drift", "include_tables",
+                    "exclude_tables", "capture_existing_rows", "replication_log", "dead_letters",
+                    "snapshot", "nats", "logging", "prometheus", "health_check"},
                    warnings);
   // clang-format on
   top.read("db_path", cfg.db_path, /*allow_empty=*/false);  // kept as written (relative to cwd)
@@ -545,6 +544,9 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
   top.read_ms("cleanup_interval", cfg.cleanup_interval_ms);
   top.read_ms("sleep_timeout", cfg.sleep_timeout_ms);
   top.read_ms("polling_interval", cfg.polling_interval_ms);
+  // At least 1 ms (0 would hold every row from a clock a millisecond ahead); at most the hard
+  // sanity limit, beyond which a version is treated as corrupt anyway.
+  top.read("max_clock_drift", cfg.max_clock_drift_ms, 1, kMaxClockAheadMs, "milliseconds");
   top.read("include_tables", cfg.include_tables);
   top.read("exclude_tables", cfg.exclude_tables);
   top.read("capture_existing_rows", cfg.capture_existing_rows);

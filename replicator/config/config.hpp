@@ -11,6 +11,7 @@
 #include "replicator/common/capture_sync.hpp"
 #include "shared/dead_letters.hpp"
 #include "shared/error.hpp"
+#include "shared/hlc.hpp"
 
 namespace harmony {
 
@@ -123,6 +124,9 @@ struct Config {
   int64_t cleanup_interval_ms = 5000;
   int64_t sleep_timeout_ms = 0;
   int64_t polling_interval_ms = 0;
+  // ours: drift bound between node clocks (integer ms, as every duration here), at most a day;
+  // default shared/hlc.hpp kDefaultMaxClockDriftMs (a minute)
+  int64_t max_clock_drift_ms = kDefaultMaxClockDriftMs;
   std::vector<std::string> include_tables;  // ours: empty = every eligible table
   std::vector<std::string> exclude_tables;  // ours
   bool capture_existing_rows = false;       // ours: publish rows present when capture starts

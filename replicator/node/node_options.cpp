@@ -23,6 +23,7 @@ PublisherOptions publisher_options(const Config& config, uint64_t node) {
                          : kDefaultPollInterval;
   po.selection = table_selection(config);
   po.publish_enabled = config.publish;
+  po.max_clock_drift_ms = config.max_clock_drift_ms;
   return po;
 }
 
@@ -35,6 +36,7 @@ ConsumerOptions consumer_options(const Config& config, int shard, uint64_t node,
   co.max_rows_per_txn = static_cast<size_t>(config.apply_batch_rows);
   co.max_held_rows = config.max_held_rows;
   co.schema_generation = &schema_generation;
+  co.max_clock_drift_ms = config.max_clock_drift_ms;
   return co;
 }
 

@@ -25,12 +25,42 @@ namespace {
 // peers until somebody acts (the DDL is missing here, a clock is wrong).
 constexpr int64_t kHeldDegradedAfterMs = 30'000;
 
-// What keeps the node from matching its peers although it replicates: held rows, and tables that
-// an application trigger writes again on every node. Answered with 200 and status "degraded" (a
-// load balancer keeps the node; its other rows are current).
+// What keeps the node from matching its peers although it replicates: held rows, tables that an
+// application trigger writes again on every node, clocks apart. Answered with 200 and status
+// "degraded" (a load balancer keeps the node; its other rows are current).
 std::vector<std::string> health_warnings(const ReplicatorStats& s, const DbProbe& probe,
                                          int64_t now_ms) {
   std::vector<std::string> warnings = probe.app_trigger_warnings;
+  // Clocks: a skew beyond the drift bound makes rows wait (held on the node behind) and lets the
+  // node ahead win conflicts it should not; a lowered clock or versions issued beyond the bound
+  // mean this node's clock ran ahead. Skew samples older than this say nothing about now.
+  constexpr int64_t kSkewCurrentMs = 2 * ClockSkew::kWindowMs;
+  const int64_t bound = s.max_clock_drift_ms;
+  for (const auto& [origin, k] : s.clock_skews()) {
+    if (now_ms - k.updated_ms > kSkewCurrentMs) continue;
+    if (k.ahead_ms > bound)
+      warnings.push_back(fmt::format(
+          "clock skew: node {}'s clock is {:.1f} s ahead of this node's, beyond the drift bound "
+          "({:.1f} s): its rows are held here until they are plausible",
+          origin, static_cast<double>(k.ahead_ms) / 1000.0, static_cast<double>(bound) / 1000.0));
+    else if (-k.ahead_ms > bound)
+      warnings.push_back(fmt::format(
+          "clock skew: rows from node {} arrive {:.1f} s behind this node's clock, beyond the "
+          "drift bound ({:.1f} s): this node's clock may be ahead (the others then hold its "
+          "rows), node {}'s behind, or delivery late",
+          origin, static_cast<double>(-k.ahead_ms) / 1000.0, static_cast<double>(bound) / 1000.0,
+          origin));
+  }
+  if (s.clock_lowered > 0)
+    warnings.push_back(fmt::format(
+        "clock: the stored clock was found {:.1f} s ahead of this host's clock and lowered to the "
+        "drift bound ({} time(s) since start): this host's clock ran ahead",
+        static_cast<double>(s.clock_lowered_ms) / 1000.0, s.clock_lowered.load()));
+  if (s.versions_beyond_bound > 0)
+    warnings.push_back(fmt::format(
+        "clock: {} local version(s) issued beyond this host's clock + drift bound (rows last "
+        "written while a clock ran ahead); peers hold them until they are plausible",
+        s.versions_beyond_bound.load()));
   for (const auto& [name, p] : s.streams())
     if (p.held_rows > 0 && p.held_since_ms > 0 && now_ms - p.held_since_ms > kHeldDegradedAfterMs)
       warnings.push_back(fmt::format("stream {}: {} row(s) held for {} s; oldest: {}", name,
@@ -139,6 +169,15 @@ HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint6
   snap["size_bytes"] = s.last_snapshot_bytes.load();
   snap["duration_ms"] = s.last_snapshot_duration_ms.load();
   j["snapshot"] = std::move(snap);
+  nlohmann::json clocks;
+  clocks["max_drift_seconds"] = static_cast<double>(s.max_clock_drift_ms) / 1000.0;
+  nlohmann::json skew = nlohmann::json::object();
+  for (const auto& [origin, k] : s.clock_skews())
+    skew[std::to_string(origin)] = static_cast<double>(k.ahead_ms) / 1000.0;
+  clocks["skew_seconds"] = std::move(skew);  // by origin node: how far its clock seems ahead
+  clocks["lowered"] = s.clock_lowered.load();
+  clocks["versions_beyond_bound"] = s.versions_beyond_bound.load();
+  j["clock"] = std::move(clocks);
   return a;
 }
 

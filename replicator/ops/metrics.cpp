@@ -227,6 +227,29 @@ void write_snapshots(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
 }
 
 // The process: connections, capture, tables, embedded server, start time, build.
+// Clocks: the drift bound, how far each origin's clock seems ahead of ours, what the bound did.
+void write_clocks(Writer& w, const ReplicatorStats& s) {
+  w.single("max_clock_drift_seconds", "gauge",
+           "The drift bound (max_clock_drift): rows further ahead of this node's clock are held, "
+           "and no local version is issued beyond it.",
+           static_cast<double>(s.max_clock_drift_ms) / 1000.0);
+  w.family("clock_skew_seconds", "gauge",
+           "How far an origin node's clock seems ahead of this node's (negative: behind), from "
+           "received row versions: the largest sample of the last 30 to 60 s, less delivery "
+           "delay.");
+  for (const auto& [origin, k] : s.clock_skews())
+    w.series("clock_skew_seconds", fmt::format("node=\"{}\"", origin),
+             static_cast<double>(k.ahead_ms) / 1000.0);
+  w.single("clock_lowered_total", "counter",
+           "Folds that found the stored clock beyond this host's clock + drift bound and lowered "
+           "it.",
+           d(s.clock_lowered));
+  w.single("versions_beyond_bound_total", "counter",
+           "Local versions issued beyond this host's clock + drift bound (rows whose previous "
+           "version already was).",
+           d(s.versions_beyond_bound));
+}
+
 void write_process(Writer& w, const ReplicatorStats& s) {
   w.single("db_connected", "gauge", "1 when the database answered the last check.",
            s.db_ok ? 1 : 0);
@@ -255,6 +278,7 @@ std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, in
   write_applying(w, s);
   write_streams(w, s, now_ms);
   write_snapshots(w, s, now_ms);
+  write_clocks(w, s);
   write_process(w, s);
   return w.take();
 }

@@ -150,7 +150,8 @@ void PublisherRun::fold_when_not_publishing(const std::atomic<bool>& stop) {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_fold_ || !anything_pending(db_, tables_)) return;
   write_transaction(
-      db_, stop, [&] { fold_all(db_, tables_, options_.node); }, "folding changes");
+      db_, stop, [&] { fold_all(db_, tables_, options_.node, options_.max_clock_drift_ms); },
+      "folding changes");
   next_fold_ = now + kFoldIntervalWhenNotPublishing;
 }
 
@@ -175,7 +176,8 @@ Collected PublisherRun::collect_next_batch(const std::atomic<bool>& stop) {
         // hashes instead (next round), never with stale ones.
         schema_moved = db_.query_int("PRAGMA schema_version") != schema_version_;
         batch = pending && !schema_moved
-                    ? collect_pending(db_, tables_, options_.node, options_.batch_rows)
+                    ? collect_pending(db_, tables_, options_.node, options_.batch_rows,
+                                      options_.max_clock_drift_ms)
                     : Batch{};
       },
       "collecting changes");

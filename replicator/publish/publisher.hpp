@@ -38,6 +38,7 @@ struct PublisherOptions {
   bool publish_enabled = true;  // false: capture continues, nothing is sent (rows stay pending)
   // [nats] cluster_key_file: every part carries its Harmony-Auth tag (nullptr: none).
   std::shared_ptr<const ClusterKey> cluster_key;
+  int64_t max_clock_drift_ms = kDefaultMaxClockDriftMs;  // config max_clock_drift, for the fold
 };
 
 class Publisher {

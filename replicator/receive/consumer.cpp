@@ -18,6 +18,7 @@
 #include "replicator/receive/held_rows.hpp"
 #include "shared/apply.hpp"
 #include "shared/capture.hpp"
+#include "shared/fold.hpp"
 #include "shared/hlc.hpp"
 
 namespace harmony {
@@ -57,6 +58,8 @@ class ConsumerRun {
   std::optional<IncomingMessage> next_message(std::chrono::milliseconds timeout);
   void refresh_schema(bool force);
   void count_held();
+  void observe_skew(const ConsumePlan& plan, int64_t now_ms);
+  void report_clock();
   void note_progress_without_writing(const ConsumePlan& plan);
   bool apply(const ConsumePlan& plan, const std::atomic<bool>& stop);
   void count_conflicts();
@@ -83,6 +86,7 @@ class ConsumerRun {
   std::chrono::steady_clock::time_point conflicts_logged_{};
   uint64_t stored_position_ = 0;  // as written in __harmony_positions
   StreamProgress progress_;
+  std::map<uint64_t, bool> skew_logged_;  // origins whose skew beyond the bound was logged
   ConsumePlanner planner_;
   std::deque<IncomingMessage> backlog_;  // received but left for the next transaction
   uint64_t unsaved_position_ = 0;        // advanced over own batches, not yet stored
@@ -105,7 +109,9 @@ ConsumerRun::ConsumerRun(const ConsumerOptions& options, MessageSource& source,
       generation_(options.schema_generation ? options.schema_generation->load() : 0),
       stored_position_(stored_position(db_, options.stream)),
       planner_(stored_position_) {
-  applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_));
+  applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_),
+                                       options_.max_clock_drift_ms);
+  stats_.max_clock_drift_ms = options_.max_clock_drift_ms;
   schema_version_ = db_.query_int("PRAGMA schema_version");
   count_held();
   schema_changed_ = held_rows_ > 0;  // the schema may have changed while we were stopped
@@ -122,7 +128,8 @@ void ConsumerRun::refresh_schema(bool force) {
   if (!force && g == generation_ && v == schema_version_) return;
   generation_ = g;
   schema_version_ = v;
-  applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_));
+  applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_),
+                                       options_.max_clock_drift_ms);
   schema_changed_ = true;
 }
 
@@ -137,6 +144,7 @@ void ConsumerRun::count_held() {
 // Offers the held rows again after a schema change here, and every kHeldRetryInterval anyway.
 // False: stopping.
 bool ConsumerRun::retry_held_when_due(const std::atomic<bool>& stop) {
+  report_clock();  // the publisher folds too: what it did shows here, once per loop
   if (held_rows_ == 0) return true;
   refresh_schema(false);
   const auto now = std::chrono::steady_clock::now();
@@ -317,6 +325,8 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
       "applying changes");
   if (!committed) return false;
   count_conflicts();
+  observe_skew(plan, wall_clock_ms());
+  report_clock();
   for (const auto& line : held_lines) spdlog::warn("{}", line);
   report_applied(plan, total, newest, started);
   if (total.held > 0) {
@@ -373,6 +383,75 @@ void ConsumerRun::report_applied(const ConsumePlan& plan, const ApplyStats& tota
   if (total.dead_lettered > 0)
     spdlog::warn("{}: {} row(s) dead-lettered (see __harmony_dead_letters)", options_.stream,
                  total.dead_lettered);
+}
+
+// Per origin, its newest row's (physical ms - our wall clock): one skew sample per batch (the
+// newest row is the one least delayed). Held rows count too: they are the skew that matters.
+void ConsumerRun::observe_skew(const ConsumePlan& plan, int64_t now_ms) {
+  // Only messages near the end of the stream are live: history read while catching up is late
+  // by however long this node was away, which says nothing about clocks. 64 messages leave room
+  // for several origins publishing at once.
+  constexpr uint64_t kLiveMessages = 64;
+  const uint64_t newest_known = std::max(progress_.last_seq, plan.last_seen);
+  const double bound_s = static_cast<double>(options_.max_clock_drift_ms) / 1000.0;
+  for (const auto& r : plan.apply) {
+    if (r.batch.origin_node == options_.node) continue;  // own batches replayed after a restore
+    if (r.seq + kLiveMessages < newest_known) continue;
+    int64_t newest = -1;
+    for (const auto& row : r.batch.rows)
+      if (hlc_well_formed(row.hlc)) newest = std::max(newest, row.hlc);
+    if (newest < 0) continue;
+    const uint64_t origin = r.batch.origin_node;
+    stats_.observe_clock_skew(origin, hlc_physical_ms(newest) - now_ms, now_ms);
+    const int64_t ahead = stats_.clock_skews()[origin].ahead_ms;
+    const bool beyond = ahead > options_.max_clock_drift_ms || -ahead > options_.max_clock_drift_ms;
+    bool& logged = skew_logged_[origin];
+    if (beyond && !logged) {
+      if (ahead > 0)
+        spdlog::error(
+            "clock skew: node {}'s clock is {:.1f} s ahead of this node's, beyond the drift bound "
+            "(max_clock_drift, {:.1f} s): its rows are held here until this node's clock reaches "
+            "them. Fix the clock of the node that is wrong (NTP)",
+            origin, static_cast<double>(ahead) / 1000.0, bound_s);
+      else
+        spdlog::error(
+            "clock skew: rows from node {} arrive {:.1f} s behind this node's clock, beyond the "
+            "drift bound (max_clock_drift, {:.1f} s): this node's clock may be ahead (its rows "
+            "are then held by the others), node {}'s behind, or delivery late. Check the clocks "
+            "(NTP)",
+            origin, static_cast<double>(-ahead) / 1000.0, bound_s, origin);
+    } else if (!beyond && logged) {
+      spdlog::info("clock skew: node {} is within the drift bound again ({:.1f} s)", origin,
+                   static_cast<double>(ahead) / 1000.0);
+    }
+    logged = beyond;
+  }
+}
+
+// What folds (publisher, consumers) did about the drift bound since the last look: into the
+// stats and, once per occurrence, the log. Consumers share the stats, so exchange() lets exactly
+// one of them log each change.
+void ConsumerRun::report_clock() {
+  const ClockBoundEvents& e = clock_bound_events();
+  const double bound_s = static_cast<double>(options_.max_clock_drift_ms) / 1000.0;
+  const int64_t lowered = e.clock_lowered.load();
+  if (stats_.clock_lowered.exchange(lowered) < lowered) {
+    stats_.clock_lowered_ms = e.last_lowered_ms.load();
+    spdlog::error(
+        "clock: the stored clock (__harmony_meta 'hlc') was {:.1f} s ahead of this host's clock, "
+        "beyond the drift bound (max_clock_drift, {:.1f} s): this host's clock ran ahead and was "
+        "set back, or a peer's far-future versions were accepted. Lowered to the bound: new "
+        "versions are issued within it",
+        static_cast<double>(stats_.clock_lowered_ms.load()) / 1000.0, bound_s);
+  }
+  const int64_t beyond = e.versions_beyond.load();
+  if (const int64_t before = stats_.versions_beyond_bound.exchange(beyond); before < beyond)
+    spdlog::error(
+        "clock: {} local change(s) got versions beyond this host's clock + drift bound ({:.1f} "
+        "s): their rows already carried versions that far ahead (written while a clock ran "
+        "ahead), and a new version must exceed the old one. Peers hold these rows until their "
+        "clocks reach them",
+        beyond - before, bound_s);
 }
 
 void ConsumerRun::pause_for_gap(const SequenceGap& gap) {

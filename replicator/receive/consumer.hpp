@@ -58,6 +58,8 @@ struct ConsumerOptions {
   // them down: holding is never dropping, so it needs a limit of its own. A row is typically a
   // few hundred bytes in __harmony_held, so the default is some hundreds of MB of disk.
   int64_t max_held_rows = 1'000'000;
+  // The drift bound (config max_clock_drift): rows further ahead of the wall clock are held.
+  int64_t max_clock_drift_ms = kDefaultMaxClockDriftMs;
   // [nats] cluster_key_file: parts are checked against it (nullptr: no cluster key).
   std::shared_ptr<const ClusterKey> cluster_key;
 };

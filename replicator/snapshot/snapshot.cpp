@@ -213,7 +213,9 @@ int64_t mark_kept_pending(Db& snap, const Batch& pending, const std::vector<bool
 int64_t reapply_pending(Db& snap, Batch pending, uint64_t node) {
   const std::vector<bool> usable = capture_pending_tables(snap, pending);
   std::erase_if(pending.rows, [&](const RowChange& r) { return !usable[r.table]; });
-  Applier applier(snap, node, captured_tables(snap));
+  // Our own versions: the drift bound is for peers' rows, so only the hard limit applies (a row
+  // written while this host's clock ran ahead is kept, not held where no retry reaches it).
+  Applier applier(snap, node, captured_tables(snap), kMaxClockAheadMs);
   applier.begin();
   const MessageRef where{"restore", 0};
   std::vector<HeldRows> held;

@@ -99,7 +99,8 @@ void TestCluster::write_config(int i) {
   // Clustered nodes need route credentials (harmonylite refuses routes without them), unless
   // the test gives its own.
   if (options_.external_nats_url.empty() && size() > 1 &&
-      options_.nats_extra.find("cluster_") == std::string::npos)
+      options_.nats_extra.find("cluster_user") == std::string::npos &&
+      options_.nats_extra.find("cluster_insecure") == std::string::npos)
     nats += "cluster_user = \"test\"\ncluster_password = \"test-routes\"\n";
   std::string toml = fmt::format(
       "db_path = \"{}\"\nnode_id = {}\n{}\n{}\n"
@@ -130,7 +131,8 @@ void TestCluster::set_node_sections(int i, const std::string& sections) {
   write_config(i);
 }
 
-void TestCluster::start(int i, const std::vector<std::string>& extra_flags) {
+void TestCluster::start(int i, const std::vector<std::string>& extra_flags,
+                        const std::map<std::string, std::string>& env) {
   Node& n = nodes_.at(static_cast<size_t>(i));
   std::vector<std::string> argv = {harmonylite_path(), "-config", n.config};
   // A lone clustered server waits for routes forever: cluster only when there are peers.
@@ -151,7 +153,7 @@ void TestCluster::start(int i, const std::vector<std::string>& extra_flags) {
   }
   for (const auto& f : extra_flags) argv.push_back(f);
   write_file(n.log, read_file(n.log) + "\n" + kStartMarker + "\n");
-  n.process = std::make_unique<Process>(argv, n.log);
+  n.process = std::make_unique<Process>(argv, n.log, env);
 }
 
 void TestCluster::start_all() {

@@ -3,6 +3,7 @@
 // clustered with the others on free loopback ports - or an external NATS URL - and a health
 // endpoint on a free loopback port, which tells when the node is ready.
 #pragma once
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,7 +46,9 @@ class TestCluster {
   const std::string& dir() const { return dir_.path(); }
   uint64_t node_id(int i) const { return static_cast<uint64_t>(i) + 1; }
 
-  void start(int i, const std::vector<std::string>& extra_flags = {});
+  // `env`: variables added to the process's environment (e.g. a test hook).
+  void start(int i, const std::vector<std::string>& extra_flags = {},
+             const std::map<std::string, std::string>& env = {});
   void start_all();
   int stop(int i);  // SIGTERM; returns the exit status
   void kill9(int i);

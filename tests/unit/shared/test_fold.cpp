@@ -109,10 +109,10 @@ TEST_CASE("fold: versions strictly increase when the logged ms go backwards", "[
   CHECK(load_clock(f.db) == f.version_of(2));
 }
 
-TEST_CASE("fold: a clock already ahead of the wall clock keeps counting from there",
+TEST_CASE("fold: a clock ahead of the wall clock within the drift bound keeps counting from there",
           "[capture][fold]") {
   FoldDb f;
-  const int64_t ahead = hlc_from_ms(wall_clock_ms() + 3'600'000) + 5;  // a peer's clock, 1 h ahead
+  const int64_t ahead = hlc_from_ms(wall_clock_ms() + 30'000) + 5;  // a peer's clock, 30 s ahead
   {
     Transaction tx(f.db);
     store_clock(f.db, ahead);
@@ -128,18 +128,67 @@ TEST_CASE("fold: a clock already ahead of the wall clock keeps counting from the
   CHECK(f.version_of(1) == ahead + 3);
 }
 
+// Issue 15 case 6: a clock left a day ahead (this host's clock was wrong, then fixed) kept issuing
+// versions a day ahead, which every peer refused.
+TEST_CASE("fold: a stored clock beyond wall clock + drift bound is lowered to the bound",
+          "[capture][fold][clock]") {
+  FoldDb f;
+  const int64_t ahead = hlc_from_ms(wall_clock_ms() + 25LL * 3'600'000);  // 25 h ahead
+  {
+    Transaction tx(f.db);
+    store_clock(f.db, ahead);
+    tx.commit();
+  }
+  f.db.exec("INSERT INTO t VALUES (1, 'a', 'a'); INSERT INTO s VALUES (1, 'x');");
+  const int64_t lowered_before = clock_bound_events().clock_lowered;
+  const auto st = f.fold();
+  const int64_t ahead_ms = hlc_physical_ms(f.version_of(1)) - wall_clock_ms();
+  INFO("version issued " << ahead_ms << " ms ahead of the wall clock");
+  CHECK(ahead_ms <= kDefaultMaxClockDriftMs);
+  CHECK(hlc_plausible(f.version_of(1), wall_clock_ms(), kDefaultMaxClockDriftMs));
+  CHECK(hlc_physical_ms(load_clock(f.db)) <= wall_clock_ms() + kDefaultMaxClockDriftMs);
+  CHECK(st.clock_lowered_ms > 24LL * 3'600'000);
+  CHECK(clock_bound_events().clock_lowered == lowered_before + 1);
+  CHECK(st.beyond_bound == 0);
+  // Versions keep increasing from the lowered clock.
+  const int64_t v1 = f.version_of(1);
+  f.db.exec("UPDATE t SET v = 'b'");
+  CHECK(f.fold().clock_lowered_ms == 0);
+  CHECK(f.version_of(1) > v1);
+}
+
 TEST_CASE("fold: a row's new version exceeds its previous one even above the clock",
           "[capture][fold]") {
   FoldDb f;
   f.db.exec("INSERT INTO t VALUES (1, 'a', 'a')");
   f.fold();
   // A version for this row higher than the stored clock (as if the clock had been lost).
-  const int64_t high = load_clock(f.db) + hlc_from_ms(60'000);  // a minute ahead
+  const int64_t high = load_clock(f.db) + hlc_from_ms(30'000);  // half a minute ahead
   f.db.exec(fmt::format("UPDATE {} SET version = {}", f.t.rows, high));
   f.db.exec("UPDATE t SET v = 'b'");
   f.fold();
   CHECK(f.version_of(1) == high + 1);
   CHECK(load_clock(f.db) == high + 1);
+}
+
+// A row whose previous version is beyond the bound (issued while this host's clock ran ahead):
+// its new version must still exceed it, or peers holding the old version would skip the write.
+// Fresh versions of other rows stay within the bound; the exception is counted.
+TEST_CASE("fold: a row already beyond the drift bound gets previous + 1, other rows stay within",
+          "[capture][fold][clock]") {
+  FoldDb f;
+  f.db.exec("INSERT INTO t VALUES (1, 'a', 'a'), (2, 'b', 'b')");
+  f.fold();
+  const int64_t far = hlc_from_ms(wall_clock_ms() + 3'600'000);  // an hour ahead
+  f.db.exec(fmt::format("UPDATE {} SET version = {} WHERE k1 = 1", f.t.rows, far));
+  f.db.exec("UPDATE t SET v = 'c'");  // both rows
+  const int64_t beyond_before = clock_bound_events().versions_beyond;
+  const auto st = f.fold();
+  CHECK(f.version_of(1) == far + 1);
+  CHECK(st.beyond_bound == 1);
+  CHECK(clock_bound_events().versions_beyond == beyond_before + 1);
+  CHECK(hlc_physical_ms(f.version_of(2)) <= wall_clock_ms() + kDefaultMaxClockDriftMs);
+  CHECK(hlc_physical_ms(load_clock(f.db)) <= wall_clock_ms() + kDefaultMaxClockDriftMs);
 }
 
 TEST_CASE("fold: ms logged in the future are capped at the wall clock", "[capture][fold]") {
@@ -192,7 +241,7 @@ TEST_CASE("fold: a version received from a peer raises the clock (HLC receive ru
   b.tables.push_back({"t", "", {"id", "v", "u"}, {"id"}, 0});
   RowChange r;
   r.table = 0;
-  r.hlc = hlc_from_ms(wall_clock_ms() + 60'000);  // a peer whose clock runs a minute ahead
+  r.hlc = hlc_from_ms(wall_clock_ms() + 30'000);  // a peer whose clock runs 30 s ahead
   r.key = {int64_t{2}};
   r.values = {int64_t{2}, Text{"remote"}, Text{"r"}};
   b.rows.push_back(r);
@@ -209,4 +258,61 @@ TEST_CASE("fold: a version received from a peer raises the clock (HLC receive ru
   f.db.exec("UPDATE t SET v = 'local' WHERE id = 1");
   f.fold();
   CHECK(f.version_of(1) > r.hlc);
+}
+
+namespace {
+// One received row of table t, version `hlc`, from node 99.
+Batch remote_row(int64_t id, int64_t hlc) {
+  Batch b;
+  b.origin_node = 99;
+  b.batch_id = 1;
+  b.tables.push_back({"t", "", {"id", "v", "u"}, {"id"}, 0});
+  RowChange r;
+  r.table = 0;
+  r.hlc = hlc;
+  r.key = {int64_t{id}};
+  r.values = {int64_t{id}, Text{"remote"}, Text{fmt::format("r{}", id)}};
+  b.rows.push_back(r);
+  return b;
+}
+}  // namespace
+
+// Issue 15 case 6: a row 2 min ahead was applied at once and dragged this node's clock (and every
+// later local version) 2 min ahead; only versions beyond a day were held.
+TEST_CASE("apply: a row beyond the drift bound is held and does not move the clock",
+          "[capture][fold][clock]") {
+  FoldDb f;
+  const int64_t clock_before = load_clock(f.db);
+  const Batch b = remote_row(5, hlc_from_ms(wall_clock_ms() + 120'000));  // 2 min ahead
+  ApplyStats st;
+  std::vector<HeldRows> held;
+  {
+    Transaction tx(f.db);
+    Applier applier(f.db, 7, captured_tables(f.db));  // the default bound: a minute
+    applier.begin();
+    st = applier.apply(b, {"s", 1}, held);
+    applier.finish();
+    tx.commit();
+  }
+  INFO("applied " << st.applied << ", held " << st.held << ", clock now "
+                  << hlc_physical_ms(load_clock(f.db)) - wall_clock_ms() << " ms ahead");
+  CHECK(st.applied == 0);
+  CHECK(st.held == 1);
+  REQUIRE(held.size() == 1);
+  CHECK(held[0].kind == HoldKind::Clock);
+  CHECK(held[0].reason.find("bound 60.0 s") != std::string::npos);
+  CHECK(load_clock(f.db) == clock_before);
+  CHECK(f.db.query_int("SELECT count(*) FROM t WHERE id = 5") == 0);
+}
+
+TEST_CASE("apply: the drift bound is the Applier's option", "[capture][fold][clock]") {
+  FoldDb f;
+  const Batch b = remote_row(5, hlc_from_ms(wall_clock_ms() + 120'000));  // 2 min ahead
+  Transaction tx(f.db);
+  Applier applier(f.db, 7, captured_tables(f.db), 300'000);  // 5 min
+  applier.begin();
+  std::vector<HeldRows> held;
+  CHECK(applier.apply(b, {"s", 1}, held).applied == 1);
+  applier.finish();
+  tx.commit();
 }

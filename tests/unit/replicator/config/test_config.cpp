@@ -64,6 +64,7 @@ TEST_CASE("empty config file gives every default", "[config]") {
   CHECK(c.cleanup_interval_ms == 5000);
   CHECK(c.sleep_timeout_ms == 0);
   CHECK(c.polling_interval_ms == 0);
+  CHECK(c.max_clock_drift_ms == 60000);
   CHECK(c.include_tables.empty());
   CHECK(c.exclude_tables.empty());
   CHECK_FALSE(c.capture_existing_rows);
@@ -201,6 +202,7 @@ scan_max_changes = 512
 cleanup_interval = 7000
 sleep_timeout = 15000
 polling_interval = 250
+max_clock_drift = 5000
 include_tables = ["Books", "Authors"]
 exclude_tables = ["sessions"]
 capture_existing_rows = true
@@ -287,6 +289,7 @@ detailed = false
   CHECK(c.cleanup_interval_ms == 7000);
   CHECK(c.sleep_timeout_ms == 15000);
   CHECK(c.polling_interval_ms == 250);
+  CHECK(c.max_clock_drift_ms == 5000);
   CHECK(c.include_tables == std::vector<std::string>{"Books", "Authors"});
   CHECK(c.exclude_tables == std::vector<std::string>{"sessions"});
   CHECK(c.capture_existing_rows);
@@ -436,6 +439,9 @@ TEST_CASE("wrong types and bad values throw ConfigError naming key and file", "[
       {"cleanup_interval = -1\n", "cleanup_interval", "non-negative integer (milliseconds)"},
       {"sleep_timeout = -1\n", "sleep_timeout", "non-negative"},
       {"polling_interval = \"1s\"\n", "polling_interval", "(got \"1s\")"},
+      {"max_clock_drift = 0\n", "max_clock_drift", "between 1 and 86400000 (milliseconds)"},
+      {"max_clock_drift = 86400001\n", "max_clock_drift", "(got 86400001)"},
+      {"max_clock_drift = \"60s\"\n", "max_clock_drift", "(got \"60s\")"},
       {"[snapshot]\ninterval = -60000\n", "snapshot.interval", "non-negative"},
       {"[snapshot]\nleader_ttl = -1\n", "snapshot.leader_ttl", "non-negative"},
       {"[snapshot]\nstore = \"ftp\"\n", "snapshot.store",
