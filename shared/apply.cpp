@@ -583,16 +583,14 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
   return stats;
 }
 
-void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
-                             std::vector<HeldRows>& held, ApplyStats& stats) {
-  // Chains (row A takes the value row B gives up later in the batch): retry while that helps.
-  for (bool progress = true; progress && !deferred.empty();) {
+void Applier::retry_chains(std::vector<PendingRow>& rows, uint64_t origin, ApplyStats& stats) {
+  for (bool progress = true; progress && !rows.empty();) {
     progress = false;
     std::vector<PendingRow> still;
-    for (auto& p : deferred) {
+    for (auto& p : rows) {
       try {
         write_row(p);
-        commit_row(p, batch.origin_node, stats);
+        commit_row(p, origin, stats);
         progress = true;
       } catch (const SqliteError& e) {
         if (is_transient(e)) throw;
@@ -600,8 +598,14 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
         still.push_back(std::move(p));
       }
     }
-    deferred = std::move(still);
+    rows = std::move(still);
   }
+}
+
+void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
+                             std::vector<HeldRows>& held, ApplyStats& stats) {
+  // Chains (row A takes the value row B gives up later in the batch): retry while that helps.
+  retry_chains(deferred, batch.origin_node, stats);
   if (deferred.empty()) return;
   // Cycles (two rows swap their values): no order works one row at a time. The batch is one
   // source transaction's end state, so remove the rows it rewrites and write them all again;
@@ -636,22 +640,7 @@ void Applier::apply_deferred(std::vector<PendingRow>& deferred, const Batch& bat
     }
     // A settled race may free the value the batch's other rows wait for (a swap with a value
     // taken from outside): their chain goes on, so the batch still applies whole where it can.
-    for (bool progress = settled; progress && !unsettled.empty();) {
-      progress = false;
-      std::vector<PendingRow> still;
-      for (auto& p : unsettled) {
-        try {
-          write_row(p);
-          commit_row(p, batch.origin_node, stats);
-          progress = true;
-        } catch (const SqliteError& e) {
-          if (is_transient(e)) throw;
-          p.error = fmt::format("cannot apply to \"{}\": {}", *p.table, e.what());
-          still.push_back(std::move(p));
-        }
-      }
-      unsettled = std::move(still);
-    }
+    if (settled) retry_chains(unsettled, batch.origin_node, stats);
     deferred = std::move(unsettled);
     for (const auto& p : deferred) {
       const size_t table = p.row->table;

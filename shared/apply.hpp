@@ -116,6 +116,9 @@ class Applier {
   // settles the race (see the rule in apply.cpp). False: no rule applies, the row stays held.
   bool settle_unique_race(PendingRow& p, uint64_t origin, ApplyStats& stats);
   // Rows that hit a UNIQUE index in the first pass: retried in order, then as one group.
+  // Writes `rows` one by one, again while that helps (a row freeing the value another needs);
+  // leaves in `rows` those that still fail, each with its error.
+  void retry_chains(std::vector<PendingRow>& rows, uint64_t origin, ApplyStats& stats);
   void apply_deferred(std::vector<PendingRow>& deferred, const Batch& batch,
                       std::vector<HeldRows>& held, ApplyStats& stats);
 
