@@ -17,7 +17,7 @@ namespace harmony {
 // Short busy timeout: the retry loop below does the waiting, so it can log and stop.
 constexpr int kBusyTimeoutMs = 200;
 
-Db open_database(const std::string& path) {
+void check_database_path(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
     const int err = errno;
@@ -43,6 +43,10 @@ Db open_database(const std::string& path) {
         "directory {} of database {} is not writable by this user ({}): SQLite needs to create "
         "{}-wal and {}-shm there",
         dir, path, std::strerror(errno), path, path));
+}
+
+Db open_database(const std::string& path) {
+  check_database_path(path);
   Db db = Db::open(path, SQLITE_OPEN_READWRITE);
   db.set_busy_timeout(kBusyTimeoutMs);
   try {

@@ -11,9 +11,11 @@
 
 namespace harmony {
 
-// Opens an existing database for the replicator. Throws Error with a user-facing message when
-// the file is missing or unreachable, not a database, read-only, or in a directory where SQLite
-// cannot create the -wal and -shm files.
+// Throws Error naming what is wrong with `path` and what to do: missing, not a regular file, not
+// readable and writable, a directory where SQLite cannot create -wal and -shm.
+void check_database_path(const std::string& path);
+// Opens an existing database for the replicator: check_database_path, then a user-facing error
+// for a file that is not a database.
 Db open_database(const std::string& path);
 
 // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, retrying the whole transaction while the

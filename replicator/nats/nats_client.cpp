@@ -24,7 +24,12 @@ namespace harmony {
 using namespace std::chrono_literals;
 
 void nats_library_close() {
-  nats_Close();
+  // Wait for the library's own threads (socket readers, flushers, reconnect) to finish before the
+  // process exits, so none is still inside OpenSSL or our callbacks while exit handlers run.
+  // Every connection is destroyed by now, so the wait is short; past this bound exit goes ahead.
+  constexpr int64_t kLibraryCloseWaitMs = 5000;
+  if (nats_CloseAndWait(kLibraryCloseWaitMs) != NATS_OK)
+    spdlog::warn("the NATS library did not finish closing within {} ms", kLibraryCloseWaitMs);
 }
 
 std::string nats_error_text(natsStatus s, jsErrCode jerr) {

@@ -16,7 +16,7 @@
 
 namespace harmony {
 
-// nats_Close(): call exactly once, at process end, after every connection is destroyed.
+// nats_CloseAndWait(): call exactly once, at process end, after every connection is destroyed.
 void nats_library_close();
 
 // "<status text>: <nats_GetLastError detail> (JetStream error <code>)". Call it on the thread

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "replicator/common/database.hpp"
 #include "shared/error.hpp"
 
 namespace harmony {
@@ -45,6 +46,8 @@ std::string instance_lock_path(const std::string& db_path) {
 }
 
 InstanceLock::InstanceLock(const std::string& db_path) : path_(instance_lock_path(db_path)) {
+  // The database's own trouble first: its messages say what to do, a lock file error would not.
+  check_database_path(db_path);
   // O_NOFOLLOW: a planted symlink must not make us truncate another file; O_CLOEXEC: the
   // embedded nats-server child must not inherit (and so keep holding) the lock.
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
