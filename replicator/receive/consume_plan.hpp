@@ -24,7 +24,7 @@ namespace harmony {
 inline constexpr size_t kMaxDeadLetterPayload = 64 * 1024;
 
 // Bytes that cannot be applied: bad headers or an undecodable batch.
-struct DeadLetter {
+struct RefusedMessage {
   uint64_t seq = 0;  // the message's sequence (a batch's: its last part's)
   uint64_t origin = 0;
   uint64_t batch = 0;
@@ -58,7 +58,7 @@ struct PlanInputs {
 
 struct ConsumePlan {
   std::vector<ReadyBatch> apply;  // in stream order
-  std::vector<DeadLetter> dead_letters;
+  std::vector<RefusedMessage> dead_letters;
   int64_t skipped_own = 0;  // own batches recognised as echoes
   // Not planned because the transaction reached max_rows_per_txn: read first next time, in order.
   std::deque<IncomingMessage> deferred;
