@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -23,7 +24,26 @@
 namespace harmony {
 using namespace std::chrono_literals;
 
+namespace {
+// nats.c's exit handler (natsLib_Destructor, registered with atexit once the library was opened)
+// still runs the OpenSSL 1.0 clean-up when TLS was used: sk_SSL_COMP_free on the stack that
+// SSL_COMP_get_compression_methods() returns. Since OpenSSL 1.1 that stack belongs to libssl,
+// whose own exit handler (OPENSSL_cleanup -> ssl_library_stop) frees it again: a double free
+// that killed every TLS node at exit with SIGSEGV in OPENSSL_sk_pop_free. So take the stack
+// away from both before the library closes: nats.c then frees NULL (a no-op), as does
+// OpenSSL. The detached stack stays referenced here until the process ends (a few bytes, and
+// still reachable for the leak checker); nothing compresses TLS records after shutdown.
+STACK_OF(SSL_COMP) * g_detached_compression_methods = nullptr;
+
+void detach_ssl_compression_methods() {
+  SSL_COMP_get_compression_methods();  // load the built-in list first, so it is not made later
+  if (!g_detached_compression_methods)
+    g_detached_compression_methods = SSL_COMP_set0_compression_methods(nullptr);
+}
+}  // namespace
+
 void nats_library_close() {
+  detach_ssl_compression_methods();
   // Wait for the library's own threads (socket readers, flushers, reconnect) to finish before the
   // process exits, so none is still inside OpenSSL or our callbacks while exit handlers run.
   // Every connection is destroyed by now, so the wait is short; past this bound exit goes ahead.
