@@ -4,6 +4,8 @@
 
 #include <httplib.h>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <fmt/format.h>
@@ -28,6 +30,7 @@ std::pair<std::string, int> parse_bind_address(const std::string& bind, const st
 
 struct HttpServer::Impl {
   httplib::Server server;
+  std::atomic<bool> listener_done{false};  // the listener thread has left listen_after_bind()
   std::thread thread;
 };
 
@@ -104,15 +107,23 @@ void HttpServer::start() {
           what_, bind_, host, port));
     port_ = port;
   }
-  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  impl_->thread = std::thread([this] {
+    impl_->server.listen_after_bind();
+    impl_->listener_done = true;
+  });
 }
 
 void HttpServer::stop() {
   if (!impl_) return;
-  if (impl_->thread.joinable()) {
-    impl_->server.stop();
-    impl_->thread.join();
-  }
+  if (!impl_->thread.joinable()) return;
+  // httplib's stop() does nothing until listen_after_bind() has marked the server running; a
+  // stop right after start() (a start-up failing just after the health endpoint came up) would
+  // otherwise let the thread go on to listen forever and the join below wait forever. So wait
+  // for the listener to be running (or gone) first: a few microseconds after start().
+  while (!impl_->server.is_running() && !impl_->listener_done)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  impl_->server.stop();
+  impl_->thread.join();
 }
 
 }  // namespace harmony

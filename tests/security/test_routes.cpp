@@ -37,8 +37,6 @@ constexpr const char* kRoutePassword = "R0ute-Secret-x9";
 constexpr const char* kNatsPassword = "Cl1ent-Secret-p4";
 constexpr const char* kStream = "harmonylite-changes-1";
 constexpr const char* kSubject = "harmonylite-change-log-1";
-constexpr const char* kNoEndpoints =
-    "[snapshot]\nenabled = false\n[health_check]\nenable = false\n";
 
 bool contains(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;
@@ -311,9 +309,6 @@ TEST_CASE("routes: a symlink at nats-server's log path is not followed", "[secur
   ClusterOptions o;
   o.nodes = 1;
   TestCluster c(o);
-  // No health endpoint: the node is to stop at start-up, and an HTTP server stopped right after
-  // it started can miss the stop (a cpp-httplib race outside this test's subject).
-  c.set_node_sections(0, kNoEndpoints);
   const std::string store = c.dir() + "/nats-1", victim = c.dir() + "/victim.txt";
   fs::create_directories(store);
   fs::permissions(store, fs::perms::owner_all);
@@ -333,7 +328,6 @@ TEST_CASE("routes: a nats store directory others can write to is refused", "[sec
   ClusterOptions o;
   o.nodes = 1;
   TestCluster c(o);
-  c.set_node_sections(0, kNoEndpoints);
   const std::string store = c.dir() + "/nats-1";
   fs::create_directories(store);
   fs::permissions(store, fs::perms::all);  // 0777

@@ -1,6 +1,13 @@
 // The HTTP listener behind [health_check] and [prometheus] (replicator/ops/http_server.cpp): bind
 // addresses as HarmonyLite parses them, paths, and errors that name the config key.
 #include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "replicator/ops/http_server.hpp"
@@ -61,4 +68,36 @@ TEST_CASE("the HTTP server answers on its paths and names the key when it cannot
   }
   server.stop();
   CHECK_FALSE(cli.Get("/health"));
+}
+
+// A start-up that fails right after the health endpoint started stops the server at once. The
+// stop must not depend on the listener thread having reached its loop: httplib's stop() does
+// nothing until then, and the thread would listen (and the join wait) forever. Run in a child
+// process so a hang is reported as a failure instead of hanging the suite.
+TEST_CASE("the HTTP server stops even when stopped right after it started", "[metrics]") {
+  constexpr int kCycles = 300;
+  constexpr auto kBound = std::chrono::seconds(30);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    for (int i = 0; i < kCycles; ++i) {
+      harmony::HttpServer server("127.0.0.1:0", "[health_check] bind");
+      server.handle("/health", [] { return harmony::HttpResponse{}; });
+      server.start();
+      server.stop();
+    }
+    _exit(0);
+  }
+  int status = -1;
+  const auto deadline = std::chrono::steady_clock::now() + kBound;
+  while (waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      FAIL("start/stop cycles still running after " << kBound.count() << " s: stop() hangs");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
