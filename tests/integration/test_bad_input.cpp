@@ -34,6 +34,7 @@
 #include "replicator/wire/wire.hpp"
 #include "shared/hlc.hpp"
 #include "tests/support/cluster.hpp"
+#include "tests/support/raw_nats.hpp"
 
 using namespace harmony;
 using namespace harmony::test;
@@ -45,54 +46,15 @@ constexpr const char* kSubject = "harmonylite-change-log-1";
 constexpr const char* kStream = "harmonylite-changes-1";
 constexpr int64_t kTenMB = 10 * 1024 * 1024;
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+using Headers = NatsHeaders;
 
-// A plain NATS client with a JetStream context, as any program on the network could have.
-class RawClient {
- public:
-  explicit RawClient(const std::string& url) {
-    natsConnection* nc = nullptr;
-    REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
-    nc_.reset(nc);
-    jsCtx* js = nullptr;
-    REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-    js_.reset(js);
-  }
-  struct Ack {
-    uint64_t seq = 0;  // 0: refused
-    bool duplicate = false;
-    std::string error;
-  };
+// Publishes into node streams' subject, as any program on the network could.
+struct RawClient : RawNatsClient {
+  using RawNatsClient::RawNatsClient;
   Ack publish(const std::string& payload, const Headers& headers) {
-    natsMsg* raw = nullptr;
-    REQUIRE(natsMsg_Create(&raw, kSubject, nullptr, payload.data(),
-                           static_cast<int>(payload.size())) == NATS_OK);
-    std::unique_ptr<natsMsg, decltype(&natsMsg_Destroy)> m(raw, natsMsg_Destroy);
-    for (const auto& [k, v] : headers) natsMsgHeader_Set(m.get(), k.c_str(), v.c_str());
-    jsPubAck* pa = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_PublishMsg(&pa, js_.get(), m.get(), nullptr, &jerr);
-    std::unique_ptr<jsPubAck, decltype(&jsPubAck_Destroy)> ack(pa, jsPubAck_Destroy);
-    Ack out;
-    if (s != NATS_OK) {
-      out.error = fmt::format("{} ({})", natsStatus_GetText(s), nats_GetLastError(nullptr));
-      return out;
-    }
-    out.seq = ack->Sequence;
-    out.duplicate = ack->Duplicate;
-    return out;
+    return RawNatsClient::publish(kSubject, payload, headers);
   }
-  uint64_t last_seq() {
-    jsStreamInfo* raw = nullptr;
-    REQUIRE(js_GetStreamInfo(&raw, js_.get(), kStream, nullptr, nullptr) == NATS_OK);
-    std::unique_ptr<jsStreamInfo, decltype(&jsStreamInfo_Destroy)> info(raw, jsStreamInfo_Destroy);
-    return info->State.LastSeq;
-  }
-
- private:
-  std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)> nc_{nullptr,
-                                                                         natsConnection_Destroy};
-  std::unique_ptr<jsCtx, decltype(&jsCtx_Destroy)> js_{nullptr, jsCtx_Destroy};
+  uint64_t last_seq() { return RawNatsClient::last_seq(kStream); }
 };
 
 Headers part_headers(const std::string& origin, const std::string& batch,

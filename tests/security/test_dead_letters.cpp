@@ -18,6 +18,7 @@
 #include "replicator/wire/wire.hpp"
 #include "tests/support/cluster.hpp"
 #include "tests/support/http.hpp"
+#include "tests/support/raw_nats.hpp"
 
 using namespace harmony;
 using namespace harmony::test;
@@ -35,35 +36,17 @@ constexpr int64_t kMaxRows = 40;
 // Less than kMaxRows of these rows (~2.1 KiB each): the byte bound is the one that bites first.
 constexpr int64_t kMaxBytes = 48 * 1024;
 
-// A plain NATS client, as any program that can publish into the stream has.
-class RawPublisher {
- public:
-  explicit RawPublisher(const std::string& url) {
-    natsConnection* nc = nullptr;
-    REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
-    nc_.reset(nc);
-    jsCtx* js = nullptr;
-    REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-    js_.reset(js);
-  }
+// Publishes one-part messages from a made-up origin, as any program that can publish into the
+// stream could.
+struct RawPublisher : RawNatsClient {
+  using RawNatsClient::RawNatsClient;
   uint64_t publish(const std::string& payload, uint64_t batch) {
-    natsMsg* raw = nullptr;
-    REQUIRE(natsMsg_Create(&raw, kSubject, nullptr, payload.data(),
-                           static_cast<int>(payload.size())) == NATS_OK);
-    std::unique_ptr<natsMsg, decltype(&natsMsg_Destroy)> m(raw, natsMsg_Destroy);
-    natsMsgHeader_Set(m.get(), kHeaderOrigin, "424242");
-    natsMsgHeader_Set(m.get(), kHeaderBatch, std::to_string(batch).c_str());
-    natsMsgHeader_Set(m.get(), kHeaderPart, "1/1");
-    jsPubAck* pa = nullptr;
-    REQUIRE(js_PublishMsg(&pa, js_.get(), m.get(), nullptr, nullptr) == NATS_OK);
-    std::unique_ptr<jsPubAck, decltype(&jsPubAck_Destroy)> ack(pa, jsPubAck_Destroy);
-    return ack->Sequence;
+    const auto ack = RawNatsClient::publish(
+        kSubject, payload,
+        {{kHeaderOrigin, "424242"}, {kHeaderBatch, std::to_string(batch)}, {kHeaderPart, "1/1"}});
+    REQUIRE(ack.seq > 0);
+    return ack.seq;
   }
-
- private:
-  std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)> nc_{nullptr,
-                                                                         natsConnection_Destroy};
-  std::unique_ptr<jsCtx, decltype(&jsCtx_Destroy)> js_{nullptr, jsCtx_Destroy};
 };
 
 // The bytes a dead-letter row accounts for (shared/dead_letters.hpp says the same).

@@ -23,6 +23,7 @@
 #include "shared/hlc.hpp"
 #include "shared/meta_store.hpp"
 #include "tests/support/cluster.hpp"
+#include "tests/support/raw_nats.hpp"
 #include "tests/support/replicate.hpp"
 #include "tests/support/support.hpp"
 
@@ -35,37 +36,14 @@ namespace {
 constexpr const char* kSubject = "harmonylite-change-log-1";
 constexpr const char* kStream = "harmonylite-changes-1";
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
+using Headers = NatsHeaders;
 
-// A plain NATS client with a JetStream context, as any program on the network could have.
-class RawClient {
- public:
-  explicit RawClient(const std::string& url) {
-    natsConnection* nc = nullptr;
-    REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
-    nc_.reset(nc);
-    jsCtx* js = nullptr;
-    REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-    js_.reset(js);
-  }
-  // The stream sequence the message got (0: refused).
+// Publishes into the change subject; the stream sequence the message got (0: refused).
+struct RawClient : RawNatsClient {
+  using RawNatsClient::RawNatsClient;
   uint64_t publish(const std::string& payload, const Headers& headers) {
-    natsMsg* raw = nullptr;
-    REQUIRE(natsMsg_Create(&raw, kSubject, nullptr, payload.data(),
-                           static_cast<int>(payload.size())) == NATS_OK);
-    std::unique_ptr<natsMsg, decltype(&natsMsg_Destroy)> m(raw, natsMsg_Destroy);
-    for (const auto& [k, v] : headers) natsMsgHeader_Set(m.get(), k.c_str(), v.c_str());
-    jsPubAck* pa = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_PublishMsg(&pa, js_.get(), m.get(), nullptr, &jerr);
-    std::unique_ptr<jsPubAck, decltype(&jsPubAck_Destroy)> ack(pa, jsPubAck_Destroy);
-    return s == NATS_OK ? ack->Sequence : 0;
+    return RawNatsClient::publish(kSubject, payload, headers).seq;
   }
-
- private:
-  std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)> nc_{nullptr,
-                                                                         natsConnection_Destroy};
-  std::unique_ptr<jsCtx, decltype(&jsCtx_Destroy)> js_{nullptr, jsCtx_Destroy};
 };
 
 Headers part_headers(const std::string& origin, uint64_t batch) {
