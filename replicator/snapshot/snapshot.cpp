@@ -251,7 +251,7 @@ void restore_local_meta(Db& snap, const LocalState& local, const RestoreOptions&
   for (const auto& [stream, until] : options.apply_own_until) {
     auto it = positions.find(stream);
     uint64_t at = it == positions.end() ? 0 : it->second;
-    if (until > at) meta_set(snap, kOwnUntilPrefix + stream, static_cast<int64_t>(until));
+    if (until > at) remember_own_until(snap, stream, until);
   }
 }
 
@@ -617,6 +617,10 @@ std::map<std::string, uint64_t> restored_own_until(Db& db) {
 void forget_restored_own_until(Db& db, const std::string& stream) {
   auto s = db.prepare("DELETE FROM __harmony_meta WHERE key = ?1");
   s.bind(1, kOwnUntilPrefix + stream).run();
+}
+
+void remember_own_until(Db& db, const std::string& stream, uint64_t seq) {
+  meta_set(db, kOwnUntilPrefix + stream, static_cast<int64_t>(seq));
 }
 
 }  // namespace harmony

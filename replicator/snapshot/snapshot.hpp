@@ -84,5 +84,7 @@ std::string schema_conflict(Db& live, Db& snapshot);
 std::map<std::string, uint64_t> restored_own_until(Db& db);
 // Deletes that bound for `stream` (once the stream position passed it). Inside a transaction.
 void forget_restored_own_until(Db& db, const std::string& stream);
+// Records such a bound. Inside a transaction.
+void remember_own_until(Db& db, const std::string& stream, uint64_t seq);
 
 }  // namespace harmony

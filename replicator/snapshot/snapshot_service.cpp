@@ -2,6 +2,7 @@
 // periodic snapshots (see snapshot_service.hpp).
 #include "replicator/snapshot/snapshot_service.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -20,7 +21,9 @@
 #include "replicator/snapshot/snapshot_leader.hpp"
 #include "shared/apply.hpp"
 #include "shared/capture.hpp"
+#include "shared/clock.hpp"
 #include "shared/hlc.hpp"
+#include "shared/meta_store.hpp"
 
 namespace harmony {
 
@@ -303,6 +306,36 @@ std::map<std::string, uint64_t> pending_own_bounds(Db& db, const std::atomic<boo
   return own;
 }
 
+// A database file that never issued a batch: new, or recreated under a node id that published
+// before (the id comes from the config, the batch counter from the file). Its batch ids must not
+// start at 1 again: JetStream drops a message whose Nats-Msg-Id ("<node>-<batch>-<part>") it saw
+// within the duplicate window and acknowledges it as a duplicate, so the rebuilt node's first
+// batches would reach no one; and this node would skip its earlier incarnation's batches in the
+// stream as its own echo. So the counter starts at the wall clock in microseconds (above any id
+// an earlier incarnation issued, unless it issued more than one batch per microsecond since or
+// the clock went back), and batches of this node id already in the streams are applied like any
+// other node's (the same bookkeeping as after a restore, kept until the position passes them).
+void claim_fresh_batch_ids(const Config& config, Db& db, NatsConnection& conn,
+                           const std::atomic<bool>& stop) {
+  if (meta_get(db, "next_batch_id")) return;
+  constexpr int64_t kMicrosPerMs = 1000;
+  const int64_t first_batch_id = std::max<int64_t>(1, wall_clock_ms() * kMicrosPerMs);
+  std::map<std::string, uint64_t> earlier;
+  for (int shard = 1; config.replicate && shard <= config.replication_log.shards; ++shard) {
+    const std::string stream = stream_name(config, shard);
+    if (const auto state = stream_state(conn, stream); state && state->last_seq > 0)
+      earlier[stream] = state->last_seq;
+  }
+  write_transaction(
+      db, stop,
+      [&] {
+        meta_set(db, "next_batch_id", first_batch_id);
+        for (const auto& [stream, last] : earlier) remember_own_until(db, stream, last);
+      },
+      "first batch id");
+  spdlog::info("this database has issued no batch yet: its batch ids start at {}", first_batch_id);
+}
+
 }  // namespace
 
 std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
@@ -319,6 +352,7 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
       if (!restore_downloaded(config, db, tmp.path, meta, views, node, stop)) return {};
     }
   }
+  claim_fresh_batch_ids(config, db, conn, stop);
   return pending_own_bounds(db, stop);
 }
 

@@ -45,6 +45,8 @@ namespace {
 constexpr const char* kSubject = "harmonylite-change-log-1";
 constexpr const char* kStream = "harmonylite-changes-1";
 constexpr int64_t kTenMB = 10 * 1024 * 1024;
+// Far above any batch id a node issues (ids start at the wall clock in microseconds, ~2^51).
+constexpr uint64_t kNeverIssuedBatch = uint64_t{1} << 62;
 
 using Headers = NatsHeaders;
 
@@ -189,11 +191,15 @@ TEST_CASE("every kind of bad message is dead-lettered with its reason, valid cha
   REQUIRE(c.wait_ready(1));
   INFO(c.all_logs());
 
-  // What both nodes hold before: a row from each node (so each has issued batch id 1).
+  // What both nodes hold before: a row from each node (so each has issued a batch). Batch ids
+  // start at the wall clock in microseconds on a new database file.
   c.exec(0, "INSERT INTO Books (id, title, author) VALUES (1, 'Dune', 'Frank Herbert')");
   c.exec(1, "INSERT INTO Authors (id, name) VALUES (1, 'Frank Herbert')");
   REQUIRE(c.wait_converged());
-  REQUIRE(c.query_int(1, "SELECT value FROM __harmony_meta WHERE key='next_batch_id'") > 1);
+  const uint64_t node2_next_batch = static_cast<uint64_t>(
+      c.query_int(1, "SELECT value FROM __harmony_meta WHERE key='next_batch_id'"));
+  REQUIRE(node2_next_batch > 1);
+  const uint64_t node2_issued = node2_next_batch - 1, node2_never = node2_next_batch + 1'000'000;
 
   const std::string url = nats_url_of(c, 1);
   REQUIRE_FALSE(url.empty());
@@ -332,7 +338,7 @@ TEST_CASE("every kind of bad message is dead-lettered with its reason, valid cha
       // Carries node 1's id with a batch id node 1 never issued: not its echo, so node 1
       // decodes it too and finds the mismatch.
       {"headers claim node 1 (never-issued batch id), body says node 7",
-       frame_of(books_body(7, 1'000'000, now, 90, "t")), part_headers(1, 1'000'000),
+       frame_of(books_body(7, kNeverIssuedBatch, now, 90, "t")), part_headers(1, kNeverIssuedBatch),
        "batch body says origin 7 but headers say 1"},
   };
   // 10 MB of garbage in 20 well-formed parts: reassembled, then refused by the decoder.
@@ -400,14 +406,15 @@ TEST_CASE("every kind of bad message is dead-lettered with its reason, valid cha
   }
 
   // Forged with node 2's own id. A batch id node 2 never issued: applied on both nodes alike.
-  REQUIRE(raw.publish(frame_of(books_body(2, 2'000'000, now, 600, "forged as node 2, new id")),
-                      part_headers(2, 2'000'000))
+  REQUIRE(raw.publish(frame_of(books_body(2, node2_never, now, 600, "forged as node 2, new id")),
+                      part_headers(2, node2_never))
               .seq > 0);
-  // A batch id node 2 did issue (1): node 2 takes it for its own echo and skips it; node 1
+  // A batch id node 2 did issue: node 2 takes it for its own echo and skips it; node 1
   // applies it. Without signatures nobody can tell; NATS credentials keep forgers out.
-  REQUIRE(raw.publish(frame_of(books_body(2, 1, now, 601, "forged as node 2, replayed id")),
-                      part_headers(2, 1))
-              .seq > 0);
+  REQUIRE(
+      raw.publish(frame_of(books_body(2, node2_issued, now, 601, "forged as node 2, replayed id")),
+                  part_headers(2, node2_issued))
+          .seq > 0);
 
   // The legit 10 MB value, written by the application on node 1, and then one valid change.
   c.exec(0, fmt::format("INSERT INTO Books (id, title, author) VALUES (9000, 'big', "
@@ -491,7 +498,8 @@ TEST_CASE("every kind of bad message is dead-lettered with its reason, valid cha
   const std::string log2 = c.log(1);
   CHECK_THAT(log2, Catch::Contains("batch 28 of node 7 dropped incomplete (1 of 2 parts)"));
   CHECK_THAT(log2, Catch::Contains("empty part 1/1 of batch 29 of node 7 ignored"));
-  CHECK_THAT(log2, Catch::Contains("batch 2000000 carries this node's id (2)"));
+  CHECK_THAT(log2,
+             Catch::Contains(fmt::format("batch {} carries this node's id (2)", node2_never)));
   CHECK_THAT(log2, Catch::Contains("of batch 1 of node 9 ignored: that batch is already complete"));
 
   // Counted: every message dead-lettered whole is a batch; the rest are rows.
