@@ -15,6 +15,7 @@
 #include "replicator/ops/held_command.hpp"
 #include "replicator/ops/schema_registry.hpp"
 #include "replicator/snapshot/snapshot_service.hpp"
+#include "replicator/sync/verify_command.hpp"
 #include "shared/error.hpp"
 
 int main(int argc, char** argv) {
@@ -62,6 +63,8 @@ int main(int argc, char** argv) {
       rc = run_list_held(config);
     else if (!cli.drop_held.empty())
       rc = run_drop_held(config, cli.drop_held);
+    else if (cli.verify)
+      rc = run_verify(config);
     else
       rc = run_replicator(config, cli);
   } catch (const Error& e) {

@@ -5,7 +5,7 @@
 #   1 extension/  replicator/common/
 #   2 replicator/config/
 #   3 replicator/wire/  replicator/nats/
-#   4 replicator/publish/  replicator/receive/  replicator/snapshot/
+#   4 replicator/publish/  replicator/receive/  replicator/snapshot/  replicator/sync/
 #   5 replicator/ops/
 #   6 replicator/node/
 #   7 replicator/main.cpp
@@ -20,7 +20,7 @@ layer_of() {
     extension | replicator/common) echo 1 ;;
     replicator/config) echo 2 ;;
     replicator/wire | replicator/nats) echo 3 ;;
-    replicator/publish | replicator/receive | replicator/snapshot) echo 4 ;;
+    replicator/publish | replicator/receive | replicator/snapshot | replicator/sync) echo 4 ;;
     replicator/ops) echo 5 ;;
     replicator/node) echo 6 ;;
     replicator) echo 7 ;;

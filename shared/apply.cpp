@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string_view>
 #include <variant>
+#include "shared/content_digest.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -165,6 +166,9 @@ void Applier::begin() {
   open_ = true;
   conflicts_in_tx_ = 0;
   fold_all(db_, tables_, self_, max_drift_ms_);
+  // Anti-entropy: rows written here change the content digest too (created after this Applier
+  // at start-up, so looked up per transaction).
+  digest_ = std::make_unique<DigestUpdater>(db_);
   clock_ = load_clock(db_);
   if (!history_loaded_) {
     // Once per schema (the caller builds a new Applier after DDL): what became of the columns
@@ -386,13 +390,30 @@ void Applier::write_row(const PendingRow& p) {
   }
 }
 
+std::optional<RowVersion> Applier::digest_before(TableStatements& st,
+                                                 const std::vector<Value>& key) {
+  if (!digest_ || !digest_->active()) return std::nullopt;
+  st.local_version.reset();
+  for (size_t i = 0; i < key.size(); ++i) st.local_version.bind(static_cast<int>(i + 1), key[i]);
+  std::optional<RowVersion> out;
+  if (st.local_version.step())
+    out = RowVersion{st.local_version.column_int(0),
+                     static_cast<uint64_t>(st.local_version.column_int(1)),
+                     st.local_version.column_int(3) != 0};
+  st.local_version.reset();
+  return out;
+}
+
 void Applier::record_row(const PendingRow& p, uint64_t origin) {
+  const auto before = digest_before(*p.st, p.key);
   p.st->record.reset();
   for (size_t i = 0; i < p.key.size(); ++i) p.st->record.bind(static_cast<int>(i + 1), p.key[i]);
   p.st->record.bind(static_cast<int>(p.key.size() + 1), p.row->hlc)
       .bind(static_cast<int>(p.key.size() + 2), static_cast<int64_t>(origin))
       .bind(static_cast<int>(p.key.size() + 3), int64_t{p.row->deleted ? 1 : 0});
   p.st->record.run();
+  if (digest_)
+    digest_->change(p.st->table->id, p.key, before, RowVersion{p.row->hlc, origin, p.row->deleted});
 }
 
 void Applier::commit_row(const PendingRow& p, uint64_t origin, ApplyStats& stats) {
@@ -423,11 +444,13 @@ void Applier::publish_delete(TableStatements& st, const std::vector<Value>& key)
   // A version of this node above everything it has seen or issued (the HLC rule), so the delete
   // replaces the losing row's version on every node that has it.
   clock_ = hlc_next(clock_, wall_clock_ms());
+  const auto before = digest_before(st, key);
   st.tombstone.reset();
   for (size_t i = 0; i < key.size(); ++i) st.tombstone.bind(static_cast<int>(i + 1), key[i]);
   st.tombstone.bind(static_cast<int>(key.size() + 1), clock_)
       .bind(static_cast<int>(key.size() + 2), static_cast<int64_t>(self_));
   st.tombstone.run();
+  if (digest_) digest_->change(st.table->id, key, before, RowVersion{clock_, self_, true});
 }
 
 ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,

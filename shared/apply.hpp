@@ -15,6 +15,7 @@
 #include "shared/capture.hpp"
 #include "shared/column_history.hpp"
 #include "shared/conflict_log.hpp"
+#include "shared/content_digest.hpp"
 #include "shared/held.hpp"
 #include "shared/hlc.hpp"
 #include "shared/meta_store.hpp"
@@ -106,6 +107,8 @@ class Applier {
   void remove_row(const PendingRow& p);
   void write_row(const PendingRow& p);
   void record_row(const PendingRow& p, uint64_t origin);
+  // Anti-entropy: what {rows} holds for `key` before a write, when a digest is kept.
+  std::optional<RowVersion> digest_before(TableStatements& st, const std::vector<Value>& key);
   // record_row, then the conflict the row's win makes (if any), counted in `stats`.
   void commit_row(const PendingRow& p, uint64_t origin, ApplyStats& stats);
   // The current values of the local row at `key` as a JSON object, "" when there is none.
@@ -131,8 +134,9 @@ class Applier {
   int64_t clock_ = 0;
   int64_t max_drift_ms_ = kDefaultMaxClockDriftMs;
   bool open_ = false;
-  bool conflicts_recorded_ = false;  // since begin(): prune the log in finish()
-  int64_t conflicts_in_tx_ = 0;      // rows recorded since begin()
+  bool conflicts_recorded_ = false;        // since begin(): prune the log in finish()
+  int64_t conflicts_in_tx_ = 0;            // rows recorded since begin()
+  std::unique_ptr<DigestUpdater> digest_;  // anti-entropy (shared/content_digest.hpp)
 };
 
 }  // namespace harmony

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "shared/content_digest.hpp"
 #include "shared/hlc.hpp"
 
 namespace harmony {
@@ -48,12 +49,27 @@ void fold_table(Db& db, const CapturedTable& t, uint64_t node, FoldClock& clock,
       "ON CONFLICT DO UPDATE SET version = excluded.version, node = excluded.node, "
       "deleted = excluded.deleted, dirty = 1",
       t.rows, key_list(n), params, n + 1, n + 2, n + 3));
+  // Anti-entropy: the table's content digest follows every {rows} change (content_digest.hpp).
+  DigestUpdater digest(db);
+  Stmt before;
+  if (digest.active())
+    before = db.prepare(fmt::format("SELECT version, node, deleted FROM {} WHERE {}", t.rows,
+                                    key_match(key_columns(n), 1)));
   const int64_t read = fold_log(db, t, clock, stats, [&](const FoldedKey& k) {
+    std::optional<RowVersion> old;
+    if (digest.active()) {
+      bind_key(before, k.key);
+      if (before.step())
+        old = RowVersion{before.column_int(0), static_cast<uint64_t>(before.column_int(1)),
+                         before.column_int(2) != 0};
+      before.reset();
+    }
     bind_key(upsert, k.key);
     upsert.bind(static_cast<int>(n + 1), k.version)
         .bind(static_cast<int>(n + 2), static_cast<int64_t>(node))
         .bind(static_cast<int>(n + 3), int64_t{k.deleted ? 1 : 0});
     upsert.run();
+    digest.change(t.id, k.key, old, RowVersion{k.version, node, k.deleted});
     ++stats.keys;
   });
   if (read > 0) db.exec("DELETE FROM " + t.log);

@@ -125,6 +125,10 @@ struct ReplicatorStats {
   // Messages compared with the stream leader's copy, and those found different and re-applied
   // (replicator/receive/stream_audit.hpp).
   std::atomic<int64_t> stream_messages_checked{0}, stream_messages_repaired{0};
+  // Anti-entropy (replicator/sync/anti_entropy.hpp): rounds run, {rows} entries compared with a
+  // peer's, rows repaired from peers, wall clock of the last round that found a difference.
+  std::atomic<int64_t> anti_entropy_rounds{0}, anti_entropy_rows_compared{0};
+  std::atomic<int64_t> anti_entropy_rows_repaired{0}, anti_entropy_last_difference_ms{0};
   // __harmony_dead_letters: rows and bytes stored (as of the last housekeeping or prune), and
   // rows removed by its bound ([dead_letters] max_rows, max_bytes, max_age) since start.
   std::atomic<int64_t> dead_letters_stored{0}, dead_letters_bytes{0}, dead_letters_pruned{0};

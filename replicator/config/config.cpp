@@ -342,6 +342,14 @@ void load_dead_letters(const Section& s, DeadLetterLimits& d, std::vector<std::s
   s.read_ms("max_age", d.max_age_ms);
 }
 
+// ours: [anti_entropy] (docs/anti-entropy.md). interval 0 switches rounds off.
+void load_anti_entropy(const Section& s, AntiEntropyConfig& a, std::vector<std::string>& warnings) {
+  s.warn_unknown({"interval", "max_repair_rows_per_round", "digest_check_rounds"}, warnings);
+  s.read_ms("interval", a.interval_ms);
+  s.read("max_repair_rows_per_round", a.max_repair_rows_per_round, 1, kInt64Max, "rows");
+  s.read("digest_check_rounds", a.digest_check_rounds, 0, kInt64Max, "rounds");
+}
+
 void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::string>& warnings) {
   s.warn_unknown({"enabled", "interval", "leader_ttl", "store", "every_entries", "nats", "s3",
                   "webdav", "sftp", "file"},
@@ -521,7 +529,7 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
                     "scan_max_changes", "apply_batch_rows", "max_held_rows", "cleanup_interval",
                     "sleep_timeout", "polling_interval", "max_clock_drift", "include_tables",
                     "exclude_tables", "capture_existing_rows", "replication_log", "dead_letters",
-                    "snapshot", "nats", "logging", "prometheus", "health_check"},
+                    "anti_entropy", "snapshot", "nats", "logging", "prometheus", "health_check"},
                    warnings);
   // clang-format on
   top.read("db_path", cfg.db_path, /*allow_empty=*/false);  // kept as written (relative to cwd)
@@ -603,6 +611,7 @@ Config parse_config_text(const std::string& text, const std::string& path,
   if (auto s = top.table("replication_log"))
     load_replication_log(*s, cfg.replication_log, warnings);
   if (auto s = top.table("dead_letters")) load_dead_letters(*s, cfg.dead_letters, warnings);
+  if (auto s = top.table("anti_entropy")) load_anti_entropy(*s, cfg.anti_entropy, warnings);
   if (auto s = top.table("snapshot")) load_snapshot(*s, cfg.snapshot, warnings);
   if (auto s = top.table("nats")) load_nats(*s, cfg.nats, warnings);
   if (auto s = top.table("logging")) load_logging(*s, cfg.logging, warnings);

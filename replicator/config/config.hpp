@@ -110,6 +110,17 @@ struct HealthCheckConfig {
   bool detailed = false;
 };
 
+// ours: [anti_entropy] (docs/anti-entropy.md). Every node answers peers whatever these say.
+struct AntiEntropyConfig {
+  int64_t interval_ms = 30'000;  // between rounds; 0 = this node runs no rounds
+  // rows applied per round (all peers and tables together): bounds a round's write
+  // transactions and traffic after a large divergence; the rest follows in the next rounds
+  int64_t max_repair_rows_per_round = 10'000;
+  // rounds between checks of the stored digests against __harmony_rows (one scan per table):
+  // heals a digest that an edit of __harmony_rows behind the replicator's back left wrong
+  int64_t digest_check_rounds = 20;
+};
+
 struct Config {
   std::string source_path;  // the TOML file, for messages ("" when none)
   std::string db_path = "/tmp/harmonylite.db";
@@ -133,6 +144,7 @@ struct Config {
   ReplicationLogConfig replication_log;
   // ours: [dead_letters] max_rows, max_bytes, max_age (defaults in shared/dead_letters.hpp)
   DeadLetterLimits dead_letters;
+  AntiEntropyConfig anti_entropy;  // ours: [anti_entropy]
   SnapshotConfig snapshot;
   NatsConfig nats;
   LoggingConfig logging;

@@ -59,6 +59,10 @@ constexpr FlagSpec kFlags[] = {
     {"schema-status", Kind::kBool, "", "print the local schema status, then exit", "false"},
     {"schema-status-cluster", Kind::kBool, "",
      "print the schema status of every node in the cluster, then exit", "false"},
+    {"verify", Kind::kBool, "",
+     "compare content digests with every reachable node, repair this node, print per table, "
+     "then exit (0: all agree)",
+     "false"},
     {"version", Kind::kBool, "", "print version information, then exit", "false"},
 };
 
@@ -140,6 +144,7 @@ void set_bool(CliOptions& o, std::string_view name, bool v) {
   if (name == "schema-status") o.schema_status = v;
   if (name == "schema-status-cluster") o.schema_status_cluster = v;
   if (name == "held") o.held = v;
+  if (name == "verify") o.verify = v;
   if (name == "version") o.version = v;
   if (name == "help" || name == "h") o.help = v;
 }

@@ -23,6 +23,7 @@ struct CliOptions {
   bool schema_status_cluster = false;      // -schema-status-cluster
   bool held = false;                       // -held: list rows waiting to be applied
   std::string drop_held;                   // -drop-held id|all
+  bool verify = false;                     // -verify: compare with peers, repair, report
   bool version = false;                    // -version
   bool help = false;                       // -help / -h
   std::string pprof;                       // -pprof addr: accepted for compatibility, ignored

@@ -23,6 +23,7 @@
 #include "replicator/publish/publisher.hpp"
 #include "replicator/receive/consumer.hpp"
 #include "replicator/snapshot/snapshot_service.hpp"
+#include "replicator/sync/anti_entropy.hpp"
 #include "shared/capture.hpp"
 #include "shared/dead_letters.hpp"
 #include "shared/error.hpp"
@@ -229,11 +230,35 @@ void Node::start_workers(const StartupHooks& hooks) {
     start_worker(
         "snapshots", [this] { snapshots_->run(stop_); }, hooks);
   }
+  start_anti_entropy(hooks);
   monitor_ = std::make_unique<OpsMonitor>(config_, node_, stats_, *conn_, server_.get());
   start_worker(
       "monitor", [this] { monitor_->run(stop_); }, hooks);
   spdlog::info("node {} is replicating (publish={}, replicate={})", node_, config_.publish,
                config_.replicate);
+}
+
+// Anti-entropy (docs/anti-entropy.md): the stored digests are rebuilt from __harmony_rows at
+// every start (one scan per table: covers a file copied back, recreated or restored, and a
+// database from before digests existed); the responder answers peers even when this node's
+// own rounds are off (interval 0).
+void Node::start_anti_entropy(const StartupHooks& hooks) {
+  AntiEntropyOptions ao;
+  ao.db_path = config_.db_path;
+  ao.node = node_;
+  ao.subject_prefix = config_.nats.subject_prefix + "-sync";
+  ao.interval_ms = config_.anti_entropy.interval_ms;
+  ao.max_repair_rows = config_.anti_entropy.max_repair_rows_per_round;
+  ao.digest_check_rounds = config_.anti_entropy.digest_check_rounds;
+  ao.max_drift_ms = config_.max_clock_drift_ms;
+  ao.cluster_key = cluster_key_;
+  anti_entropy_ = std::make_unique<AntiEntropy>(ao, conn_->get(), &stats_);
+  for (const auto& t : anti_entropy_->rebuild())
+    spdlog::info("anti-entropy: content digest of table {} rebuilt from __harmony_rows", t);
+  anti_entropy_->start_responder();
+  if (config_.replicate && ao.interval_ms > 0)
+    start_worker(
+        "anti-entropy", [this] { anti_entropy_->run(stop_); }, hooks);
 }
 
 void Node::refresh_database_stats() {

@@ -23,6 +23,7 @@
 
 namespace harmony {
 
+class AntiEntropy;
 class Consumer;
 class EmbeddedServer;
 class JetStreamSource;
@@ -74,6 +75,7 @@ class Node {
   void log_start_up_state(const SyncReport& report, const std::vector<std::string>& schema_changed);
   void start_embedded_server();
   void start_worker(std::string name, std::function<void()> body, const StartupHooks& hooks);
+  void start_anti_entropy(const StartupHooks& hooks);
   void refresh_database_stats();
   void prune_dead_letters_now();
   int64_t dead_lettered() const;
@@ -104,6 +106,7 @@ class Node {
   std::vector<std::unique_ptr<Consumer>> consumers_;
   std::unique_ptr<SnapshotScheduler> snapshots_;
   std::unique_ptr<OpsMonitor> monitor_;
+  std::unique_ptr<AntiEntropy> anti_entropy_;  // digests, the responder, rounds (replicator/sync)
   // Last, so destroyed (stopped and joined) first.
   std::vector<std::unique_ptr<Worker>> workers_;
 };

@@ -129,6 +129,18 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
            "Messages this node read differently from the stream leader's copy (diverged stream "
            "replicas), re-applied from the leader.",
            d(s.stream_messages_repaired));
+  w.single("anti_entropy_rounds_total", "counter",
+           "Anti-entropy rounds run (content digests compared with every peer that answered).",
+           d(s.anti_entropy_rounds));
+  w.single("anti_entropy_rows_compared_total", "counter",
+           "Row versions of differing digest buckets compared with a peer's.",
+           d(s.anti_entropy_rows_compared));
+  w.single("anti_entropy_rows_repaired_total", "counter",
+           "Rows fetched from a peer by anti-entropy and applied (last writer wins).",
+           d(s.anti_entropy_rows_repaired));
+  w.single("anti_entropy_last_difference_timestamp_seconds", "gauge",
+           "Unix time of the last anti-entropy round that found a difference (0 = never).",
+           d(s.anti_entropy_last_difference_ms) / 1000.0);
   w.single("dead_letters", "gauge", "Rows currently in __harmony_dead_letters.",
            d(s.dead_letters_stored));
   w.single("rows_held_total", "counter",

@@ -382,4 +382,16 @@ Batch decode_batch(std::string_view frame, const DecodeLimits& limits) {
   return b;
 }
 
+json parse_bounded_cbor(std::string_view body, const DecodeLimits& limits) {
+  return parse_cbor(body, limits);
+}
+
+json encode_wire_value(const Value& v) {
+  return encode_value(v);
+}
+
+Value decode_wire_value(json& j, const DecodeLimits& limits) {
+  return decode_value(j, limits);
+}
+
 }  // namespace harmony

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "shared/batch.hpp"
 #include "shared/error.hpp"
 
@@ -48,5 +50,11 @@ struct DecodeLimits {
 
 std::string encode_batch(const Batch& batch, bool compress);
 Batch decode_batch(std::string_view frame, const DecodeLimits& limits = {});
+
+// The same bounded CBOR parsing (a map at the root) and value mapping, for the anti-entropy
+// messages (replicator/sync/sync_protocol.hpp). Throw DecodeError.
+nlohmann::json parse_bounded_cbor(std::string_view body, const DecodeLimits& limits);
+nlohmann::json encode_wire_value(const Value& v);
+Value decode_wire_value(nlohmann::json& j, const DecodeLimits& limits);
 
 }  // namespace harmony

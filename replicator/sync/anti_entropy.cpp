@@ -1,0 +1,554 @@
+// Anti-entropy rounds and the responder (see anti_entropy.hpp).
+#include "replicator/sync/anti_entropy.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "replicator/common/database.hpp"
+#include "replicator/wire/wire.hpp"
+#include "shared/apply.hpp"
+#include "shared/capture_registry.hpp"
+#include "shared/clock.hpp"
+#include "shared/fold.hpp"
+
+namespace harmony {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long an unsubscribing responder waits for a callback still answering (ms).
+constexpr int64_t kDrainTimeoutMs = 5'000;
+// Share of the server's max_payload a rows reply fills with row values, leaving room for CBOR's
+// own bytes, the frames' headers and a row that crosses the line.
+constexpr int64_t kRowsReplyShare = 2;
+
+std::optional<uint64_t> header_u64(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, name, &v) != NATS_OK || !v) return std::nullopt;
+  uint64_t out = 0;
+  const char* end = v + std::char_traits<char>::length(v);
+  auto [p, ec] = std::from_chars(v, end, out);
+  if (ec != std::errc() || p != end) return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> header_text(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, name, &v) != NATS_OK || !v) return std::nullopt;
+  return std::string(v);
+}
+
+std::string_view body_of(natsMsg* m) {
+  const char* data = natsMsg_GetData(m);
+  const int len = natsMsg_GetDataLength(m);
+  return data && len > 0 ? std::string_view(data, static_cast<size_t>(len)) : std::string_view();
+}
+
+// A message to `subject` with our origin and, with a cluster key, our tag.
+NatsMsgPtr make_msg(const std::string& subject, const char* reply, const std::string& body,
+                    uint64_t node, const ClusterKey* key, SyncKind kind, bool is_reply) {
+  natsMsg* raw = nullptr;
+  natsStatus s =
+      natsMsg_Create(&raw, subject.c_str(), reply, body.data(), static_cast<int>(body.size()));
+  if (s != NATS_OK) throw Error("cannot create a sync message: " + nats_error_text(s));
+  NatsMsgPtr m(raw);
+  const std::string origin = std::to_string(node);
+  s = natsMsgHeader_Set(m.get(), kHeaderOrigin, origin.c_str());
+  if (s == NATS_OK && key) {
+    const std::string tag = sync_auth_tag(*key, node, kind, is_reply, body);
+    s = natsMsgHeader_Set(m.get(), kHeaderAuth, tag.c_str());
+  }
+  if (s != NATS_OK) throw Error("cannot set sync message headers: " + nats_error_text(s));
+  return m;
+}
+
+// Why a message from `sender` must be ignored (wrong or missing tag), or nullopt.
+std::optional<std::string> refuse(const ClusterKey* key, natsMsg* m, uint64_t sender, SyncKind kind,
+                                  bool is_reply) {
+  if (!key || !key->verify) return std::nullopt;
+  return check_sync_auth(*key, header_text(m, kHeaderAuth), sender, kind, is_reply, body_of(m));
+}
+
+std::vector<std::string> column_names(const CapturedTable& t) {
+  std::vector<std::string> out;
+  for (const auto& c : t.info.columns)
+    if (!c.generated) out.push_back(c.name);
+  return out;
+}
+
+size_t value_bytes(const Value& v) {
+  if (const auto* t = std::get_if<Text>(&v)) return t->bytes.size() + 9;
+  if (const auto* b = std::get_if<Blob>(&v)) return b->bytes.size() + 9;
+  return 9;
+}
+
+const std::atomic<bool>& never_stop() {
+  static const std::atomic<bool> never{false};
+  return never;
+}
+
+}  // namespace
+
+bool RoundReport::differences() const {
+  return std::any_of(tables.begin(), tables.end(),
+                     [](const TableRoundReport& t) { return t.peers_differing > 0; });
+}
+
+// --- Responder ---
+
+struct AntiEntropy::Responder {
+  AntiEntropyOptions options;
+  natsConnection* nc = nullptr;
+  std::mutex mu;  // the two subscriptions deliver on their own threads; one read connection
+  Db db;
+  NatsSubscriptionPtr all, own;
+  int64_t max_payload = 1 << 20;
+
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    NatsMsgPtr m(msg);
+    try {
+      static_cast<Responder*>(closure)->handle(m.get());
+    } catch (const std::exception& e) {
+      spdlog::warn("anti-entropy: answering a request failed: {}", e.what());
+    }
+  }
+
+  void handle(natsMsg* m) {
+    const char* reply = natsMsg_GetReply(m);
+    if (!reply || !*reply) return;
+    const std::string_view body = body_of(m);
+    SyncReply out;
+    out.node = options.node;
+    SyncKind kind = SyncKind::Roots;
+    try {
+      SyncRequest req = decode_request(body);
+      kind = req.kind;
+      if (req.from_node == options.node) return;  // our own roots request on .all
+      const auto sender = header_u64(m, kHeaderOrigin);
+      if (!sender || *sender != req.from_node)
+        throw DecodeError("Harmony-Origin header missing or not the request's node");
+      if (auto why = refuse(options.cluster_key.get(), m, *sender, kind, false)) {
+        spdlog::warn("anti-entropy: request from node {} refused: {}", *sender, *why);
+        return;  // unauthenticated: no answer at all
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      answer(req, out);
+    } catch (const DecodeError& e) {
+      out = SyncReply{};
+      out.node = options.node;
+      out.error = std::string("bad request: ") + e.what();
+    } catch (const std::exception& e) {
+      out = SyncReply{};
+      out.node = options.node;
+      out.error = e.what();
+    }
+    const std::string bytes = encode_reply(kind, out);
+    NatsMsgPtr r =
+        make_msg(reply, nullptr, bytes, options.node, options.cluster_key.get(), kind, true);
+    natsConnection_PublishMsg(nc, r.get());
+  }
+
+  void answer(const SyncRequest& req, SyncReply& out) {
+    Transaction tx(db, Transaction::Kind::Deferred);  // one consistent read
+    if (req.kind == SyncKind::Roots) {
+      for (const auto& t : captured_tables(db)) {
+        const TableDigest d = load_digest(db, t.id);
+        out.tables.push_back({t.name, d.root(), d.rows});
+      }
+      return;
+    }
+    auto t = find_captured(db, req.table);
+    if (!t) {
+      out.error = "no captured table " + req.table;
+      return;
+    }
+    switch (req.kind) {
+      case SyncKind::Buckets: {
+        const TableDigest d = load_digest(db, t->id);
+        out.first = req.first;
+        out.hashes.assign(d.buckets.begin() + req.first, d.buckets.begin() + req.first + req.count);
+        break;
+      }
+      case SyncKind::Entries: {
+        const std::set<uint32_t> buckets(req.buckets.begin(), req.buckets.end());
+        for (auto& [b, entries] : bucket_entries(db, *t, buckets, kMaxSyncEntries)) {
+          out.complete.push_back(b);
+          for (auto& e : entries) out.entries.push_back(std::move(e));
+        }
+        break;
+      }
+      default:
+        rows(*t, req.keys, out);
+        break;
+    }
+  }
+
+  // The rows at `keys` with their versions, as one batch frame per origin node, cut to fit a
+  // reply. A key {rows} records as live whose row is gone here (deleted behind the replicator's
+  // back) is left out: this node cannot vouch for its content.
+  void rows(const CapturedTable& t, const std::vector<std::vector<Value>>& keys, SyncReply& out) {
+    if (keys.empty()) return;
+    const size_t n = t.key_count();
+    if (keys.front().size() != n) {
+      out.error = fmt::format("table {} has {} key column(s)", t.name, n);
+      return;
+    }
+    const auto cols = column_names(t);
+    std::vector<std::string> quoted;
+    for (const auto& c : cols) quoted.push_back(quote_ident(c));
+    std::vector<size_t> pk_in_cols;
+    std::vector<std::string> key_names;
+    for (const auto* c : t.info.primary_key()) {
+      key_names.push_back(c->name);
+      pk_in_cols.push_back(
+          static_cast<size_t>(std::find(cols.begin(), cols.end(), c->name) - cols.begin()));
+    }
+    auto version = db.prepare(fmt::format("SELECT version, node, deleted FROM {} WHERE {}", t.rows,
+                                          key_match(key_columns(n), 1)));
+    auto row = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", fmt::join(quoted, ", "),
+                                      quote_ident(t.name), key_match(quoted_pk(t.info), 1)));
+    std::map<uint64_t, Batch> by_origin;
+    const size_t budget = static_cast<size_t>(max_payload / kRowsReplyShare);
+    size_t bytes = 0;
+    for (const auto& key : keys) {
+      if (key.size() != n || bytes > budget) break;
+      version.reset();
+      for (size_t i = 0; i < n; ++i) version.bind(static_cast<int>(i + 1), key[i]);
+      if (!version.step()) continue;
+      RowChange rc;
+      rc.hlc = version.column_int(0);
+      const auto origin = static_cast<uint64_t>(version.column_int(1));
+      rc.deleted = version.column_int(2) != 0;
+      rc.key = key;
+      version.reset();
+      if (!rc.deleted) {
+        row.reset();
+        for (size_t i = 0; i < n; ++i) row.bind(static_cast<int>(i + 1), key[i]);
+        if (!row.step()) continue;
+        for (int i = 0; i < row.column_count(); ++i) rc.values.push_back(row.column(i));
+        row.reset();
+        rc.key.clear();  // the row's own key values (the Applier checks they match)
+        for (size_t p : pk_in_cols) rc.key.push_back(rc.values[p]);
+      }
+      for (const auto& v : rc.key) bytes += value_bytes(v);
+      for (const auto& v : rc.values) bytes += value_bytes(v);
+      Batch& b = by_origin[origin];
+      if (b.tables.empty()) {
+        b.origin_node = origin;
+        b.tables.push_back(BatchTable{t.name, t.info.schema_hash(), cols, key_names, t.id});
+      }
+      b.rows.push_back(std::move(rc));
+    }
+    for (const auto& [origin, b] : by_origin) out.frames.push_back(encode_batch(b, true));
+  }
+};
+
+// --- Rounds ---
+
+struct AntiEntropy::Peer {
+  uint64_t node = 0;
+  std::map<std::string, TableRoot> tables;
+};
+
+AntiEntropy::AntiEntropy(AntiEntropyOptions options, natsConnection* nc, ReplicatorStats* stats)
+    : options_(std::move(options)), nc_(nc), stats_(stats) {
+  db_ = open_database(options_.db_path);
+  db_.set_busy_timeout(5000);
+}
+
+AntiEntropy::~AntiEntropy() {
+  if (!responder_) return;
+  for (auto* sub : {responder_->all.get(), responder_->own.get()}) {
+    if (!sub) continue;
+    // Drain: no callback runs any more once it completed, so the responder can go.
+    if (natsSubscription_Drain(sub) == NATS_OK)
+      natsSubscription_WaitForDrainCompletion(sub, kDrainTimeoutMs);
+    else
+      natsSubscription_Unsubscribe(sub);
+  }
+}
+
+std::vector<std::string> AntiEntropy::rebuild() {
+  std::vector<std::string> wrong;
+  write_transaction(
+      db_, never_stop(), [&] { wrong = rebuild_digests(db_, captured_tables(db_)); },
+      "rebuilding content digests");
+  return wrong;
+}
+
+void AntiEntropy::start_responder() {
+  auto r = std::make_unique<Responder>();
+  r->options = options_;
+  r->nc = nc_;
+  r->db = open_database(options_.db_path);
+  r->db.set_busy_timeout(5000);
+  r->max_payload = std::max<int64_t>(natsConnection_GetMaxPayload(nc_), 64 * 1024);
+  for (auto [subject, slot] :
+       {std::pair{options_.subject_prefix + ".all", &r->all},
+        std::pair{options_.subject_prefix + "." + std::to_string(options_.node), &r->own}}) {
+    natsSubscription* sub = nullptr;
+    natsStatus s =
+        natsConnection_Subscribe(&sub, nc_, subject.c_str(), &Responder::on_msg, r.get());
+    if (s != NATS_OK)
+      throw Error(
+          fmt::format("anti-entropy: cannot subscribe to {}: {}", subject, nats_error_text(s)));
+    slot->reset(sub);
+  }
+  natsConnection_Flush(nc_);
+  responder_ = std::move(r);
+}
+
+std::string AntiEntropy::request(const std::string& subject, SyncKind kind, const std::string& body,
+                                 uint64_t expect_node, RoundReport& report) {
+  NatsMsgPtr m =
+      make_msg(subject, nullptr, body, options_.node, options_.cluster_key.get(), kind, false);
+  natsMsg* raw = nullptr;
+  const natsStatus s = natsConnection_RequestMsg(&raw, nc_, m.get(), options_.request_timeout_ms);
+  if (s != NATS_OK)
+    throw Error(fmt::format("request to node {} failed: {}", expect_node, nats_error_text(s)));
+  NatsMsgPtr reply(raw);
+  report.bytes_sent += static_cast<int64_t>(body.size());
+  const std::string_view data = body_of(reply.get());
+  report.bytes_received += static_cast<int64_t>(data.size());
+  const auto sender = header_u64(reply.get(), kHeaderOrigin);
+  if (!sender || *sender != expect_node)
+    throw Error(fmt::format("reply to a request to node {} does not come from it", expect_node));
+  if (auto why = refuse(options_.cluster_key.get(), reply.get(), *sender, kind, true))
+    throw Error(fmt::format("reply of node {} refused: {}", expect_node, *why));
+  return std::string(data);
+}
+
+void AntiEntropy::repair_table(const Peer& peer, const std::string& table, RoundReport& report,
+                               TableRoundReport& tr, bool repair, int64_t& budget) {
+  const std::string subject = options_.subject_prefix + "." + std::to_string(peer.node);
+  auto ask = [&](const SyncRequest& rq) {
+    SyncReply r =
+        decode_reply(rq.kind, request(subject, rq.kind, encode_request(rq), peer.node, report));
+    if (!r.error.empty())
+      throw Error(
+          fmt::format("node {} refused a request for table {}: {}", peer.node, table, r.error));
+    return r;
+  };
+  // 1. Bucket digests, paged.
+  std::vector<uint64_t> theirs;
+  for (uint32_t first = 0; first < kDigestBuckets; first += kBucketPage) {
+    SyncRequest rq{SyncKind::Buckets, options_.node, table, first, kBucketPage, {}, {}};
+    SyncReply r = ask(rq);
+    if (r.first != first || r.hashes.size() != kBucketPage)
+      throw Error(fmt::format("node {} answered bucket page {} with {} digests from {}", peer.node,
+                              first, r.hashes.size(), r.first));
+    theirs.insert(theirs.end(), r.hashes.begin(), r.hashes.end());
+  }
+  std::optional<CapturedTable> local;
+  TableDigest mine;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    local = find_captured(db_, table);
+    if (local) mine = load_digest(db_, local->id);
+  }
+  if (!local) return;
+  std::vector<uint32_t> diff = differing_buckets(mine.buckets, theirs);
+  // 2. Entries of the differing buckets, a request at a time (whole buckets per reply).
+  for (size_t at = 0; at < diff.size();) {
+    const size_t end = std::min(diff.size(), at + kMaxBucketsPerRequest);
+    std::vector<uint32_t> chunk(diff.begin() + static_cast<std::ptrdiff_t>(at),
+                                diff.begin() + static_cast<std::ptrdiff_t>(end));
+    SyncRequest rq{SyncKind::Entries, options_.node, table, 0, 0, chunk, {}};
+    SyncReply r = ask(rq);
+    const std::set<uint32_t> asked(chunk.begin(), chunk.end());
+    std::set<uint32_t> complete;
+    for (uint32_t b : r.complete)
+      if (asked.count(b)) complete.insert(b);
+    if (complete.empty())
+      throw Error(fmt::format("node {} answered no bucket of table {}", peer.node, table));
+    // Entries outside the buckets the peer says it answered are not trusted.
+    std::erase_if(r.entries, [&](const DigestEntry& e) {
+      return !complete.count(key_bucket(canonical_key(e.key)));
+    });
+    std::vector<DigestEntry> own;
+    {
+      Transaction tx(db_, Transaction::Kind::Deferred);
+      for (auto& [b, entries] : bucket_entries(db_, *local, complete, SIZE_MAX))
+        for (auto& e : entries) own.push_back(std::move(e));
+    }
+    tr.compared += static_cast<int64_t>(r.entries.size());
+    if (stats_) stats_->anti_entropy_rows_compared += static_cast<int64_t>(r.entries.size());
+    auto keys = keys_to_fetch(own, r.entries);
+    tr.differences += static_cast<int64_t>(keys.size());
+    // 3. The rows, applied with last-writer-wins and their own versions and origins.
+    for (size_t k = 0; repair && k < keys.size() && budget > 0;) {
+      const size_t take =
+          std::min<size_t>({keys.size() - k, kMaxKeysPerRequest, static_cast<size_t>(budget)});
+      SyncRequest rows_rq{SyncKind::Rows, options_.node, table, 0, 0, {}, {}};
+      rows_rq.keys.assign(keys.begin() + static_cast<std::ptrdiff_t>(k),
+                          keys.begin() + static_cast<std::ptrdiff_t>(k + take));
+      SyncReply rows = ask(rows_rq);
+      size_t received = 0;
+      std::vector<Batch> batches;
+      for (const auto& frame : rows.frames) {
+        Batch b = decode_batch(frame);
+        if (b.tables.size() != 1 || b.tables[0].name != table)
+          throw Error(fmt::format("node {} sent rows of another table than {}", peer.node, table));
+        for (auto& row : b.rows) row.table = 0;
+        received += b.rows.size();
+        batches.push_back(std::move(b));
+      }
+      if (received > take)
+        throw Error(fmt::format("node {} sent {} rows for {} keys", peer.node, received, take));
+      ApplyStats applied;
+      write_transaction(
+          db_, never_stop(),
+          [&] {
+            applied = ApplyStats{};
+            Applier a(db_, options_.node, captured_tables(db_), options_.max_drift_ms);
+            a.begin();
+            std::vector<HeldRows> held;
+            for (const auto& b : batches)
+              applied += a.apply(b, MessageRef{fmt::format("anti-entropy:{}", peer.node), 0}, held);
+            a.finish();
+          },
+          "applying anti-entropy repairs");
+      tr.repaired += applied.applied;
+      tr.held += applied.held;
+      if (stats_) stats_->anti_entropy_rows_repaired += applied.applied;
+      budget -= static_cast<int64_t>(take);
+      k += take;
+      if (received == 0) break;  // the peer holds nothing it can vouch for: next round
+    }
+    // Buckets the peer did not complete are asked again (the reply was bounded).
+    std::vector<uint32_t> rest;
+    for (uint32_t b : chunk)
+      if (!complete.count(b)) rest.push_back(b);
+    if (rest.empty()) {
+      at = end;
+    } else {
+      diff.erase(diff.begin() + static_cast<std::ptrdiff_t>(at),
+                 diff.begin() + static_cast<std::ptrdiff_t>(end));
+      diff.insert(diff.begin() + static_cast<std::ptrdiff_t>(at), rest.begin(), rest.end());
+    }
+  }
+}
+
+RoundReport AntiEntropy::round(bool repair) {
+  RoundReport report;
+  ++rounds_;
+  if (options_.digest_check_rounds > 0 && rounds_ % options_.digest_check_rounds == 0) {
+    for (const auto& t : rebuild())
+      spdlog::warn(
+          "anti-entropy: the stored digest of table {} did not match __harmony_rows (edited "
+          "behind the replicator's back?); rebuilt",
+          t);
+  }
+  std::map<std::string, TableRoundReport> tables;
+  std::map<std::string, uint64_t> roots;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    for (const auto& t : captured_tables(db_)) {
+      const TableDigest d = load_digest(db_, t.id);
+      tables[t.name] = TableRoundReport{t.name, d.rows, d.root()};
+    }
+  }
+  // Discovery: every node answers the roots request on .all; replies gathered for a window.
+  std::vector<Peer> peers;
+  {
+    natsInbox* inbox = nullptr;
+    if (natsInbox_Create(&inbox) != NATS_OK) throw Error("cannot create a NATS inbox");
+    std::unique_ptr<natsInbox, void (*)(natsInbox*)> inbox_owner(inbox, natsInbox_Destroy);
+    natsSubscription* raw_sub = nullptr;
+    natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc_, inbox);
+    if (s != NATS_OK) throw Error("cannot subscribe to an inbox: " + nats_error_text(s));
+    NatsSubscriptionPtr sub(raw_sub);
+    const std::string body = encode_request(SyncRequest{SyncKind::Roots, options_.node});
+    NatsMsgPtr m = make_msg(options_.subject_prefix + ".all", inbox, body, options_.node,
+                            options_.cluster_key.get(), SyncKind::Roots, false);
+    s = natsConnection_PublishMsg(nc_, m.get());
+    if (s != NATS_OK) throw Error("cannot publish the roots request: " + nats_error_text(s));
+    report.bytes_sent += static_cast<int64_t>(body.size());
+    const auto deadline = Clock::now() + std::chrono::milliseconds(options_.discover_window_ms);
+    std::set<uint64_t> seen;
+    while (Clock::now() < deadline) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      natsMsg* raw = nullptr;
+      if (natsSubscription_NextMsg(&raw, sub.get(), std::max<int64_t>(1, left.count())) != NATS_OK)
+        break;
+      NatsMsgPtr reply(raw);
+      report.bytes_received += static_cast<int64_t>(body_of(reply.get()).size());
+      const auto sender = header_u64(reply.get(), kHeaderOrigin);
+      if (!sender || *sender == options_.node || seen.count(*sender)) continue;
+      if (auto why =
+              refuse(options_.cluster_key.get(), reply.get(), *sender, SyncKind::Roots, true)) {
+        report.problems.push_back(fmt::format("roots of node {} refused: {}", *sender, *why));
+        continue;
+      }
+      try {
+        SyncReply r = decode_reply(SyncKind::Roots, body_of(reply.get()));
+        if (r.node != *sender || !r.error.empty()) continue;
+        Peer p{*sender, {}};
+        for (auto& t : r.tables) p.tables[t.name] = t;
+        seen.insert(*sender);
+        peers.push_back(std::move(p));
+      } catch (const DecodeError& e) {
+        report.problems.push_back(fmt::format("roots of node {}: {}", *sender, e.what()));
+      }
+    }
+  }
+  int64_t budget = options_.max_repair_rows;
+  for (const auto& peer : peers) {
+    report.peers.push_back(peer.node);
+    for (auto& [name, tr] : tables) {
+      auto it = peer.tables.find(name);
+      if (it == peer.tables.end()) continue;
+      ++tr.peers_compared;
+      if (it->second.root == tr.root) continue;
+      ++tr.peers_differing;
+      const int64_t repaired_before = tr.repaired, differences_before = tr.differences;
+      try {
+        repair_table(peer, name, report, tr, repair, budget);
+      } catch (const std::exception& e) {
+        report.problems.push_back(e.what());
+        spdlog::warn("anti-entropy: table {} with node {}: {}", name, peer.node, e.what());
+      }
+      // Info only when this node lacked something: a peer that lacks our rows pulls them in its
+      // own round, and rows still in flight in the stream make roots differ under writes.
+      spdlog::log(tr.differences > differences_before ? spdlog::level::info : spdlog::level::debug,
+                  "anti-entropy: table {} differs from node {} ({} rows here, {} there): {} "
+                  "row(s) newer there or missing here, {} repaired",
+                  name, peer.node, tr.rows, it->second.rows, tr.differences - differences_before,
+                  tr.repaired - repaired_before);
+    }
+  }
+  for (auto& [name, tr] : tables) report.tables.push_back(tr);
+  if (stats_) {
+    ++stats_->anti_entropy_rounds;
+    if (report.differences()) stats_->anti_entropy_last_difference_ms = wall_clock_ms();
+  }
+  return report;
+}
+
+void AntiEntropy::run(const std::atomic<bool>& stop) {
+  if (options_.interval_ms <= 0) return;
+  constexpr auto kTick = std::chrono::milliseconds(50);  // how soon a stop is noticed
+  while (!stop) {
+    for (auto waited = std::chrono::milliseconds(0);
+         waited < std::chrono::milliseconds(options_.interval_ms) && !stop; waited += kTick)
+      std::this_thread::sleep_for(kTick);
+    if (stop) break;
+    try {
+      round(true);
+    } catch (const std::exception& e) {
+      spdlog::warn("anti-entropy round failed: {}", e.what());
+    }
+  }
+}
+
+}  // namespace harmony

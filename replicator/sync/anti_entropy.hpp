@@ -1,0 +1,95 @@
+// Anti-entropy between nodes (docs/anti-entropy.md): every node answers digest, entry and row
+// requests on NATS (request/reply, no new transport), and every `interval` pulls from every peer
+// what it lacks or holds older: roots equal -> done; else bucket digests (paged), then the
+// (key, version, node, tombstone) entries of differing buckets, then the rows, applied through
+// the Applier with last-writer-wins and their original versions and origins (idempotent and
+// commutative, like a stream batch). Pull only: every node runs rounds, so both directions heal.
+// Owns the responder (its own read connection, answering on nats.c's delivery threads), the
+// round (its own write connection) and the start-up rebuild of the stored digests.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nats/nats.h>
+
+#include "replicator/common/stats.hpp"
+#include "replicator/nats/nats_client.hpp"
+#include "replicator/sync/sync_protocol.hpp"
+#include "shared/sqlite_db.hpp"
+
+namespace harmony {
+
+struct AntiEntropyOptions {
+  std::string db_path;
+  uint64_t node = 0;
+  std::string subject_prefix;        // "<[nats] subject_prefix>-sync": .all and .<node id>
+  int64_t interval_ms = 30'000;      // between rounds; 0 = no rounds (the responder still answers)
+  int64_t max_repair_rows = 10'000;  // rows applied per round, all peers and tables together
+  // Rounds between checks of the stored digest against {rows} (a scan): heals a digest that
+  // an edit of {rows} behind the replicator's back left wrong. 0 = only at start-up.
+  int64_t digest_check_rounds = 20;
+  int64_t request_timeout_ms = 5'000;  // one request to one peer
+  int64_t discover_window_ms = 500;    // how long replies to the roots request are gathered
+  int64_t max_drift_ms = kDefaultMaxClockDriftMs;
+  std::shared_ptr<const ClusterKey> cluster_key;  // sign and (verify mode) check every message
+};
+
+struct TableRoundReport {
+  std::string name;
+  int64_t rows = 0;   // {rows} entries here (tombstones included)
+  uint64_t root = 0;  // this node's root digest
+  int64_t peers_compared = 0;
+  int64_t peers_differing = 0;
+  int64_t compared = 0;     // entries compared in differing buckets
+  int64_t differences = 0;  // keys a peer holds newer or this node lacks
+  int64_t repaired = 0;     // rows applied
+  int64_t held = 0;         // rows that could not be applied now (retried next round)
+};
+
+struct RoundReport {
+  std::vector<uint64_t> peers;  // nodes that answered
+  std::vector<TableRoundReport> tables;
+  std::vector<std::string> problems;  // peers that failed a request, refused messages
+  int64_t bytes_sent = 0, bytes_received = 0;
+  bool differences() const;
+};
+
+class AntiEntropy {
+ public:
+  // `stats` may be null (the -verify command). `nc` outlives this object.
+  AntiEntropy(AntiEntropyOptions options, natsConnection* nc, ReplicatorStats* stats);
+  ~AntiEntropy();
+  AntiEntropy(const AntiEntropy&) = delete;
+  AntiEntropy& operator=(const AntiEntropy&) = delete;
+
+  // Recomputes the stored digests from {rows} (creating __harmony_digest when missing);
+  // returns the tables whose stored digest was wrong.
+  std::vector<std::string> rebuild();
+  // Subscribes to this node's subjects and answers requests until destroyed.
+  void start_responder();
+  // Rounds every interval until `stop`.
+  void run(const std::atomic<bool>& stop);
+  // One round against every peer that answers; `repair` false only compares.
+  RoundReport round(bool repair);
+
+ private:
+  struct Responder;
+  struct Peer;
+  std::string request(const std::string& subject, SyncKind kind, const std::string& body,
+                      uint64_t expect_node, RoundReport& report);
+  void repair_table(const Peer& peer, const std::string& table, RoundReport& report,
+                    TableRoundReport& t, bool repair, int64_t& budget);
+
+  AntiEntropyOptions options_;
+  natsConnection* nc_;
+  ReplicatorStats* stats_;
+  Db db_;  // rounds: reads digests, applies repairs
+  std::unique_ptr<Responder> responder_;
+  int64_t rounds_ = 0;
+};
+
+}  // namespace harmony

@@ -1,0 +1,119 @@
+// Content digests for anti-entropy (docs/anti-entropy.md): per captured table, kDigestBuckets
+// hash buckets over the primary key; a bucket's digest is the XOR of a 64-bit hash of every
+// {rows} entry (canonical key bytes, version, node, tombstone) that falls in it. XOR makes the
+// digest independent of the order rows were written in and lets fold and apply keep it up to
+// date by one XOR per changed row (remove the old entry's hash, add the new one), stored in
+// __harmony_digest in the same transaction as the {rows} change. This file owns the hashing, the
+// stored table (incremental updates and the rebuild from {rows}) and the diff of two digests.
+// Pure logic plus SQLite: no NATS, no config.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shared/capture_registry.hpp"
+#include "shared/sqlite_db.hpp"
+#include "shared/value.hpp"
+
+namespace harmony {
+
+// 4096 buckets per table: the bucket digests of a table that differs are 32 KiB (four pages of
+// 1024, each well under NATS's default 1 MiB payload), and a bucket of a 1M-row table holds ~244
+// rows, so listing the entries of a differing bucket costs ~8 KB. Fewer buckets would make each
+// listed bucket (the repair's unit of traffic) larger; more would make the bucket pages larger.
+// Every node must use the same number (the bucket of a key is part of the protocol).
+inline constexpr uint32_t kDigestBuckets = 4096;
+
+// What {rows} records for one key.
+struct RowVersion {
+  int64_t version = 0;  // HLC
+  uint64_t node = 0;    // origin
+  bool deleted = false;
+  bool operator==(const RowVersion&) const = default;
+};
+
+// Last-writer-wins order of two versions of one row: (version, node), as the Applier decides.
+inline bool newer_than(const RowVersion& a, const RowVersion& b) {
+  return a.version != b.version ? a.version > b.version : a.node > b.node;
+}
+
+// Canonical bytes of a value: the storage class (one byte) then the value exactly as the wire
+// carries it (shared/value.hpp): int64 and REAL bits little-endian, TEXT and BLOB as a 64-bit
+// length plus the raw bytes. Every node derives the same bytes from the same received Value.
+void append_canonical(std::string& out, const Value& v);
+std::string canonical_key(const std::vector<Value>& key);
+
+uint64_t hash64(std::string_view bytes, uint64_t seed);
+uint32_t key_bucket(std::string_view canonical_key_bytes);
+uint64_t entry_hash(std::string_view canonical_key_bytes, const RowVersion& v);
+
+// One table's digest in memory.
+struct TableDigest {
+  std::vector<uint64_t> buckets = std::vector<uint64_t>(kDigestBuckets, 0);
+  int64_t rows = 0;  // {rows} entries, tombstones included
+  void toggle(const std::vector<Value>& key, const RowVersion& v);  // add or remove (XOR)
+  uint64_t root() const;
+  bool operator==(const TableDigest&) const = default;
+};
+
+// A hash of the bucket array (not an XOR: two tables with the same buckets in other places
+// must differ). Sent in the first message of a round.
+uint64_t root_of(const std::vector<uint64_t>& buckets);
+
+// Buckets whose digests differ (both arrays kDigestBuckets long).
+std::vector<uint32_t> differing_buckets(const std::vector<uint64_t>& a,
+                                        const std::vector<uint64_t>& b);
+
+struct DigestEntry {
+  std::vector<Value> key;
+  RowVersion version;
+};
+
+// Keys whose peer entry wins over ours (we lack the key, or hold an older version): what a pull
+// fetches. `mine` and `theirs` are the entries of the same buckets.
+std::vector<std::vector<Value>> keys_to_fetch(const std::vector<DigestEntry>& mine,
+                                              const std::vector<DigestEntry>& theirs);
+
+// --- Stored digests (__harmony_digest) ---
+
+// Creates __harmony_digest when missing. Returns true when it was created (rebuild needed).
+bool ensure_digest_table(Db& db);
+bool digest_table_exists(Db& db);
+// Scans {rows} (one read of the table; used at start-up and to check the stored digest).
+TableDigest compute_digest(Db& db, const CapturedTable& t);
+TableDigest load_digest(Db& db, int64_t table_id);
+void store_digest(Db& db, int64_t table_id, const TableDigest& d);
+// Recomputes every table's stored digest from {rows} inside the caller's transaction; drops the
+// digests of tables no longer captured. Returns the tables whose stored digest was wrong.
+std::vector<std::string> rebuild_digests(Db& db, const std::vector<CapturedTable>& tables);
+
+// Every {rows} entry of `t` in `buckets`, one read of {rows}. Whole buckets only: stops before a
+// bucket that would take the result past `max_entries` (never returns part of a bucket), and
+// `complete` lists the buckets returned. A single bucket above the bound is returned alone.
+std::map<uint32_t, std::vector<DigestEntry>> bucket_entries(Db& db, const CapturedTable& t,
+                                                            const std::set<uint32_t>& buckets,
+                                                            size_t max_entries);
+
+// Incremental maintenance, used by fold and apply inside their write transaction: `before` is
+// what {rows} held for the key (nullopt: no entry), `after` what it holds now. Does nothing when
+// the database has no __harmony_digest yet (the replicator creates and fills it at start-up).
+// Hook for tombstone GC (issue 16, not built yet): a pruned tombstone must leave the digest
+// through here too (after = nullopt), and a horizon must keep a peer's round from fetching it
+// back; see docs/anti-entropy.md.
+class DigestUpdater {
+ public:
+  explicit DigestUpdater(Db& db);
+  bool active() const { return active_; }
+  void change(int64_t table_id, const std::vector<Value>& key,
+              const std::optional<RowVersion>& before, const std::optional<RowVersion>& after);
+
+ private:
+  bool active_ = false;
+  Stmt upsert_;
+};
+
+}  // namespace harmony
