@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The long randomized convergence run (issue 6): builds build/harmony_soak (normal build) and runs
 # it. Without arguments: 20 minutes, every fault (kill -9 of replicators and nats-servers,
-# network partitions in namespaces, NATS stopped, long application transactions), a fresh seed.
+# network partitions in namespaces, NATS stopped, long application transactions, rolling schema
+# changes, a replicator with a skewed clock), a fresh seed.
 # Partitions need root (network namespaces and iptables).
 #
 #   scripts/soak.sh                          the 20-minute run with every fault
 #   scripts/soak.sh --duration 5m --seed 42  any harmony_soak options instead (see --help)
+#   scripts/soak.sh --duration 5m --faults SchemaChange,ClockSkew   chosen faults only
 #
 # The timeline and the summary table are printed and kept in build-soak/soak-<date>.log; a failing run
 # keeps its directory (node databases and logs) and prints the seed that repeats it.

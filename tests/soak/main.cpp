@@ -4,6 +4,7 @@
 // Exit status: 0 pass, 1 loss/divergence/problem, 2 usage, 130 interrupted.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -43,12 +44,20 @@ same content and no committed write may be lost.
   --partition             fault: cut a node off the network, then heal (network namespaces; root)
   --nats-down             fault: SIGSTOP every nats-server for --nats-down-seconds, then SIGCONT
   --long-txn              fault: an application holds BEGIN IMMEDIATE for seconds
+  --schema-change         fault: a rolling ADD / RENAME / DROP COLUMN or CREATE TABLE, node by
+                          node with pauses of --schema-gap while the writers keep writing
+  --clock-skew            fault: restart one node's replicator with its clock +5 s, +30 s, +5 min
+                          or -5 min off (HARMONY_TEST_CLOCK_OFFSET_MS) for --skew-seconds, then
+                          restart it with the clock right
   --all-faults            all of the above
+  --faults LIST           these faults, comma-separated: kill-replicator, KillNats, SchemaChange...
   --fault-gap MIN-MAX     seconds between faults (default 5-20)
   --down MIN-MAX          seconds a killed replicator stays down (default 0.5-8)
   --partition-seconds MIN-MAX   (default 5-30)
   --nats-down-seconds N   (default 30)
   --long-txn-seconds MIN-MAX    (default 2-9)
+  --schema-gap MIN-MAX    seconds between one node's DDL and the next one's (default 0-10)
+  --skew-seconds MIN-MAX  seconds a skewed replicator runs (default 5-30)
   --converge-timeout N    seconds to wait for convergence after the writers stop (default 300)
   --dir PATH              run directory (default: a fresh /tmp/harmony-soak-*, removed on success)
   --keep                  keep the run directory on success too
@@ -148,6 +157,24 @@ int main(int argc, char** argv) {
       o.faults.insert(FaultKind::NatsDown);
     } else if (a == "--long-txn") {
       o.faults.insert(FaultKind::LongTxn);
+    } else if (a == "--schema-change") {
+      o.faults.insert(FaultKind::SchemaChange);
+    } else if (a == "--clock-skew") {
+      o.faults.insert(FaultKind::ClockSkew);
+    } else if (a == "--faults") {
+      std::string list = value();
+      for (size_t pos = 0; pos <= list.size();) {
+        size_t comma = std::min(list.find(',', pos), list.size());
+        std::string name = list.substr(pos, comma - pos);
+        auto kind = fault_named(name);
+        if (!kind) usage_error("--faults: unknown fault '" + name + "'");
+        o.faults.insert(*kind);
+        pos = comma + 1;
+      }
+    } else if (a == "--schema-gap") {
+      std::tie(o.schema_gap_min, o.schema_gap_max) = parse_range(a, value(), 1000);
+    } else if (a == "--skew-seconds") {
+      std::tie(o.skew_min, o.skew_max) = parse_range(a, value(), 1000);
     } else if (a == "--all-faults") {
       for (auto k : all_fault_kinds()) o.faults.insert(k);
     } else if (a == "--fault-gap") {

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <sstream>
@@ -12,6 +13,8 @@
 #include <fmt/format.h>
 
 #include "shared/capture.hpp"
+#include "shared/clock.hpp"
+#include "shared/hlc.hpp"
 #include "shared/outbox.hpp"
 #include "shared/sqlite_db.hpp"
 #include "tests/support/soak_cluster.hpp"
@@ -177,6 +180,12 @@ class Run {
         say("every nats-server resumed (SIGCONT)");
         break;
       }
+      case FaultKind::SchemaChange:
+        schema_change();
+        break;
+      case FaultKind::ClockSkew:
+        clock_skew();
+        break;
       case FaultKind::LongTxn: {
         int n = random_node();
         auto hold = between(rng_, o_.long_txn_min, o_.long_txn_max);
@@ -189,7 +198,149 @@ class Run {
     }
   }
 
+  // A rolling schema change while the writers keep writing: one DDL, node after node in a random
+  // order with random pauses, each applied as a user would (sqlite3 shell, or an application
+  // connection with or without the extension loaded). Only columns the soak added are renamed
+  // or dropped (never a key or wid: the writers' base statements stay valid), and names are
+  // never reused, so a value always belongs to one logical column.
+  void schema_change() {
+    std::vector<std::string> kinds = {"ADD COLUMN"};
+    std::vector<std::string> with_added;
+    for (const auto& [t, cols] : added_)
+      if (!cols.empty()) with_added.push_back(t);
+    if (!with_added.empty()) kinds.insert(kinds.end(), {"RENAME COLUMN", "DROP COLUMN"});
+    if (created_ < o_.max_created_tables) kinds.push_back("CREATE TABLE");
+    const std::string what = pick(kinds);
+    std::string ddl, table;
+    std::function<void()> done;
+    int rows_first = 0;
+    if (what == "ADD COLUMN") {
+      table = pick(tables_);
+      std::string col = fmt::format("x{}", next_column_++);
+      static const std::vector<std::string> defaults = {"0",       "42",   "'d'",
+                                                        "X'00FF'", "-1.5", "NULL"};
+      ddl = fmt::format("ALTER TABLE {} ADD COLUMN {} DEFAULT {}", table, col, pick(defaults));
+      done = [this, table, col] { added_[table].push_back(col); };
+    } else if (what == "RENAME COLUMN" || what == "DROP COLUMN") {
+      table = pick(with_added);
+      std::string col = pick(added_[table]);
+      if (what == "RENAME COLUMN") {
+        std::string to = fmt::format("{}_r{}", logical_column(col), next_rename_++);
+        ddl = fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", table, col, to);
+        done = [this, table, col, to] {
+          std::replace(added_[table].begin(), added_[table].end(), col, to);
+        };
+      } else {
+        ddl = fmt::format("ALTER TABLE {} DROP COLUMN {}", table, col);
+        done = [this, table, col] { std::erase(added_[table], col); };
+      }
+    } else {
+      table = fmt::format("t{}", next_table_++);
+      add_soak_table(created_soak_table(table));  // before the first node has it
+      ddl = created_table_ddl(table);
+      rows_first = std::uniform_int_distribution<int>(1, 5)(rng_);
+      done = [this, table] {
+        tables_.push_back(table);
+        ++created_;
+      };
+    }
+    std::vector<int> order(static_cast<size_t>(cluster_->size()));
+    for (int i = 0; i < cluster_->size(); ++i) order[static_cast<size_t>(i)] = i;
+    std::shuffle(order.begin(), order.end(), rng_);
+    std::string order_text;
+    for (int n : order) order_text += fmt::format(" {}", n + 1);
+    say(fmt::format(
+        "fault: schema change `{}` rolling over nodes{}{}", ddl, order_text,
+        rows_first ? fmt::format(" ({} rows right after it on the first)", rows_first) : ""));
+    for (size_t k = 0; k < order.size(); ++k) {
+      const int n = order[k];
+      auto via = static_cast<Workload::DdlVia>(std::uniform_int_distribution<int>(0, 2)(rng_));
+      std::string error;
+      // A writer or the replicator may hold the write lock past the busy timeout: try again.
+      for (int attempt = 0; attempt < 5; ++attempt) {
+        error = workload_->run_ddl(n, ddl, via, table, k == 0 ? rows_first : 0, rng_());
+        if (error.find("database is locked") == std::string::npos) break;
+      }
+      if (!error.empty()) {
+        r_.problems.push_back(
+            fmt::format("node {}: schema change `{}` failed: {}", n + 1, ddl, error));
+        say(fmt::format("PROBLEM: node {}: `{}` failed: {}", n + 1, ddl, error));
+      } else {
+        say(fmt::format("node {}: `{}` applied ({})", n + 1, ddl, Workload::ddl_via_name(via)));
+      }
+      if (k + 1 < order.size()) pause(between(rng_, o_.schema_gap_min, o_.schema_gap_max));
+    }
+    done();
+    ++r_.schema_changes[what];
+  }
+
+  // One node's replicator restarted with HARMONY_TEST_CLOCK_OFFSET_MS (shared/clock.hpp) for a
+  // while, then restarted without it. What this models: a host whose clock is off, as the
+  // replicator sees it - the versions it issues, the rows of others it holds as implausible (a
+  // node behind holds everyone's rows), the rows of its own that the others hold (a node more
+  // than the drift bound ahead), and its stored clock lowered after the fix. What it does not:
+  // the applications' clock (the capture triggers log the host's real time, which folding caps
+  // at the replicator's clock), nats-server's own timestamps, and timers, which are monotonic.
+  void clock_skew() {
+    const int n = random_node();
+    const auto hold = between(rng_, o_.skew_min, o_.skew_max);
+    // A node ahead beyond the drift bound has its rows held by the others until their clocks
+    // reach (version - bound): up to (skew - bound) after the skew ends. Such a skew is drawn only
+    // when that wait ends before the writers stop, so the run's verdict sees the rows released.
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+    std::vector<int64_t> choices;
+    for (int64_t s : o_.skews_ms)
+      if (s <= kDefaultMaxClockDriftMs ||
+          left >= hold + std::chrono::milliseconds(s - kDefaultMaxClockDriftMs) + 30s)
+        choices.push_back(s);
+    if (choices.empty()) {
+      say("fault: clock skew skipped (no skew fits in the time left)");
+      --r_.faults[FaultKind::ClockSkew];
+      return;
+    }
+    const int64_t skew = pick(choices);
+    say(fmt::format("fault: node {}'s replicator restarted with its clock {:+} s off for {} ms",
+                    n + 1, skew / 1000, hold.count()));
+    // Writes committed shortly before may still be folded by the skewed replicator.
+    const int64_t from_ms = wall_clock_ms() - 30'000;
+    restart(n, {{"HARMONY_TEST_CLOCK_OFFSET_MS", std::to_string(skew)}}, "with a skewed clock");
+    pause(hold);
+    restart(n, {}, "with its clock right");
+    if (skew < 0)  // writes up to the restart were versioned by the slow clock
+      slow_clocks_.push_back({n + 1, from_ms, wall_clock_ms() + 5'000, skew});
+    if (skew > kDefaultMaxClockDriftMs)
+      release_after_ = std::max(
+          release_after_, Clock::now() + std::chrono::milliseconds(skew - kDefaultMaxClockDriftMs));
+    ++r_.clock_skews[skew];
+  }
+
+  void restart(int n, const std::map<std::string, std::string>& env, const std::string& how) {
+    expected_down_.insert(n);
+    int rc = cluster_->stop(n);
+    if (rc != 0) say(fmt::format("note: node {} replicator stopped with status {}", n + 1, rc));
+    cluster_->start(n, env);
+    expected_down_.erase(n);
+    auto t = Clock::now();
+    if (!cluster_->wait_ready(n, 120s)) {
+      r_.problems.push_back(
+          fmt::format("node {}: replicator not ready within 120 s after a "
+                      "restart {}; log tail:\n{}",
+                      n + 1, how, cluster_->log_tail(n, 20)));
+      say(fmt::format("PROBLEM: node {} not ready after restart {}", n + 1, how));
+    } else {
+      say(fmt::format("node {} replicating {} after {:.1f} s", n + 1, how,
+                      std::chrono::duration<double>(Clock::now() - t).count()));
+    }
+  }
+
+  template <typename T>
+  const T& pick(const std::vector<T>& v) {
+    return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng_)];
+  }
+
   void execute() {
+    reset_soak_tables();
     r_.netns = o_.faults.count(FaultKind::Partition) > 0;
     for (auto k : o_.fault_sequence) r_.netns = r_.netns || k == FaultKind::Partition;
     if (r_.netns) {
@@ -219,6 +370,9 @@ class Run {
     std::filesystem::create_directories(r_.dir + "/scratch");
     WorkloadOptions wo = o_.workload;
     wo.nodes = o_.nodes;
+    wo.schema_changes =
+        o_.faults.count(FaultKind::SchemaChange) > 0 ||
+        std::count(o_.fault_sequence.begin(), o_.fault_sequence.end(), FaultKind::SchemaChange) > 0;
     std::vector<std::string> dbs;
     for (int i = 0; i < cluster_->size(); ++i) dbs.push_back(cluster_->db(i));
     workload_ = std::make_unique<Workload>(wo, o_.seed, dbs, r_.dir + "/scratch");
@@ -226,6 +380,7 @@ class Run {
     next_progress_ = Clock::now() + 30s;
 
     const auto deadline = Clock::now() + o_.duration;
+    deadline_ = deadline;
     std::vector<FaultKind> kinds(o_.faults.begin(), o_.faults.end());
     size_t next_in_sequence = 0;
     while (Clock::now() < deadline && !interrupted()) {
@@ -255,10 +410,13 @@ class Run {
     }
 
     auto started = Clock::now();
+    // Rows of a node that ran ahead beyond the drift bound are held until plausible: allow for it.
+    const auto converge_deadline =
+        std::max(started + o_.converge_timeout, release_after_ + o_.converge_timeout);
     std::vector<std::string> last(static_cast<size_t>(cluster_->size()));
     bool stable_once = false;
     double first_equal = -1;
-    while (Clock::now() - started < o_.converge_timeout && !interrupted()) {
+    while (Clock::now() < converge_deadline && !interrupted()) {
       watch_replicators();
       bool equal = true;
       int64_t pending_total = 0;
@@ -300,7 +458,7 @@ class Run {
 
     std::vector<SoakNodeState> states;
     for (int i = 0; i < cluster_->size(); ++i) states.push_back(read_node_state(cluster_->db(i)));
-    r_.check = check_soak(states, workload_->expected(), workload_->not_committed());
+    r_.check = check_soak(states, workload_->expected(), workload_->not_committed(), slow_clocks_);
     if (o_.hold_on_failure && !(r_.converged && r_.check.ok())) {
       for (int i = 0; i < cluster_->size(); ++i)
         say(fmt::format("holding for inspection: node {} pid {} db {}{}", i + 1, cluster_->pid(i),
@@ -343,7 +501,9 @@ class Run {
       r_.extension_txns = c.extension_txns;
       r_.plain_txns = c.plain_txns;
       r_.long_txns = c.long_txns;
+      r_.schema_errors = c.schema_errors;
       r_.app_error_samples = workload_->error_samples();
+      r_.schema_error_samples = workload_->schema_error_samples();
     }
     workload_.reset();
     cluster_.reset();  // stops every process, then deletes the namespaces
@@ -358,6 +518,13 @@ class Run {
   std::unique_ptr<SoakCluster> cluster_;
   std::unique_ptr<Workload> workload_;
   std::set<int> expected_down_;
+  Clock::time_point deadline_;       // end of the writing phase
+  Clock::time_point release_after_;  // rows held for a clock ahead are plausible by then
+  std::vector<SlowClockWindow> slow_clocks_;
+  // SchemaChange state: the replicated tables, the added columns by their current names.
+  std::vector<std::string> tables_ = {"kv", "docs", "pairs"};
+  std::map<std::string, std::vector<std::string>> added_;
+  int next_column_ = 1, next_rename_ = 1, next_table_ = 1, created_ = 0;
 };
 
 }  // namespace
@@ -374,14 +541,33 @@ const char* fault_name(FaultKind kind) {
       return "nats-down";
     case FaultKind::LongTxn:
       return "long-txn";
+    case FaultKind::SchemaChange:
+      return "schema-change";
+    case FaultKind::ClockSkew:
+      return "clock-skew";
   }
   return "?";
 }
 
+std::optional<FaultKind> fault_named(const std::string& name) {
+  static const std::map<std::string, FaultKind> enum_names = {
+      {"KillReplicator", FaultKind::KillReplicator},
+      {"KillNats", FaultKind::KillNats},
+      {"Partition", FaultKind::Partition},
+      {"NatsDown", FaultKind::NatsDown},
+      {"LongTxn", FaultKind::LongTxn},
+      {"SchemaChange", FaultKind::SchemaChange},
+      {"ClockSkew", FaultKind::ClockSkew}};
+  if (auto it = enum_names.find(name); it != enum_names.end()) return it->second;
+  for (auto k : all_fault_kinds())
+    if (name == fault_name(k)) return k;
+  return std::nullopt;
+}
+
 const std::vector<FaultKind>& all_fault_kinds() {
-  static const std::vector<FaultKind> v = {FaultKind::KillReplicator, FaultKind::KillNats,
-                                           FaultKind::Partition, FaultKind::NatsDown,
-                                           FaultKind::LongTxn};
+  static const std::vector<FaultKind> v = {
+      FaultKind::KillReplicator, FaultKind::KillNats,     FaultKind::Partition, FaultKind::NatsDown,
+      FaultKind::LongTxn,        FaultKind::SchemaChange, FaultKind::ClockSkew};
   return v;
 }
 
@@ -448,6 +634,20 @@ std::string SoakReport::summary() const {
     faults_line += fmt::format("{}{} {}", faults_line.empty() ? "" : ", ", fault_name(k), n);
   }
   row("faults injected", fmt::format("{} ({})", total, faults_line));
+  if (!schema_changes.empty()) {
+    std::string kinds;
+    for (const auto& [k, n] : schema_changes)
+      kinds += fmt::format("{}{} {}", kinds.empty() ? "" : ", ", k, n);
+    row("  schema changes rolled", kinds);
+  }
+  if (!clock_skews.empty()) {
+    std::string skews;
+    for (const auto& [ms, n] : clock_skews)
+      skews += fmt::format("{}{:+} s x{}", skews.empty() ? "" : ", ", ms / 1000, n);
+    row("  clock skews", skews);
+  }
+  row("statements meeting a rolling schema",
+      fmt::format("{} (expected; regenerated)", schema_errors));
   row("bad messages sent", fmt::format("{} (not injected by this harness)", bad_messages));
   row("keys checked", std::to_string(check.keys_checked));
   row("rows lost", std::to_string(check.rows_lost));
@@ -456,6 +656,7 @@ std::string SoakReport::summary() const {
   row("messages re-applied from stream leader",
       fmt::format("{} (in {} repairs of diverged stream replicas)", repaired_messages, repairs));
   row("pending after convergence", std::to_string(check.pending));
+  row("held rows after convergence", std::to_string(check.held));
   row("time to converge", converged ? fmt::format("{:.1f} s", converge_seconds)
                                     : (interrupted ? std::string("interrupted")
                                                    : fmt::format("did not converge within {:.0f} s",
@@ -477,6 +678,10 @@ std::string SoakReport::summary() const {
   if (!problems.empty()) {
     s << "\nproblems:\n";
     for (const auto& p : problems) s << "  " << p << "\n";
+  }
+  if (!schema_error_samples.empty()) {
+    s << "\nstatements that met a rolling schema change (samples, expected):\n";
+    for (const auto& e : schema_error_samples) s << "  " << e.substr(0, 200) << "\n";
   }
   if (!app_error_samples.empty()) {
     s << "\napplication errors (samples):\n";

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
@@ -17,9 +18,19 @@
 
 namespace harmony::test {
 
-enum class FaultKind { KillReplicator, KillNats, Partition, NatsDown, LongTxn };
+enum class FaultKind {
+  KillReplicator,
+  KillNats,
+  Partition,
+  NatsDown,
+  LongTxn,
+  SchemaChange,  // a rolling ADD / RENAME / DROP COLUMN or CREATE TABLE, node by node
+  ClockSkew,     // one node's replicator restarted with its clock skewed, then without
+};
 const char* fault_name(FaultKind kind);
 const std::vector<FaultKind>& all_fault_kinds();
+// By fault_name ("schema-change") or enum name ("SchemaChange"); nullopt when unknown.
+std::optional<FaultKind> fault_named(const std::string& name);
 
 struct SoakOptions {
   uint64_t seed = 1;
@@ -33,6 +44,12 @@ struct SoakOptions {
   std::chrono::milliseconds partition_min{5000}, partition_max{30000};
   std::chrono::milliseconds nats_down{30000};
   std::chrono::milliseconds long_txn_min{2000}, long_txn_max{9000};
+  // SchemaChange: the pause between one node's DDL and the next one's.
+  std::chrono::milliseconds schema_gap_min{0}, schema_gap_max{10000};
+  int max_created_tables = 4;  // CREATE TABLE is drawn until this many exist
+  // ClockSkew: how long the skewed replicator runs, and the skews drawn from (ms).
+  std::chrono::milliseconds skew_min{5000}, skew_max{30000};
+  std::vector<int64_t> skews_ms{5'000, 30'000, 300'000, -300'000};
   std::chrono::seconds converge_timeout{300};
   std::string work_dir;  // "" = a fresh directory under /tmp
   bool keep = false;     // keep the directory even when the run passes
@@ -51,13 +68,17 @@ struct SoakReport {
   int64_t transactions = 0, committed = 0, rolled_back = 0, failed = 0, statements = 0;
   int64_t locked = 0, app_errors = 0, shell_runs = 0, extension_txns = 0, plain_txns = 0;
   int64_t long_txns = 0;
+  int64_t schema_errors = 0;  // statements that met a rolling schema change (expected)
   std::map<FaultKind, int> faults;
+  std::map<std::string, int> schema_changes;  // "ADD COLUMN" ... -> how many rolled
+  std::map<int64_t, int> clock_skews;         // offset ms -> how many
   int64_t bad_messages = 0;  // raw garbage published (not injected by this harness)
   bool converged = false;
   double converge_seconds = -1;
   SoakCheckResult check;
   std::vector<std::string> problems;  // harness-level: a node that did not come back...
   std::vector<std::string> app_error_samples;
+  std::vector<std::string> schema_error_samples;
   std::vector<std::string> replicator_errors;  // error lines from the replicators' logs
   // Messages a node had read differently from the stream leader's copy and re-applied from it
   // (replicator/receive/stream_audit.hpp), from the replicators' warnings; and how many warnings.

@@ -76,15 +76,30 @@ SoakNodeState read_node_state(const std::string& path) {
     SoakNodeState st;
     Transaction read(db, Transaction::Kind::Deferred);  // one snapshot for everything below
     for (const auto& t : soak_tables()) {
+      // The columns this node has now: every one but the key and wid is compared.
+      std::vector<std::string> value_columns;
+      std::string all;
+      auto info = db.prepare("SELECT name, pk FROM pragma_table_info(?1)");
+      info.bind(1, t.name);
+      while (info.step()) {
+        all += info.column_text(0) + ",";
+        if (info.column_int(1) == 0 && info.column_text(0) != "wid")
+          value_columns.push_back(info.column_text(0));
+      }
+      if (all.empty()) {  // created during the run, not (yet) on this node
+        st.checksums[t.name] = "absent";
+        continue;
+      }
+      st.columns[t.name] = all;
       st.checksums[t.name] = table_checksum(db, t.name);
       std::string cols;
-      for (const auto& c : t.value_columns) cols += ", " + quote_ident(c);
+      for (const auto& c : value_columns) cols += ", " + quote_ident(c);
       auto rows = db.prepare(fmt::format("SELECT {}, wid{} FROM {}", t.key_expr, cols, t.name));
       while (rows.step()) {
         SoakNodeState::Row r;
         r.wid = rows.column_text(1);
-        for (size_t c = 0; c < t.value_columns.size(); ++c)
-          r.values[t.value_columns[c]] = rows.column(static_cast<int>(c + 2));
+        for (size_t c = 0; c < value_columns.size(); ++c)
+          r.values[value_columns[c]] = rows.column(static_cast<int>(c + 2));
         st.rows[{t.name, rows.column_text(0)}] = std::move(r);
       }
       if (auto id = table_id(db, t.name)) {
@@ -103,6 +118,7 @@ SoakNodeState read_node_state(const std::string& path) {
       ++st.log_lines;
     }
     st.pending = total_pending(db, captured_tables(db));
+    st.held = db.query_int("SELECT count(*) FROM __harmony_held");
     st.dead_letters = db.query_int("SELECT count(*) FROM __harmony_dead_letters");
     auto dl = db.prepare(
         "SELECT coalesce(table_name, ''), reason FROM __harmony_dead_letters ORDER BY id LIMIT 5");
@@ -119,7 +135,14 @@ std::string convergence_fingerprint(const std::string& path, int64_t* pending) {
     std::string out;
     Sha256 h;
     for (const auto& t : soak_tables()) {
-      out += t.name + ":" + table_checksum(db, t.name) + ";";
+      auto exists = db.prepare("SELECT group_concat(name) FROM pragma_table_info(?1)");
+      exists.bind(1, t.name);
+      std::string columns = exists.step() ? exists.column_text(0) : "";
+      if (columns.empty()) {
+        out += t.name + ": absent;";
+        continue;
+      }
+      out += t.name + "(" + columns + "):" + table_checksum(db, t.name) + ";";
       if (auto id = table_id(db, t.name)) {
         auto v = db.prepare(fmt::format("SELECT {}, version, node, deleted FROM {} ORDER BY 1",
                                         t.rows_key_expr, quote_ident(names::rows_table(*id))));
@@ -128,7 +151,9 @@ std::string convergence_fingerprint(const std::string& path, int64_t* pending) {
                                v.column_int(3)));
       }
     }
-    int64_t p = total_pending(db, captured_tables(db));
+    // Held rows count as pending: they must be released before the verdict.
+    int64_t p = total_pending(db, captured_tables(db)) +
+                db.query_int("SELECT count(*) FROM __harmony_held");
     if (pending) *pending = p;
     read.commit();
     return out + "versions:" + to_hex(h.finish());
@@ -136,19 +161,22 @@ std::string convergence_fingerprint(const std::string& path, int64_t* pending) {
 }
 
 SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const ExpectedValues& expected,
-                           const std::set<std::string>& not_committed) {
+                           const std::set<std::string>& not_committed,
+                           const std::vector<SlowClockWindow>& slow_clocks) {
   SoakCheckResult res;
   const int n_nodes = static_cast<int>(nodes.size());
   for (const auto& n : nodes) {
     res.writes_logged += n.log_lines;
     res.dead_letters += n.dead_letters;
     res.pending += n.pending;
+    res.held += n.held;
   }
 
   // Divergence: group nodes by (checksums, versions); the largest group is the reference.
   auto signature = [](const SoakNodeState& s) {
     std::string sig;
     for (const auto& [t, c] : s.checksums) sig += t + ":" + c + ";";
+    for (const auto& [t, c] : s.columns) sig += t + "(" + c + ");";
     for (const auto& [k, v] : s.versions)
       sig += fmt::format("{}|{}|{}|{}|{};", k.first, k.second, v.hlc, v.node, v.deleted);
     return sig;
@@ -167,6 +195,11 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
   for (int i = 0; i < n_nodes; ++i) {
     const auto& s = nodes[static_cast<size_t>(i)];
     if (signature(s) == signature(ref)) continue;
+    for (const auto& [t, c] : s.columns)
+      if (ref.columns.count(t) == 0 || ref.columns.at(t) != c)
+        res.divergence.push_back(
+            fmt::format("node {} table {}: columns {} vs {} on node {}", i + 1, t, c,
+                        ref.columns.count(t) ? ref.columns.at(t) : "absent", reference + 1));
     for (const auto& [t, c] : s.checksums)
       if (ref.checksums.at(t) != c)
         res.divergence.push_back(fmt::format("node {} table {}: checksum {} vs {} on node {}",
@@ -269,7 +302,14 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
                           r.wid, m + 1, last.op, last.wid));
         else if (auto e = expected.find(r.wid); e != expected.end()) {
           for (const auto& [col, hash] : e->second) {
+            // An added column under its final name; one dropped since is not checked.
             auto val = r.values.find(col);
+            if (val == r.values.end() && is_added_column(col)) {
+              for (auto it = r.values.begin(); it != r.values.end(); ++it)
+                if (is_added_column(it->first) && logical_column(it->first) == logical_column(col))
+                  val = it;
+              if (val == r.values.end()) continue;
+            }
             if (val == r.values.end() || value_hash(val->second) != hash)
               violate(fmt::format("column {} holds {}, not what write {} set", col,
                                   val == r.values.end() ? "nothing" : describe_value(val->second),
@@ -288,7 +328,13 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
         const auto& evs = h[static_cast<size_t>(n)];
         if (evs.empty() || n == m) continue;
         const auto& l = evs.back();
-        if (v.hlc < hlc_from_ms(l.t_ms - 2))
+        // A node whose replicator ran behind versioned its writes of that window at most
+        // |offset| below their time (or at the clock it had reached when the window began).
+        int64_t bound_ms = l.t_ms;
+        for (const auto& w : slow_clocks)
+          if (w.node == n + 1 && l.t_ms >= w.from_ms && l.t_ms <= w.to_ms)
+            bound_ms = std::min(bound_ms, std::min(l.t_ms, w.from_ms) + w.offset_ms);
+        if (v.hlc < hlc_from_ms(bound_ms - 2))
           violate(
               fmt::format("node {}'s last write {} {} (at {} ms) is newer than the winning "
                           "version ({} ms): it was lost",

@@ -12,6 +12,13 @@
 //   its wall-clock time (the harness notes the time before the transaction began), so the
 //   winner's version must be at least that too.
 // - A write id from a transaction or savepoint that rolled back never appears.
+// - The schema may have changed during the run (rolling ADD / RENAME / DROP COLUMN, CREATE
+//   TABLE): every node must end with the same tables and columns, and "the final row holds what
+//   its write set" is checked for the columns that survive, under their final names (an added
+//   column keeps its logical name `x<N>` through renames; a dropped one is no longer checked).
+// - A node whose replicator ran with its clock behind (ClockSkew) issues versions below the
+//   wall-clock time of its writes: for writes of that window the bound is relaxed accordingly
+//   (last-writer-wins with a slow clock loses concurrent writes by design, it loses no row).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -45,12 +52,14 @@ struct SoakNodeState {
     int64_t t_ms = 0;
     int64_t writer = 0;
   };
-  std::map<std::string, std::string> checksums;  // table -> table_checksum
+  std::map<std::string, std::string> checksums;  // table -> table_checksum ("absent")
+  std::map<std::string, std::string> columns;    // table -> its column names, in order
   std::map<SoakKey, Row> rows;
   std::map<SoakKey, RowVersion> versions;
   std::map<SoakKey, std::vector<Event>> events;  // this node's committed writes
   int64_t log_lines = 0;
   int64_t pending = 0;
+  int64_t held = 0;  // rows in __harmony_held (waiting for a schema, a table or a clock)
   int64_t dead_letters = 0;
   std::vector<std::string> dead_letter_samples;
 };
@@ -76,16 +85,26 @@ struct SoakCheckResult {
   int64_t writes_logged = 0;  // committed write lines over all nodes
   int64_t dead_letters = 0;
   int64_t pending = 0;
+  int64_t held = 0;
   bool ok() const {
-    return nodes_diverged == 0 && violations.empty() && dead_letters == 0 && pending == 0;
+    return nodes_diverged == 0 && violations.empty() && dead_letters == 0 && pending == 0 &&
+           held == 0;
   }
 };
 
 using ExpectedValues =
     std::unordered_map<std::string, std::vector<std::pair<std::string, uint64_t>>>;
 
+// A time when node `node` (1-based) issued versions with its clock `offset_ms` behind (< 0).
+struct SlowClockWindow {
+  int node = 0;
+  int64_t from_ms = 0, to_ms = 0;  // wall-clock ms of the writes it may have versioned
+  int64_t offset_ms = 0;
+};
+
 SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const ExpectedValues& expected,
-                           const std::set<std::string>& not_committed);
+                           const std::set<std::string>& not_committed,
+                           const std::vector<SlowClockWindow>& slow_clocks = {});
 
 std::string describe_key(const SoakKey& key);
 

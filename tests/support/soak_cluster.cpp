@@ -83,7 +83,7 @@ SoakCluster::~SoakCluster() {
   lab_.reset();
 }
 
-void SoakCluster::start(int i) {
+void SoakCluster::start(int i, const std::map<std::string, std::string>& env) {
   Node& n = node(i);
   if (n.process && n.process->running()) return;
   std::vector<std::string> argv;
@@ -100,7 +100,7 @@ void SoakCluster::start(int i) {
   argv.push_back("-cluster-peers");
   argv.push_back(peers);
   write_file(n.log, read_file(n.log) + "\n" + kStartMarker + "\n");
-  n.process = std::make_unique<Process>(argv, n.log);
+  n.process = std::make_unique<Process>(argv, n.log, env);
 }
 
 void SoakCluster::start_all() {

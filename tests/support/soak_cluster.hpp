@@ -6,6 +6,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,7 +41,8 @@ class SoakCluster {
   bool netns() const { return lab_ != nullptr; }
   std::string netns_name(int i) const { return lab_ ? lab_->ns(i) : std::string(); }
 
-  void start(int i);
+  // `env`: extra environment of the replicator (e.g. HARMONY_TEST_CLOCK_OFFSET_MS).
+  void start(int i, const std::map<std::string, std::string>& env = {});
   void start_all();
   // Waits until node i logged "is replicating" since its last start.
   bool wait_ready(int i, std::chrono::milliseconds timeout);

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <cctype>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -246,10 +247,31 @@ std::string render(const std::string& sql, const std::vector<Value>& args) {
   return out;
 }
 
-const SoakTable& table_named(const std::string& name) {
+SoakTable table_named(const std::string& name) {
   for (const auto& t : soak_tables())
     if (t.name == name) return t;
   throw std::runtime_error("no soak table " + name);
+}
+
+// The registry of replicated tables (soak_tables()); writers read it from their threads while
+// the harness adds tables created during the run.
+std::mutex& tables_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<SoakTable>& tables_registry() {
+  static std::vector<SoakTable> tables = {
+      {"kv", "'i:' || k", "'i:' || k1"},
+      {"docs", "'t:' || hex(id)", "'t:' || hex(k1)"},
+      {"pairs", "'i:' || a || '|t:' || hex(b)", "'i:' || k1 || '|t:' || hex(k2)"},
+  };
+  return tables;
+}
+
+bool is_schema_error(const std::string& error) {
+  for (const char* e : {"no such column", "has no column named", "no such table"})
+    if (error.find(e) != std::string::npos) return true;
+  return false;
 }
 
 // soak_log lines for the rows of `table` carrying write id ?1 (written by the statement before).
@@ -273,13 +295,57 @@ Workload::Step log_removed(const std::string& table, const std::string& where,
 
 }  // namespace
 
-const std::vector<SoakTable>& soak_tables() {
-  static const std::vector<SoakTable> tables = {
-      {"kv", "'i:' || k", "'i:' || k1", {"val", "data", "n"}},
-      {"docs", "'t:' || hex(id)", "'t:' || hex(k1)", {"body", "data"}},
-      {"pairs", "'i:' || a || '|t:' || hex(b)", "'i:' || k1 || '|t:' || hex(k2)", {"v"}},
-  };
-  return tables;
+std::vector<SoakTable> soak_tables() {
+  std::lock_guard lk(tables_mutex());
+  return tables_registry();
+}
+
+void add_soak_table(const SoakTable& table) {
+  std::lock_guard lk(tables_mutex());
+  tables_registry().push_back(table);
+}
+
+void reset_soak_tables() {
+  std::lock_guard lk(tables_mutex());
+  tables_registry().resize(3);
+}
+
+SoakTable created_soak_table(const std::string& name) {
+  return {name, "'i:' || id", "'i:' || k1"};
+}
+
+std::string created_table_ddl(const std::string& name) {
+  return fmt::format("CREATE TABLE {} (id INTEGER PRIMARY KEY, wid TEXT NOT NULL, v)", name);
+}
+
+bool is_added_column(const std::string& column) {
+  return column.size() >= 2 && column[0] == 'x' &&
+         std::isdigit(static_cast<unsigned char>(column[1]));
+}
+
+std::string logical_column(const std::string& column) {
+  if (!is_added_column(column)) return column;
+  return column.substr(0, column.find("_r"));
+}
+
+NodeSchema load_node_schema(void* handle) {
+  NodeSchema schema;
+  Db db = Db::borrow(static_cast<sqlite3*>(handle));
+  for (const auto& t : soak_tables()) {
+    auto cols = db.prepare("SELECT name FROM pragma_table_info(?1)");
+    cols.bind(1, t.name);
+    bool exists = false;
+    std::vector<std::string> added;
+    while (cols.step()) {
+      exists = true;
+      if (is_added_column(cols.column_text(0))) added.push_back(cols.column_text(0));
+    }
+    if (!exists) continue;
+    if (t.name != "kv" && t.name != "docs" && t.name != "pairs")
+      schema.created_tables.push_back(t.name);
+    if (!added.empty()) schema.added[t.name] = std::move(added);
+  }
+  return schema;
 }
 
 std::string soak_schema() {
@@ -382,12 +448,56 @@ void Workload::stop() {
     if (t.joinable()) t.join();
 }
 
+void Workload::set_added_columns(Rng& rng, Op& op, const std::string& table,
+                                 const NodeSchema& schema, bool shell) {
+  auto it = schema.added.find(table);
+  if (it == schema.added.end()) return;
+  std::string sets;
+  std::vector<Value> args = {Text{op.wid}};
+  for (const auto& col : it->second) {
+    if (!chance(rng, 0.6)) continue;
+    Value v = any_value(rng, shell, options_);
+    args.push_back(v);
+    sets += fmt::format("{}{} = ?{}", sets.empty() ? "" : ", ", col, args.size());
+    op.sets.emplace_back(col, v);
+  }
+  if (sets.empty()) return;
+  op.steps.push_back({fmt::format("UPDATE {} SET {} WHERE wid = ?1", table, sets), args});
+}
+
 Workload::Op Workload::make_op(Rng& rng, const std::string& wid, int writer, int64_t t_ms,
-                               bool shell) {
+                               bool shell, const NodeSchema& schema) {
   const auto& o = options_;
   Op op;
   op.wid = wid;
   const Value w = Text{wid};
+  // A table created during the run, once this node has it.
+  if (!schema.created_tables.empty() && chance(rng, 0.2)) {
+    const std::string& t = pick(rng, schema.created_tables);
+    const int64_t id = uniform(rng, 0, o.created_table_keys - 1);
+    const int64_t kind = uniform(rng, 0, 99);
+    if (kind < 60) {
+      Value v = any_value(rng, shell, o);
+      op.steps.push_back({fmt::format("INSERT INTO {} (id, wid, v) VALUES (?1, ?2, ?3) ON "
+                                      "CONFLICT(id) DO UPDATE SET wid = excluded.wid, v = "
+                                      "excluded.v",
+                                      t),
+                          {id, w, v}});
+      op.sets = {{"v", v}};
+    } else if (kind < 80) {
+      Value v = any_value(rng, shell, o);
+      op.steps.push_back(
+          {fmt::format("UPDATE {} SET wid = ?1, v = ?2 WHERE id = ?3", t), {w, v, id}});
+      op.sets = {{"v", v}};
+    } else {
+      op.steps.push_back(log_removed(t, fmt::format("id = {}", id), wid, t_ms, writer));
+      op.steps.push_back({fmt::format("DELETE FROM {} WHERE id = ?1", t), {id}});
+      return op;
+    }
+    set_added_columns(rng, op, t, schema, shell);
+    op.steps.push_back(log_written(t, wid, t_ms, writer));
+    return op;
+  }
   const int64_t table = uniform(rng, 0, 99);
   if (table < 50) {  // kv: INTEGER PRIMARY KEY (rowid alias)
     const int64_t k = uniform(rng, 0, o.kv_keys - 1);
@@ -429,6 +539,7 @@ Workload::Op Workload::make_op(Rng& rng, const std::string& wid, int writer, int
                                       kind < 92 ? "k" : "rowid"),
                           {to, w, k}});
     }
+    set_added_columns(rng, op, "kv", schema, shell);
     op.steps.push_back(log_written("kv", wid, t_ms, writer));
   } else if (table < 80) {  // docs: TEXT PRIMARY KEY, WITHOUT ROWID
     const Value id = Text{pick(rng, odd_strings())};
@@ -459,6 +570,7 @@ Workload::Op Workload::make_op(Rng& rng, const std::string& wid, int writer, int
       op.steps.push_back(
           {"UPDATE OR REPLACE docs SET id = ?1, wid = ?2 WHERE id = ?3", {to, w, id}});
     }
+    set_added_columns(rng, op, "docs", schema, shell);
     op.steps.push_back(log_written("docs", wid, t_ms, writer));
   } else {  // pairs: composite key (a, b), a column without affinity
     const int64_t a = uniform(rng, 0, o.pair_keys - 1);
@@ -495,6 +607,7 @@ Workload::Op Workload::make_op(Rng& rng, const std::string& wid, int writer, int
                             {to, w, a, b}});
       }
     }
+    set_added_columns(rng, op, "pairs", schema, shell);
     op.steps.push_back(log_written("pairs", wid, t_ms, writer));
   }
   return op;
@@ -522,6 +635,10 @@ void Workload::finish_txn(const Txn& txn, bool commit, const std::string& error,
   ++counters_.failed;
   if (error.find("database is locked") != std::string::npos) {
     ++counters_.locked;
+  } else if (options_.schema_changes && is_schema_error(error)) {
+    ++counters_.schema_errors;
+    std::lock_guard lk(mu_);
+    if (schema_errors_.size() < 10) schema_errors_.push_back(fmt::format("{}: {}", context, error));
   } else {
     ++counters_.errors;
     note_error(fmt::format("{}: {}", context, error));
@@ -607,7 +724,20 @@ void Workload::writer_loop(int node, int writer, Kind kind, uint64_t seed) {
     sqlite3_exec(handle, "PRAGMA trusted_schema = OFF", nullptr, nullptr, nullptr);
   }
 
+  NodeSchema schema;
+  int64_t schema_version = -1;
   for (int64_t txn_no = 0; !stop_; ++txn_no) {
+    // Statements follow this node's current schema: re-read it when it changed.
+    try {
+      Db db = Db::borrow(handle);
+      int64_t v = db.query_int("PRAGMA schema_version");
+      if (v != schema_version) {
+        schema = load_node_schema(handle);
+        schema_version = v;
+      }
+    } catch (const std::exception& e) {
+      note_error(fmt::format("writer n{}w{}: reading the schema: {}", node + 1, writer, e.what()));
+    }
     if (options_.transactions_per_writer > 0 && txn_no >= options_.transactions_per_writer) break;
     bool shell = chance(rng, options_.shell_fraction);
     int statements = chance(rng, options_.multi_fraction)
@@ -619,7 +749,7 @@ void Workload::writer_loop(int node, int writer, Kind kind, uint64_t seed) {
     txn.commit = !chance(rng, options_.rollback_fraction);
     for (int s = 0; s < statements; ++s)
       txn.ops.push_back(make_op(rng, fmt::format("n{}w{}t{}s{}", node + 1, writer, txn_no, s),
-                                node * 100 + writer, t_ms, shell));
+                                node * 100 + writer, t_ms, shell, schema));
     if (statements >= 3 && chance(rng, options_.savepoint_fraction)) {
       txn.savepoint_from = static_cast<int>(uniform(rng, 0, statements - 2));
       txn.savepoint_to = static_cast<int>(uniform(rng, txn.savepoint_from + 1, statements));
@@ -659,13 +789,6 @@ void Workload::long_transaction(int node, std::chrono::milliseconds hold, uint64
   Txn txn;
   txn.immediate = true;
   txn.commit = commit;
-  int statements = static_cast<int>(uniform(rng, 1, 4));
-  int64_t no = uniform(rng, 0, INT32_MAX);
-  for (int s = 0; s < statements; ++s)
-    txn.ops.push_back(make_op(rng, fmt::format("n{}L{}t{}s{}", node + 1, writer, no, s),
-                              node * 100 + writer, t_ms, false));
-  ++counters_.long_txns;
-  ++counters_.transactions;
   sqlite3* handle = nullptr;
   sqlite3_open_v2(dbs_.at(static_cast<size_t>(node)).c_str(), &handle, SQLITE_OPEN_READWRITE,
                   nullptr);
@@ -677,7 +800,15 @@ void Workload::long_transaction(int node, std::chrono::milliseconds hold, uint64
   sqlite3_extended_result_codes(handle, 1);
   std::string error;
   Db db = Db::borrow(handle);
+  int statements = static_cast<int>(uniform(rng, 1, 4));
+  int64_t no = uniform(rng, 0, INT32_MAX);
+  ++counters_.long_txns;
+  ++counters_.transactions;
   try {
+    const NodeSchema schema = load_node_schema(handle);
+    for (int s = 0; s < statements; ++s)
+      txn.ops.push_back(make_op(rng, fmt::format("n{}L{}t{}s{}", node + 1, writer, no, s),
+                                node * 100 + writer, t_ms, false, schema));
     db.exec("BEGIN IMMEDIATE");
     for (const auto& op : txn.ops)
       for (const auto& step : op.steps) {
@@ -709,6 +840,98 @@ std::set<std::string> Workload::not_committed() const {
 std::vector<std::string> Workload::error_samples() const {
   std::lock_guard lk(mu_);
   return errors_;
+}
+
+std::vector<std::string> Workload::schema_error_samples() const {
+  std::lock_guard lk(mu_);
+  return schema_errors_;
+}
+
+const char* Workload::ddl_via_name(DdlVia via) {
+  switch (via) {
+    case DdlVia::Shell:
+      return "sqlite3 shell";
+    case DdlVia::Plain:
+      return "plain connection";
+    case DdlVia::Extension:
+      return "connection with the extension loaded";
+  }
+  return "?";
+}
+
+std::string Workload::run_ddl(int node, const std::string& ddl, DdlVia via,
+                              const std::string& table, int rows, uint64_t seed) {
+  static std::atomic<int> serial{0};
+  const int writer = 80 + serial++ % 10;
+  const int64_t t_ms = wall_clock_ms();
+  Txn txn;
+  for (int r = 0; r < rows; ++r) {
+    Op op;
+    op.wid = fmt::format("n{}C{}s{}", node + 1, seed % 1000000, r);
+    Value v = Text{fmt::format("right after CREATE on node {}", node + 1)};
+    op.steps.push_back({fmt::format("INSERT INTO {} (id, wid, v) VALUES (?1, ?2, ?3)", table),
+                        {int64_t{r}, Text{op.wid}, v}});
+    op.sets = {{"v", v}};
+    op.steps.push_back(log_written(table, op.wid, t_ms, node * 100 + writer));
+    txn.ops.push_back(std::move(op));
+  }
+  const std::string what =
+      fmt::format("schema change on node {} ({})", node + 1, ddl_via_name(via));
+  if (via == DdlVia::Shell) {
+    // DDL and the rows in one shell run: the rows commit right after the CREATE.
+    std::string script = ddl + ";\n";
+    if (!txn.ops.empty()) {
+      script += "BEGIN IMMEDIATE;\n";
+      for (const auto& op : txn.ops)
+        for (const auto& step : op.steps) script += render(step.sql, step.args) + ";\n";
+      script += "COMMIT;\n";
+    }
+    std::string path = fmt::format("{}/ddl-{}.sql", scratch_, writer);
+    write_file(path, script);
+    auto r = run_command(
+        {"sqlite3", "-batch", "-bail", "-cmd", fmt::format(".timeout {}", options_.busy_timeout_ms),
+         dbs_.at(static_cast<size_t>(node)), ".read " + path},
+        120s);
+    std::remove(path.c_str());
+    std::string error =
+        r.exit_code == 0 ? "" : (r.output.empty() ? fmt::format("exit {}", r.exit_code) : r.output);
+    if (!txn.ops.empty()) {
+      ++counters_.transactions;
+      ++counters_.shell_runs;
+      finish_txn(txn, true, error, what);
+    }
+    return error;
+  }
+  sqlite3* handle = nullptr;
+  sqlite3_open_v2(dbs_.at(static_cast<size_t>(node)).c_str(), &handle, SQLITE_OPEN_READWRITE,
+                  nullptr);
+  struct Close {
+    sqlite3* h;
+    ~Close() { sqlite3_close_v2(h); }
+  } close{handle};
+  sqlite3_busy_timeout(handle, options_.busy_timeout_ms);
+  sqlite3_extended_result_codes(handle, 1);
+  if (via == DdlVia::Extension) {
+    sqlite3_enable_load_extension(handle, 1);
+    char* err = nullptr;
+    if (sqlite3_load_extension(handle, extension_path().c_str(), nullptr, &err) != SQLITE_OK) {
+      std::string e = fmt::format("cannot load {}: {}", extension_path(), err ? err : "?");
+      sqlite3_free(err);
+      return e;
+    }
+  }
+  char* err = nullptr;
+  if (sqlite3_exec(handle, ddl.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string e = err ? err : "?";
+    sqlite3_free(err);
+    return e;
+  }
+  if (txn.ops.empty()) return "";
+  ++counters_.transactions;
+  ++(via == DdlVia::Extension ? counters_.extension_txns : counters_.plain_txns);
+  std::string error = run_in_process(handle, txn);
+  finish_txn(txn, true, error, what);
+  return error;
 }
 
 }  // namespace harmony::test
