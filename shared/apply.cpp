@@ -180,7 +180,7 @@ void Applier::begin() {
 }
 
 void Applier::finish() {
-  if (conflicts_recorded_) prune_conflicts(db_, wall_clock_ms());
+  if (conflicts_recorded_) prune_conflicts(db_, wall_clock_ms(), conflict_limits_);
   conflicts_recorded_ = false;
   store_clock(db_, clock_);
   db_.exec("DELETE FROM __harmony_mute");

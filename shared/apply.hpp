@@ -74,6 +74,9 @@ class Applier {
   // Stores the advanced clock and unmutes capture. The caller then commits.
   void finish();
 
+  // The conflict log's bounds ([conflicts] in the config), applied in finish().
+  void set_conflict_limits(const ConflictLimits& limits) { conflict_limits_ = limits; }
+
   const std::vector<CapturedTable>& tables() const { return tables_; }
   // Rows recorded in the conflict log by the last begin()..finish(), then 0: the caller counts
   // them once its transaction committed (a retried transaction starts again at begin()).
@@ -134,8 +137,9 @@ class Applier {
   int64_t clock_ = 0;
   int64_t max_drift_ms_ = kDefaultMaxClockDriftMs;
   bool open_ = false;
-  bool conflicts_recorded_ = false;        // since begin(): prune the log in finish()
-  int64_t conflicts_in_tx_ = 0;            // rows recorded since begin()
+  bool conflicts_recorded_ = false;  // since begin(): prune the log in finish()
+  ConflictLimits conflict_limits_;
+  int64_t conflicts_in_tx_ = 0;  // rows recorded since begin()
   std::unique_ptr<DigestUpdater> digest_;  // anti-entropy (shared/content_digest.hpp)
 };
 

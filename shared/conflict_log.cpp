@@ -2,6 +2,7 @@
 #include "shared/conflict_log.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -87,13 +88,16 @@ void record_conflict(Db& db, const ConflictRecord& r, int64_t now_ms) {
   s.run();
 }
 
-int64_t prune_conflicts(Db& db, int64_t now_ms, int64_t max_rows, int64_t max_age_ms) {
+int64_t prune_conflicts(Db& db, int64_t now_ms, const ConflictLimits& limits) {
   // ids only grow (INTEGER PRIMARY KEY, rows only appended), so the newest max_rows are the
   // highest ids; both conditions use the key or a full scan of a table bounded by max_rows.
   auto s = db.prepare(
       "DELETE FROM __harmony_conflicts WHERE id <= (SELECT max(id) FROM __harmony_conflicts) - ?1 "
       "OR at_ms < ?2");
-  s.bind(1, max_rows).bind(2, now_ms - max_age_ms);
+  // max_age 0: no age limit (INT64_MIN is below every at_ms).
+  s.bind(1, limits.max_rows)
+      .bind(2, limits.max_age_ms > 0 ? now_ms - limits.max_age_ms
+                                     : std::numeric_limits<int64_t>::min());
   s.run();
   return db.changes();
 }

@@ -17,6 +17,11 @@ namespace harmony {
 // hours of a hot conflict loop yet stay a few MB; 30 days covers a holiday between looks.
 inline constexpr int64_t kMaxConflictRows = 10'000;
 inline constexpr int64_t kMaxConflictAgeMs = 30LL * 24 * 3600 * 1000;
+// The same, as configured ([conflicts] max_rows, max_age; replicator/config/config.hpp).
+struct ConflictLimits {
+  int64_t max_rows = kMaxConflictRows;
+  int64_t max_age_ms = kMaxConflictAgeMs;  // 0 = no age limit
+};
 // Two versions issued this close together (physical parts of their HLCs, ms) by different
 // nodes are taken as concurrent even when the local one was already acknowledged: in a healthy
 // cluster a write reaches the other nodes within milliseconds, so the remote writer most likely
@@ -70,9 +75,9 @@ std::string values_json_object(const std::vector<std::string>& columns,
                                const std::vector<Value>& values);
 
 void record_conflict(Db& db, const ConflictRecord& record, int64_t now_ms);
-// Removes rows beyond `max_rows` (oldest first) and older than `max_age_ms`. Returns rows removed.
-int64_t prune_conflicts(Db& db, int64_t now_ms, int64_t max_rows = kMaxConflictRows,
-                        int64_t max_age_ms = kMaxConflictAgeMs);
+// Removes rows beyond `limits.max_rows` (oldest first) and older than `limits.max_age_ms`
+// (unless 0). Returns rows removed.
+int64_t prune_conflicts(Db& db, int64_t now_ms, const ConflictLimits& limits = {});
 int64_t conflict_count(Db& db);
 
 }  // namespace harmony

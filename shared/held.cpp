@@ -1,6 +1,14 @@
 // __harmony_held reads and writes (see held.hpp).
 #include "shared/held.hpp"
 
+#include <fmt/format.h>
+
+#include "shared/batch.hpp"
+#include "shared/capture_registry.hpp"
+#include "shared/fold.hpp"
+#include "shared/meta_store.hpp"
+#include "shared/sqlite_db.hpp"
+
 namespace harmony {
 
 namespace {
@@ -28,7 +36,7 @@ const char* to_string(HoldKind kind) {
   return "table";
 }
 
-void store_held(Db& db, const HeldEntry& e) {
+HeldUsage store_held(Db& db, const HeldEntry& e) {
   auto s = db.prepare(
       "INSERT INTO __harmony_held(at_ms, stream, seq, origin_node, batch_id, table_name, kind, "
       "reason, row_count, attempts, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
@@ -38,6 +46,7 @@ void store_held(Db& db, const HeldEntry& e) {
   s.bind(6, e.table).bind(7, std::string(to_string(e.kind))).bind(8, e.reason);
   s.bind(9, e.rows).bind(10, e.attempts).bind(11, Value{Blob{e.payload}});
   s.run();
+  return {1, e.rows, held_bytes(e)};
 }
 
 std::vector<HeldEntry> load_held(Db& db, const std::string& stream, int64_t after, size_t limit) {
@@ -65,18 +74,43 @@ std::vector<HeldEntry> load_held(Db& db, const std::string& stream, int64_t afte
   return out;
 }
 
-void forget_held(Db& db, int64_t id) {
+HeldUsage forget_held(Db& db, const HeldEntry& e) {
   auto s = db.prepare("DELETE FROM __harmony_held WHERE id = ?1");
-  s.bind(1, id).run();
+  s.bind(1, e.id).run();
+  if (db.changes() == 0) return {};  // already gone (removed by -drop-held meanwhile)
+  return {-1, -e.rows, -held_bytes(e)};
 }
 
-void update_held(Db& db, const HeldEntry& e) {
+void forget_held_ids(Db& db, const std::vector<int64_t>& ids) {
+  auto s = db.prepare("DELETE FROM __harmony_held WHERE id = ?1");
+  for (int64_t id : ids) {
+    s.reset();
+    s.bind(1, id).run();
+  }
+  bump_held_epoch(db);
+}
+
+namespace {
+constexpr const char* kHeldEpochKey = "held_epoch";
+}  // namespace
+
+int64_t held_epoch(Db& db) {
+  return meta_get_int(db, kHeldEpochKey, 0);
+}
+
+void bump_held_epoch(Db& db) {
+  meta_set(db, kHeldEpochKey, held_epoch(db) + 1);
+}
+
+HeldUsage update_held(Db& db, const HeldEntry& e, const HeldUsage& was) {
   auto s = db.prepare(
       "UPDATE __harmony_held SET kind = ?2, reason = ?3, row_count = ?4, attempts = ?5, "
       "payload = ?6 WHERE id = ?1");
   s.bind(1, e.id).bind(2, std::string(to_string(e.kind))).bind(3, e.reason).bind(4, e.rows);
   s.bind(5, e.attempts).bind(6, Value{Blob{e.payload}});
   s.run();
+  if (db.changes() == 0) return {};
+  return {0, e.rows - was.rows, held_bytes(e) - was.bytes};
 }
 
 HeldSummary held_summary(Db& db, const std::string& stream) {
@@ -102,6 +136,53 @@ HeldSummary held_summary(Db& db, const std::string& stream) {
     if (s.step()) out.oldest_reason = s.column_text(1);
   }
   return out;
+}
+
+std::pair<int64_t, std::string> held_oldest(Db& db, const std::string& stream) {
+  // By id: the walk stops at the stream's first entry (with one stream per node's shard count
+  // of 1, the table's first row), no sort, no full scan.
+  auto s =
+      db.prepare("SELECT at_ms, reason FROM __harmony_held WHERE stream = ?1 ORDER BY id LIMIT 1");
+  s.bind(1, stream);
+  if (!s.step()) return {0, {}};
+  return {s.column_int(0), s.column_text(1)};
+}
+
+Batch held_rows_batch(const Batch& batch, size_t table_entry, const std::vector<size_t>& rows) {
+  Batch out;
+  out.origin_node = batch.origin_node;
+  out.batch_id = batch.batch_id;
+  out.tables.push_back(batch.tables[table_entry]);
+  out.rows.reserve(rows.size());
+  for (size_t i : rows) {
+    RowChange r = batch.rows[i];
+    r.table = 0;
+    out.rows.push_back(std::move(r));
+  }
+  return out;
+}
+
+int64_t mark_own_rows_pending(Db& db, const Batch& batch, uint64_t node) {
+  int64_t marked = 0;
+  for (uint32_t ti = 0; ti < batch.tables.size(); ++ti) {
+    auto table = find_captured(db, batch.tables[ti].name);
+    if (!table) continue;
+    const auto keys = key_columns(table->key_count());
+    auto mark =
+        db.prepare(fmt::format("UPDATE {} SET dirty = 1 WHERE {} AND version = ?{} AND node = ?{}",
+                               table->rows, key_match(keys, 1), keys.size() + 1, keys.size() + 2));
+    // The key follows the writer's key column order, which is the local one: the writer is us.
+    for (const auto& row : batch.rows) {
+      if (row.table != ti || row.key.size() != keys.size()) continue;
+      mark.reset();
+      for (size_t i = 0; i < row.key.size(); ++i) mark.bind(static_cast<int>(i + 1), row.key[i]);
+      mark.bind(static_cast<int>(row.key.size() + 1), row.hlc);
+      mark.bind(static_cast<int>(row.key.size() + 2), static_cast<int64_t>(node));
+      mark.run();
+      marked += db.changes();
+    }
+  }
+  return marked;
 }
 
 }  // namespace harmony

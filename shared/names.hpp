@@ -18,6 +18,7 @@ inline constexpr const char* kMute = "__harmony_mute";      // non-empty only in
 inline constexpr const char* kPositions = "__harmony_positions";  // stream -> last applied seq
 inline constexpr const char* kDeadLetters = "__harmony_dead_letters";
 inline constexpr const char* kHeld = "__harmony_held";  // rows waiting until they can apply
+inline constexpr const char* kConflicts = "__harmony_conflicts";
 
 inline std::string log_table(int64_t id) {
   return "__harmony_log_" + std::to_string(id);

@@ -64,6 +64,7 @@ struct StreamProgress {
   int64_t paused_since_ms = 0;
   std::string pause_reason;
   int64_t held_rows = 0;      // rows of this stream waiting in __harmony_held
+  int64_t held_bytes = 0;     // their payload bytes (the bound max_held_bytes counts these)
   int64_t held_since_ms = 0;  // wall clock when the oldest of them was held (0: none)
   std::string held_reason;    // why the oldest waits
 };

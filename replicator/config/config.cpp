@@ -333,13 +333,24 @@ void load_replication_log(const Section& s, ReplicationLogConfig& r,
   if (r.replicas > 5) r.replicas = 5;
 }
 
-// ours: the bound on __harmony_dead_letters (issue 14 item 8). Each limit at least 1, so a
-// bound cannot be switched off by accident; max_age 0 means no age limit.
+// The bounds of a table kept for a person to read ([dead_letters], [conflicts]): max_rows at
+// least 1, so a bound cannot be switched off by accident; max_age 0 means no age limit.
+void read_row_and_age_limits(const Section& s, int64_t& max_rows, int64_t& max_age_ms) {
+  s.read("max_rows", max_rows, 1, kInt64Max, "rows");
+  s.read_ms("max_age", max_age_ms);
+}
+
+// ours: the bound on __harmony_dead_letters (issue 14 item 8); max_bytes at least 1 too.
 void load_dead_letters(const Section& s, DeadLetterLimits& d, std::vector<std::string>& warnings) {
   s.warn_unknown({"max_rows", "max_bytes", "max_age"}, warnings);
-  s.read("max_rows", d.max_rows, 1, kInt64Max, "rows");
+  read_row_and_age_limits(s, d.max_rows, d.max_age_ms);
   s.read("max_bytes", d.max_bytes, 1, kInt64Max, "bytes");
-  s.read_ms("max_age", d.max_age_ms);
+}
+
+// ours: the bound on the conflict log, __harmony_conflicts.
+void load_conflicts(const Section& s, ConflictLimits& c, std::vector<std::string>& warnings) {
+  s.warn_unknown({"max_rows", "max_age"}, warnings);
+  read_row_and_age_limits(s, c.max_rows, c.max_age_ms);
 }
 
 // ours: [anti_entropy] (docs/anti-entropy.md). interval 0 switches rounds off.
@@ -526,10 +537,11 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
   // Packed by hand: clang-format puts one key per line once the list needs five lines.
   // clang-format off
   top.warn_unknown({"db_path", "seq_map_path", "node_id", "publish", "replicate",
-                    "scan_max_changes", "apply_batch_rows", "max_held_rows", "cleanup_interval",
-                    "sleep_timeout", "polling_interval", "max_clock_drift", "include_tables",
-                    "exclude_tables", "capture_existing_rows", "replication_log", "dead_letters",
-                    "anti_entropy", "snapshot", "nats", "logging", "prometheus", "health_check"},
+                    "scan_max_changes", "apply_batch_rows", "max_held_rows", "max_held_bytes",
+                    "cleanup_interval", "sleep_timeout", "polling_interval", "max_clock_drift",
+                    "include_tables", "exclude_tables", "capture_existing_rows",
+                    "replication_log", "dead_letters", "conflicts", "anti_entropy", "snapshot",
+                    "nats", "logging", "prometheus", "health_check"},
                    warnings);
   // clang-format on
   top.read("db_path", cfg.db_path, /*allow_empty=*/false);  // kept as written (relative to cwd)
@@ -549,6 +561,7 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
   top.read("scan_max_changes", cfg.scan_max_changes, 1, kInt64Max);
   top.read("apply_batch_rows", cfg.apply_batch_rows, 1, kInt64Max);
   top.read("max_held_rows", cfg.max_held_rows, 1, kInt64Max);
+  top.read("max_held_bytes", cfg.max_held_bytes, 1, kInt64Max, "bytes");
   top.read_ms("cleanup_interval", cfg.cleanup_interval_ms);
   top.read_ms("sleep_timeout", cfg.sleep_timeout_ms);
   top.read_ms("polling_interval", cfg.polling_interval_ms);
@@ -611,6 +624,7 @@ Config parse_config_text(const std::string& text, const std::string& path,
   if (auto s = top.table("replication_log"))
     load_replication_log(*s, cfg.replication_log, warnings);
   if (auto s = top.table("dead_letters")) load_dead_letters(*s, cfg.dead_letters, warnings);
+  if (auto s = top.table("conflicts")) load_conflicts(*s, cfg.conflicts, warnings);
   if (auto s = top.table("anti_entropy")) load_anti_entropy(*s, cfg.anti_entropy, warnings);
   if (auto s = top.table("snapshot")) load_snapshot(*s, cfg.snapshot, warnings);
   if (auto s = top.table("nats")) load_nats(*s, cfg.nats, warnings);

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "replicator/common/capture_sync.hpp"
+#include "shared/conflict_log.hpp"
 #include "shared/dead_letters.hpp"
 #include "shared/error.hpp"
+#include "shared/held.hpp"
 #include "shared/hlc.hpp"
 
 namespace harmony {
@@ -132,6 +134,9 @@ struct Config {
   int64_t apply_batch_rows = 20000;   // ours: rows per apply transaction (HarmonyLite: 1)
   // ours: rows held (not applicable yet) per stream before it stops reading (disk, not memory)
   int64_t max_held_rows = 1'000'000;
+  // ours: the same bound in payload bytes (default shared/held.hpp kDefaultMaxHeldBytes,
+  // 256 MiB): a few huge rows reach it long before the row bound
+  int64_t max_held_bytes = kDefaultMaxHeldBytes;
   int64_t cleanup_interval_ms = 5000;
   int64_t sleep_timeout_ms = 0;
   int64_t polling_interval_ms = 0;
@@ -144,6 +149,9 @@ struct Config {
   ReplicationLogConfig replication_log;
   // ours: [dead_letters] max_rows, max_bytes, max_age (defaults in shared/dead_letters.hpp)
   DeadLetterLimits dead_letters;
+  // ours: [conflicts] max_rows, max_age: the conflict log's bounds (defaults in
+  // shared/conflict_log.hpp: 10,000 rows, 30 days)
+  ConflictLimits conflicts;
   AntiEntropyConfig anti_entropy;  // ours: [anti_entropy]
   SnapshotConfig snapshot;
   NatsConfig nats;

@@ -35,6 +35,8 @@ ConsumerOptions consumer_options(const Config& config, int shard, uint64_t node,
   co.node = node;
   co.max_rows_per_txn = static_cast<size_t>(config.apply_batch_rows);
   co.max_held_rows = config.max_held_rows;
+  co.max_held_bytes = config.max_held_bytes;
+  co.conflict_limits = config.conflicts;
   co.schema_generation = &schema_generation;
   co.max_clock_drift_ms = config.max_clock_drift_ms;
   return co;

@@ -19,8 +19,9 @@ namespace {
 
 // A database without harmonylite's tables holds nothing.
 bool has_held_table(Db& db) {
-  return db.query_int("SELECT count(*) FROM sqlite_schema WHERE type='table' AND "
-                      "name='__harmony_held'") > 0;
+  return db.query_int(
+             "SELECT count(*) FROM sqlite_schema WHERE type='table' AND "
+             "name='__harmony_held'") > 0;
 }
 
 void require_database(const Config& config) {
@@ -68,8 +69,8 @@ int run_drop_held(const Config& config, const std::string& which) {
       id = std::stoll(which, &used);
       if (used != which.size() || id <= 0) throw std::invalid_argument(which);
     } catch (const std::exception&) {
-      throw Error(fmt::format(
-          "-drop-held takes an entry id (see -held) or \"all\", not \"{}\"", which));
+      throw Error(
+          fmt::format("-drop-held takes an entry id (see -held) or \"all\", not \"{}\"", which));
     }
   }
   require_database(config);
@@ -101,7 +102,7 @@ int run_drop_held(const Config& config, const std::string& which) {
     rows += s.column_int(7);
     ++entries;
   }
-  for (int64_t e : ids) forget_held(db, e);
+  forget_held_ids(db, ids);
   tx.commit();
   if (entries == 0) {
     spdlog::warn("no held entry {} in {} (see -held)", which, config.db_path);

@@ -207,6 +207,9 @@ void write_streams(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
   per_stream("stream_held_rows", "gauge",
              "Rows of this stream held until they can be applied (__harmony_held).",
              [](const StreamProgress& p) { return static_cast<double>(p.held_rows); });
+  per_stream("stream_held_bytes", "gauge",
+             "Payload bytes of this stream's held rows (bounded by max_held_bytes).",
+             [](const StreamProgress& p) { return static_cast<double>(p.held_bytes); });
   per_stream("stream_held_oldest_seconds", "gauge",
              "Age of the oldest held row of this stream (0 = none).", [&](const StreamProgress& p) {
                return p.held_since_ms > 0

@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -45,7 +46,9 @@ class ConsumerRun {
   ConsumerRun(const ConsumerOptions& options, MessageSource& source, ReplicatorStats& stats,
               std::atomic<uint64_t>& position);
   bool retry_held_when_due(const std::atomic<bool>& stop);
-  bool over_held_bound() const { return held_rows_ >= options_.max_held_rows; }
+  bool over_held_bound() const {
+    return held_.rows >= options_.max_held_rows || held_.bytes >= options_.max_held_bytes;
+  }
   bool wait_while_held_full(const std::atomic<bool>& stop);
   std::deque<IncomingMessage> gather();
   bool flush_own_position_when_quiet(const std::atomic<bool>& stop);
@@ -57,7 +60,9 @@ class ConsumerRun {
  private:
   std::optional<IncomingMessage> next_message(std::chrono::milliseconds timeout);
   void refresh_schema(bool force);
-  void count_held();
+  void recount_held();
+  void note_held(const HeldUsage& change, bool oldest_may_have_changed);
+  std::string held_bound_text() const;
   void observe_skew(const ConsumePlan& plan, int64_t now_ms);
   void report_clock();
   void note_progress_without_writing(const ConsumePlan& plan);
@@ -79,8 +84,13 @@ class ConsumerRun {
   uint64_t generation_ = 0;
   int64_t schema_version_ = 0;
   bool schema_changed_ = false;  // since the last retry of held rows
-  int64_t held_rows_ = 0;        // rows of this stream in __harmony_held
-  int64_t held_cursor_ = 0;      // the next retry round starts after this entry id
+  // This stream's entries, rows and bytes in __harmony_held, kept from what store, retry and
+  // forget return (a COUNT over the table per transaction is a full scan: 1M held rows made
+  // every batch read them all). Counted from the table at start-up (after a restore, too) and
+  // when the held epoch moved (-drop-held ran meanwhile).
+  HeldUsage held_;
+  int64_t held_epoch_ = 0;
+  int64_t held_cursor_ = 0;  // the next retry round starts after this entry id
   std::chrono::steady_clock::time_point last_retry_ = std::chrono::steady_clock::now();
   int64_t conflicts_unreported_ = 0;  // recorded since the last log line about them
   std::chrono::steady_clock::time_point conflicts_logged_{};
@@ -111,10 +121,11 @@ ConsumerRun::ConsumerRun(const ConsumerOptions& options, MessageSource& source,
       planner_(stored_position_) {
   applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_),
                                        options_.max_clock_drift_ms);
+  applier_->set_conflict_limits(options_.conflict_limits);
   stats_.max_clock_drift_ms = options_.max_clock_drift_ms;
   schema_version_ = db_.query_int("PRAGMA schema_version");
-  count_held();
-  schema_changed_ = held_rows_ > 0;  // the schema may have changed while we were stopped
+  recount_held();
+  schema_changed_ = held_.rows > 0;  // the schema may have changed while we were stopped
   position_ = stored_position_;
   progress_.position = stored_position_;
   stats_.set_stream(options_.stream, progress_);
@@ -130,31 +141,65 @@ void ConsumerRun::refresh_schema(bool force) {
   schema_version_ = v;
   applier_ = std::make_unique<Applier>(db_, options_.node, captured_tables(db_),
                                        options_.max_clock_drift_ms);
+  applier_->set_conflict_limits(options_.conflict_limits);
   schema_changed_ = true;
 }
 
-void ConsumerRun::count_held() {
+// A full count of the stream's held rows: at start-up and after someone else changed them.
+void ConsumerRun::recount_held() {
+  held_epoch_ = held_epoch(db_);
   const HeldSummary h = held_summary(db_, options_.stream);
-  held_rows_ = h.rows;
+  held_ = {h.entries, h.rows, h.bytes};
   progress_.held_rows = h.rows;
+  progress_.held_bytes = h.bytes;
   progress_.held_since_ms = h.oldest_at_ms;
   progress_.held_reason = h.oldest_reason;
+}
+
+// What a committed transaction changed. The oldest entry is looked up again (one row by id)
+// only when it may be another one now: the first entry stored, or a retry round that touched
+// entries.
+void ConsumerRun::note_held(const HeldUsage& change, bool oldest_may_have_changed) {
+  const bool was_empty = held_.entries == 0;
+  held_ += change;
+  if (held_.entries < 0 || held_.rows < 0 || held_.bytes < 0) {
+    recount_held();  // cannot happen unless the table was changed behind our back: count it
+    return;
+  }
+  progress_.held_rows = held_.rows;
+  progress_.held_bytes = held_.bytes;
+  if (held_.entries == 0) {
+    progress_.held_since_ms = 0;
+    progress_.held_reason.clear();
+  } else if (was_empty || oldest_may_have_changed) {
+    std::tie(progress_.held_since_ms, progress_.held_reason) = held_oldest(db_, options_.stream);
+  }
+}
+
+// Which bound is reached, naming the config key to raise.
+std::string ConsumerRun::held_bound_text() const {
+  if (held_.bytes >= options_.max_held_bytes)
+    return fmt::format("{} rows, {} bytes held (max_held_bytes = {})", held_.rows, held_.bytes,
+                       options_.max_held_bytes);
+  return fmt::format("{} rows held (max_held_rows = {})", held_.rows, options_.max_held_rows);
 }
 
 // Offers the held rows again after a schema change here, and every kHeldRetryInterval anyway.
 // False: stopping.
 bool ConsumerRun::retry_held_when_due(const std::atomic<bool>& stop) {
   report_clock();  // the publisher folds too: what it did shows here, once per loop
-  if (held_rows_ == 0) return true;
+  if (held_.entries == 0) return true;
   refresh_schema(false);
   const auto now = std::chrono::steady_clock::now();
   if (!schema_changed_ && now - last_retry_ < kHeldRetryInterval) return true;
   last_retry_ = now;
   schema_changed_ = false;
   RetryResult r;
+  bool recount = false;
   if (!write_transaction(
           db_, stop,
           [&] {
+            recount = held_epoch(db_) != held_epoch_;  // -drop-held ran: counts are stale
             applier_->begin();
             r = retry_held_rows(db_, *applier_, options_.stream, held_cursor_,
                                 kHeldEntriesPerRetry);
@@ -171,7 +216,10 @@ bool ConsumerRun::retry_held_when_due(const std::atomic<bool>& stop) {
     spdlog::info("{}: {} held row(s) applied; {} still held", options_.stream, r.applied,
                  r.still_held);
   }
-  count_held();
+  if (recount)
+    recount_held();
+  else
+    note_held(r.change, r.entries > 0);
   stats_.set_stream(options_.stream, progress_);
   return true;
 }
@@ -181,13 +229,13 @@ bool ConsumerRun::retry_held_when_due(const std::atomic<bool>& stop) {
 bool ConsumerRun::wait_while_held_full(const std::atomic<bool>& stop) {
   source_.stop();
   backlog_.clear();
+  const std::string bound = held_bound_text();
   spdlog::error(
-      "{}: {} rows are held (bound {}); reading stops at sequence {} until they can be applied. "
-      "Oldest: {}",
-      options_.stream, held_rows_, options_.max_held_rows, position_ + 1, progress_.held_reason);
+      "{}: {}; reading stops at sequence {} until they can be applied (or the bound is "
+      "raised). Oldest: {}",
+      options_.stream, bound, position_ + 1, progress_.held_reason);
   progress_.paused = true;
-  progress_.pause_reason = fmt::format("{} rows held (bound {}): {}", held_rows_,
-                                       options_.max_held_rows, progress_.held_reason);
+  progress_.pause_reason = fmt::format("{}: {}", bound, progress_.held_reason);
   progress_.paused_since_ms = wall_clock_ms();
   stats_.set_stream(options_.stream, progress_);
   while (!stop && over_held_bound()) {
@@ -293,6 +341,7 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
   ApplyStats total;
   std::vector<int64_t> newest;  // per applied batch: its highest version (replication delay)
   std::vector<std::string> held_lines;
+  HeldUsage held_stored;
   const auto started = std::chrono::steady_clock::now();
   bool committed = write_transaction(
       db_, stop,
@@ -300,6 +349,7 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
         total = ApplyStats{};
         newest.clear();
         held_lines.clear();
+        held_stored = {};
         applier_->begin();
         for (const auto& r : plan.dead_letters)
           applier_->dead_letter({options_.stream, r.seq}, r.origin, r.batch, "", r.reason,
@@ -310,7 +360,7 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
           const MessageRef where{options_.stream, r.seq};
           ApplyStats one = applier_->apply(r.batch, where, held);
           if (!held.empty()) {
-            store_held_rows(db_, r.batch, held, where);
+            held_stored += store_held_rows(db_, r.batch, held, where);
             for (const auto& h : held)
               held_lines.push_back(fmt::format("{} seq {}: {} row(s) held: {}", options_.stream,
                                                r.seq, h.rows.size(), h.reason));
@@ -331,7 +381,7 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
   report_applied(plan, total, newest, started);
   if (total.held > 0) {
     stats_.rows_held += total.held;
-    count_held();
+    note_held(held_stored, false);
     stats_.set_stream(options_.stream, progress_);
   }
   return true;

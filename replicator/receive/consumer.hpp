@@ -13,6 +13,8 @@
 
 #include "replicator/common/stats.hpp"
 #include "replicator/wire/message_auth.hpp"
+#include "shared/conflict_log.hpp"
+#include "shared/held.hpp"
 
 namespace harmony {
 
@@ -58,6 +60,11 @@ struct ConsumerOptions {
   // them down: holding is never dropping, so it needs a limit of its own. A row is typically a
   // few hundred bytes in __harmony_held, so the default is some hundreds of MB of disk.
   int64_t max_held_rows = 1'000'000;
+  // The same bound in bytes (the payloads in __harmony_held): a few rows of very large values
+  // (an 800 KB TEXT each) fill a disk long before they reach the row bound.
+  int64_t max_held_bytes = kDefaultMaxHeldBytes;
+  // [conflicts]: the conflict log's bounds, applied by every apply transaction that adds to it.
+  ConflictLimits conflict_limits;
   // The drift bound (config max_clock_drift): rows further ahead of the wall clock are held.
   int64_t max_clock_drift_ms = kDefaultMaxClockDriftMs;
   // [nats] cluster_key_file: parts are checked against it (nullptr: no cluster key).

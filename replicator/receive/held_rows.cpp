@@ -8,28 +8,9 @@
 
 namespace harmony {
 
-namespace {
-
-// The rows of one table entry of `batch`, as a batch of their own.
-Batch one_table_batch(const Batch& batch, const HeldRows& held) {
-  Batch out;
-  out.origin_node = batch.origin_node;
-  out.batch_id = batch.batch_id;
-  out.tables.push_back(batch.tables[held.table_entry]);
-  out.rows.reserve(held.rows.size());
-  for (size_t i : held.rows) {
-    RowChange r = batch.rows[i];
-    r.table = 0;
-    out.rows.push_back(std::move(r));
-  }
-  return out;
-}
-
-}  // namespace
-
-int64_t store_held_rows(Db& db, const Batch& batch, const std::vector<HeldRows>& held,
-                        const MessageRef& where) {
-  int64_t rows = 0;
+HeldUsage store_held_rows(Db& db, const Batch& batch, const std::vector<HeldRows>& held,
+                          const MessageRef& where) {
+  HeldUsage stored;
   for (const auto& h : held) {
     HeldEntry e;
     e.at_ms = wall_clock_ms();
@@ -41,11 +22,10 @@ int64_t store_held_rows(Db& db, const Batch& batch, const std::vector<HeldRows>&
     e.kind = h.kind;
     e.reason = h.reason;
     e.rows = static_cast<int64_t>(h.rows.size());
-    e.payload = encode_batch(one_table_batch(batch, h), true);
-    store_held(db, e);
-    rows += e.rows;
+    e.payload = encode_batch(held_rows_batch(batch, h.table_entry, h.rows), true);
+    stored += store_held(db, e);
   }
-  return rows;
+  return stored;
 }
 
 RetryResult retry_held_rows(Db& db, Applier& applier, const std::string& stream, int64_t after,
@@ -63,28 +43,32 @@ RetryResult retry_held_rows(Db& db, Applier& applier, const std::string& stream,
       // Written by this program, so only a damaged file gets here: keep the bytes for a person.
       applier.dead_letter(where, e.origin, e.batch_id, e.table,
                           fmt::format("held rows cannot be read back: {}", err.what()), e.payload);
-      forget_held(db, e.id);
+      out.change += forget_held(db, e);
       ++out.dead_lettered;
       continue;
     }
     std::vector<HeldRows> still;
     ApplyStats st = applier.apply(b, where, still);
+    // This node's own unpublished rows, held at a restore: what applied now goes out.
+    if (e.seq == kRestoredOwnRowsSeq && st.applied > 0) mark_own_rows_pending(db, b, e.origin);
     out.applied += st.applied;
     out.dead_lettered += st.dead_lettered;
     out.max_hlc = std::max(out.max_hlc, st.max_hlc);
     if (still.empty()) {
-      forget_held(db, e.id);
+      out.change += forget_held(db, e);
       ++out.released;
       continue;
     }
     // One table entry in, at most one entry out.
+    const HeldUsage was{0, e.rows, held_bytes(e)};
     e.kind = still.front().kind;
     e.reason = still.front().reason;
     e.rows = static_cast<int64_t>(still.front().rows.size());
     ++e.attempts;
     if (e.rows != static_cast<int64_t>(b.rows.size()))
-      e.payload = encode_batch(one_table_batch(b, still.front()), true);
-    update_held(db, e);
+      e.payload =
+          encode_batch(held_rows_batch(b, still.front().table_entry, still.front().rows), true);
+    out.change += update_held(db, e, was);
     out.still_held += e.rows;
   }
   return out;

@@ -15,9 +15,9 @@
 
 namespace harmony {
 
-// Stores what `apply` held of `batch` (received at `where`). Returns the rows stored.
-int64_t store_held_rows(Db& db, const Batch& batch, const std::vector<HeldRows>& held,
-                        const MessageRef& where);
+// Stores what `apply` held of `batch` (received at `where`). Returns what was stored.
+HeldUsage store_held_rows(Db& db, const Batch& batch, const std::vector<HeldRows>& held,
+                          const MessageRef& where);
 
 struct RetryResult {
   int64_t entries = 0;   // entries looked at
@@ -27,6 +27,7 @@ struct RetryResult {
   int64_t dead_lettered = 0;
   int64_t max_hlc = 0;
   int64_t last_id = 0;  // where the next round goes on; 0 after the newest entry was reached
+  HeldUsage change;     // what the round did to the stored usage (released: negative)
 };
 
 // Offers up to `max_entries` held entries of `stream` with ids above `after` to the applier

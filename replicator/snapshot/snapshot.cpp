@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "replicator/wire/codec.hpp"
 #include "shared/apply.hpp"
 #include "shared/batch.hpp"
 #include "shared/batch_rows.hpp"
@@ -25,6 +26,7 @@
 #include "shared/clock.hpp"
 #include "shared/digest.hpp"
 #include "shared/fold.hpp"
+#include "shared/held.hpp"
 #include "shared/hlc.hpp"
 #include "shared/names.hpp"
 #include "shared/schema.hpp"
@@ -132,7 +134,14 @@ struct LocalState {
   int64_t clock = 0;
   std::vector<std::pair<std::string, Value>> meta;
   std::vector<std::vector<Value>> dead_letters;
+  std::vector<std::vector<Value>> conflicts;  // kConflictColumns, in id order
 };
+
+// The conflict log's columns as restore carries them over (id too: pruning keeps the highest).
+constexpr const char* kConflictColumns =
+    "id, at_ms, table_name, kind, key, loser_values, loser_hlc, loser_node, winner_hlc, "
+    "winner_node, winner_deleted";
+constexpr int kConflictColumnCount = 11;
 
 LocalState read_local_state(Db& live, uint64_t node) {
   LocalState st;
@@ -152,6 +161,15 @@ LocalState read_local_state(Db& live, uint64_t node) {
       st.dead_letters.push_back(std::move(row));
     }
   }
+  if (has_table(live, names::kConflicts)) {
+    auto s = live.prepare(
+        fmt::format("SELECT {} FROM {} ORDER BY id", kConflictColumns, names::kConflicts));
+    while (s.step()) {
+      std::vector<Value> row;
+      for (int i = 0; i < kConflictColumnCount; ++i) row.push_back(s.column(i));
+      st.conflicts.push_back(std::move(row));
+    }
+  }
   tx.commit();
   return st;
 }
@@ -159,82 +177,63 @@ LocalState read_local_state(Db& live, uint64_t node) {
 // Steps of merge_local_state, inside its transaction.
 
 // Captures, in the snapshot copy, the tables with pending changes that the snapshot's origin did
-// not capture, so the changes can be re-applied. Returns, per batch table, whether it can take
-// its rows (a table missing altogether cannot).
-std::vector<bool> capture_pending_tables(Db& snap, const Batch& pending) {
-  std::vector<bool> usable(pending.tables.size(), true);
-  for (size_t i = 0; i < pending.tables.size(); ++i) {
-    const auto& name = pending.tables[i].name;
-    if (find_captured(snap, name)) continue;
+// not capture, so the changes can be re-applied. A table the snapshot lacks altogether stays
+// uncaptured: the Applier then holds its rows (HoldKind::Table) until the table exists.
+void capture_pending_tables(Db& snap, const Batch& pending) {
+  for (const auto& t : pending.tables) {
+    if (find_captured(snap, t.name)) continue;
     try {
-      enable_table(snap, name);
+      enable_table(snap, t.name);
     } catch (const Error& e) {
-      usable[i] = false;
       spdlog::warn(
-          "restore: {} unpublished change(s) of table \"{}\" are dropped: the snapshot cannot "
-          "hold them ({})",
-          std::count_if(pending.rows.begin(), pending.rows.end(),
-                        [&](const RowChange& r) { return r.table == i; }),
-          name, e.what());
+          "restore: table \"{}\" is not in the snapshot ({}): its unpublished changes "
+          "are held until it exists here again",
+          t.name, e.what());
     }
   }
-  return usable;
 }
 
-// Marks dirty the re-applied rows whose version stuck (they are published after start-up).
-// Returns how many.
-int64_t mark_kept_pending(Db& snap, const Batch& pending, const std::vector<bool>& usable,
-                          uint64_t node) {
-  int64_t kept = 0;
-  for (uint32_t ti = 0; ti < pending.tables.size(); ++ti) {
-    if (!usable[ti]) continue;
-    auto table = find_captured(snap, pending.tables[ti].name);
-    if (!table) continue;
-    const auto keys = key_columns(table->key_count());
-    auto mark = snap.prepare(
-        fmt::format("UPDATE {} SET dirty = 1 WHERE {} AND version = ?{} AND node = ?{}",
-                    table->rows, key_match(keys, 1), keys.size() + 1, keys.size() + 2));
-    // The received key follows the sender's key column order, which is the local one here.
-    for (const auto& row : pending.rows) {
-      if (row.table != ti) continue;
-      mark.reset();
-      for (size_t i = 0; i < row.key.size(); ++i) mark.bind(static_cast<int>(i + 1), row.key[i]);
-      mark.bind(static_cast<int>(row.key.size() + 1), row.hlc);
-      mark.bind(static_cast<int>(row.key.size() + 2), static_cast<int64_t>(node));
-      mark.run();
-      kept += snap.changes();
-    }
-  }
-  return kept;
+// Where own rows the snapshot cannot take yet are held: a stream this node consumes (its
+// consumer retries them after every schema change), the first one by name.
+std::string held_stream_for_restore(const RestoreOptions& options) {
+  if (options.apply_own_until.empty()) return "restore";  // no consumer known: -held shows them
+  return options.apply_own_until.begin()->first;
 }
 
 // Re-applies this node's unpublished changes on top of the snapshot under last-writer-wins.
-// Returns the rows kept pending.
-int64_t reapply_pending(Db& snap, Batch pending, uint64_t node) {
-  const std::vector<bool> usable = capture_pending_tables(snap, pending);
-  std::erase_if(pending.rows, [&](const RowChange& r) { return !usable[r.table]; });
+// Rows the snapshot's schema cannot take (a table or column it lacks: it predates DDL made
+// here) are held like received rows, by cause, and published once applied. Returns the rows
+// kept pending.
+int64_t reapply_pending(Db& snap, const Batch& pending, const RestoreOptions& options) {
+  capture_pending_tables(snap, pending);
   // Our own versions: the drift bound is for peers' rows, so only the hard limit applies (a row
-  // written while this host's clock ran ahead is kept, not held where no retry reaches it).
-  Applier applier(snap, node, captured_tables(snap), kMaxClockAheadMs);
+  // written while this host's clock ran ahead is kept, not held for a clock to catch up).
+  Applier applier(snap, options.node, captured_tables(snap), kMaxClockAheadMs);
   applier.begin();
-  const MessageRef where{"restore", 0};
+  const MessageRef where{held_stream_for_restore(options), kRestoredOwnRowsSeq};
   std::vector<HeldRows> held;
-  ApplyStats stats = applier.apply(pending, where, held);
-  // Own rows the snapshot's schema cannot take: no stream brings them back, so they are kept
-  // where a person finds them (the tables they need were checked above, so this is rare).
-  for (const auto& h : held)
-    for (size_t i = 0; i < h.rows.size(); ++i) {
-      applier.dead_letter(where, node, pending.batch_id, pending.tables[h.table_entry].name,
-                          h.reason, {});
-      ++stats.dead_lettered;
-    }
+  applier.apply(pending, where, held);
   applier.finish();
-  if (stats.dead_lettered > 0)
+  const int64_t kept = mark_own_rows_pending(snap, pending, options.node);
+  for (const auto& h : held) {
+    HeldEntry e;
+    e.at_ms = wall_clock_ms();
+    e.stream = where.stream;
+    e.seq = where.seq;
+    e.origin = options.node;
+    e.batch_id = pending.batch_id;
+    e.table = pending.tables[h.table_entry].name;
+    e.kind = h.kind;
+    e.reason = h.reason;
+    e.rows = static_cast<int64_t>(h.rows.size());
+    e.payload = encode_batch(held_rows_batch(pending, h.table_entry, h.rows), true);
+    store_held(snap, e);
     spdlog::warn(
-        "restore: {} unpublished local change(s) could not be applied on top of the snapshot "
-        "(see __harmony_dead_letters)",
-        stats.dead_lettered);
-  return mark_kept_pending(snap, pending, usable, node);
+        "restore: {} unpublished local change(s) of table \"{}\" are held until this node's "
+        "schema can take them ({}); they are applied and published then (see -held)",
+        h.rows.size(), e.table, h.reason);
+  }
+  return kept;
 }
 
 // Node-local meta comes back as it was; the clock is the larger of both; own batches newer than
@@ -267,13 +266,35 @@ void restore_dead_letters(Db& snap, const std::vector<std::vector<Value>>& dead_
   }
 }
 
+// The conflict log is about this node's history (its own writes that lost), like its dead
+// letters: the restored node keeps its own rows, whatever log the snapshot's origin had (a
+// snapshot taken by this build carries none; an older one may).
+void restore_conflicts(Db& snap, const std::vector<std::vector<Value>>& conflicts) {
+  if (!has_table(snap, names::kConflicts)) {
+    if (conflicts.empty()) return;
+    ensure_base_schema(snap);  // a snapshot from before the conflict log existed
+  }
+  snap.exec(fmt::format("DELETE FROM {}", names::kConflicts));
+  if (conflicts.empty()) return;
+  auto ins =
+      snap.prepare(fmt::format("INSERT INTO {} ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                               "?9, ?10, ?11)",
+                               names::kConflicts, kConflictColumns));
+  for (const auto& row : conflicts) {
+    ins.reset();
+    for (size_t i = 0; i < row.size(); ++i) ins.bind(static_cast<int>(i + 1), row[i]);
+    ins.run();
+  }
+}
+
 // Writes this node's state into the snapshot copy (one transaction). Returns rows kept pending.
 int64_t merge_local_state(Db& snap, const LocalState& local, const RestoreOptions& options) {
   Transaction tx(snap);
   const int64_t kept =
-      local.pending.rows.empty() ? 0 : reapply_pending(snap, local.pending, options.node);
+      local.pending.rows.empty() ? 0 : reapply_pending(snap, local.pending, options);
   restore_local_meta(snap, local, options);
   restore_dead_letters(snap, local.dead_letters);
+  restore_conflicts(snap, local.conflicts);
   tx.commit();
   return kept;
 }
@@ -359,7 +380,8 @@ SnapshotMeta make_snapshot_file(const std::string& db_path, const std::string& o
       copy.exec("DELETE FROM " + quote_ident(log));
     for (const auto& rows : storage_tables(copy, "rows"))
       copy.exec("UPDATE " + quote_ident(rows) + " SET dirty = 0 WHERE dirty");
-    for (const char* t : {names::kDeadLetters, names::kMute})
+    // Node-local: dead letters and the conflict log are about the origin's own history.
+    for (const char* t : {names::kDeadLetters, names::kConflicts, names::kMute})
       if (has_table(copy, t)) copy.exec(fmt::format("DELETE FROM {}", t));
     copy.exec("DELETE FROM __harmony_meta WHERE key NOT IN ('format', 'hlc')");
     if (has_table(copy, names::kPositions)) meta.positions = load_positions(copy);
@@ -381,21 +403,55 @@ SnapshotMeta make_snapshot_file(const std::string& db_path, const std::string& o
   return meta;
 }
 
-std::string schema_conflict(Db& live, Db& snapshot) {
+namespace {
+
+// Whether the snapshot's table is the live one before columns were added here (ALTER TABLE ADD
+// COLUMN after the snapshot was taken): every column of the snapshot's is here, the same, and
+// so is the key. Restoring it loses nothing for good: this node's unpublished rows that use the
+// new columns are held until the same ALTER runs here again, and the cluster's rows that use
+// them come back through the stream or the snapshot's own held rows.
+bool snapshot_predates_added_columns(const TableInfo& live, const TableInfo& snap) {
+  if (snap.columns.size() >= live.columns.size()) return false;
+  for (const auto& c : snap.columns) {
+    const ColumnInfo* here = live.column(c.name);
+    if (!here || here->decl_type != c.decl_type || here->not_null != c.not_null ||
+        here->pk_position != c.pk_position || here->generated != c.generated)
+      return false;
+  }
+  return live.primary_key().size() == snap.primary_key().size();
+}
+
+}  // namespace
+
+std::string schema_conflict(Db& live, Db& snapshot, std::vector<std::string>* notes) {
   auto theirs = user_table_hashes(snapshot);
   std::vector<std::string> problems;
   for (const auto& [name, hash] : user_table_hashes(live)) {
     // An empty table loses nothing when the snapshot replaces or drops it.
     if (live.query_int("SELECT EXISTS (SELECT 1 FROM " + quote_ident(name) + ")") == 0) continue;
-    std::string found;
+    std::string found, found_name;
     for (const auto& [other, other_hash] : theirs)
-      if (same_ident(other, name)) found = other_hash;
-    if (found.empty())
+      if (same_ident(other, name)) {
+        found = other_hash;
+        found_name = other;
+      }
+    if (found.empty()) {
       problems.push_back(
           fmt::format("table \"{}\" has rows here but is not in the snapshot", name));
-    else if (found != hash)
+    } else if (found != hash) {
+      if (snapshot_predates_added_columns(describe_table(live, name),
+                                          describe_table(snapshot, found_name))) {
+        if (notes)
+          notes->push_back(fmt::format(
+              "table \"{}\" has columns here that the snapshot predates: they are gone from "
+              "this node until the same ALTER TABLE ... ADD COLUMN runs here again (unpublished "
+              "rows that use them are held until then)",
+              name));
+        continue;
+      }
       problems.push_back(
           fmt::format("table \"{}\" has a different schema here than in the snapshot", name));
+    }
   }
   std::string out;
   for (const auto& p : problems) out += (out.empty() ? "" : "; ") + p;
@@ -585,8 +641,10 @@ RestoreReport restore_into(const std::string& live_path, const std::string& snap
       "restore: {} is locked for writing while {:.1f} MB are copied into it (applications that "
       "write meanwhile wait or get \"database is locked\")",
       live_path, mb(report.bytes));
-  if (auto why = schema_conflict(reader, snap); !why.empty())  // DDL while we waited
+  std::vector<std::string> notes;
+  if (auto why = schema_conflict(reader, snap, &notes); !why.empty())  // DDL while we waited
     throw Error("the snapshot cannot replace this database: " + why);
+  for (const auto& note : notes) spdlog::warn("restore: {}", note);
   LocalState local = read_local_state(reader, options.node);
   report.pending_rows = static_cast<int64_t>(local.pending.rows.size());
   report.pending_kept = merge_local_state(snap, local, options);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "shared/sqlite_db.hpp"
 
@@ -77,8 +78,9 @@ RestoreReport restore_into(const std::string& live_path, const std::string& snap
                            const RestoreOptions& options);
 
 // Why the snapshot at `snapshot_file` cannot replace the database at `live_path` (a user table
-// missing there or with another schema), or "" when it can.
-std::string schema_conflict(Db& live, Db& snapshot);
+// with rows missing there or with another schema), or "" when it can. A table whose snapshot
+// version only lacks columns added here since is no conflict: it goes to `notes`.
+std::string schema_conflict(Db& live, Db& snapshot, std::vector<std::string>* notes = nullptr);
 
 // Own-batch bounds a restore left in __harmony_meta ("restore_apply_own_until:<stream>").
 std::map<std::string, uint64_t> restored_own_until(Db& db);

@@ -119,7 +119,7 @@ TEST_CASE("the conflict log keeps the newest max_rows rows and none older than m
         db, {ConflictKind::Overwritten, "t", fmt::format("[{}]", i), "{}", {1, 1}, {2, 2}, false},
         now - (i < 5 ? 2'000 : 0));  // the first five are old
   CHECK(conflict_count(db) == 20);
-  CHECK(prune_conflicts(db, now, 12, 1'000) == 8);  // 5 by age, 3 more by count
+  CHECK(prune_conflicts(db, now, {12, 1'000}) == 8);  // 5 by age, 3 more by count
   CHECK(conflict_count(db) == 12);
   CHECK(db.query_int("SELECT min(id) FROM __harmony_conflicts") == 9);
   // Values of any kind are readable JSON, even bytes that are not UTF-8.
