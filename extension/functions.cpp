@@ -156,13 +156,6 @@ void fn_checksum(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 
 }  // namespace
 
-const void* linked_sqlite_identity() {
-  return reinterpret_cast<const void*>(&sqlite3_libversion);
-}
-const char* linked_sqlite_version() {
-  return sqlite3_libversion();
-}
-
 int register_functions(sqlite3* db, char** error) {
   struct Def {
     const char* name;

@@ -19,14 +19,35 @@ PACKAGES=(
   gnuplot-nox                      # benchmark plots
   procps psmisc                    # pgrep/pkill/fuser used by scripts
   openssl                          # throwaway CA and certificates for the TLS route tests
+  python3                          # a host the extension is tested in (tests/integration/test_hosts)
 )
+
+# better-sqlite3 (npm), the host with its own SQLite that tests/integration/test_hosts.cpp loads
+# the extension into, goes to .cache/node (ignored by git). No prebuilt binary can be downloaded
+# here, so npm compiles it (several minutes, once). A failure is reported, not fatal: that test
+# then says SKIPPED and why.
+install_better_sqlite3() {
+  local dir=.cache/node
+  [ -f "$dir/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ] && return 0
+  command -v npm >/dev/null || { echo "setup: npm missing, better-sqlite3 not installed"; return 0; }
+  echo "setup: npm install better-sqlite3@12 into $dir (compiles its SQLite; takes minutes)"
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error better-sqlite3@12) ||
+    echo "setup: WARNING: npm install better-sqlite3@12 failed; the better-sqlite3 test will skip"
+}
+cd "$(dirname "$0")/.."
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm, the other host: Debian's nodejs and npm only where the machine has none (an
+# installed Node.js from elsewhere bundles its npm, and Debian's npm would conflict with it).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages already installed"
+  install_better_sqlite3
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -38,3 +59,4 @@ if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null 
 fi
 echo "setup: installing ${missing[*]}"
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_better_sqlite3
