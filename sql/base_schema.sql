@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS __harmony_held (
 -- concurrent change of its own (shared/conflict_log.hpp defines "concurrent"). Read it with a plain
 -- SELECT; docs/operations.md "Conflicts". kind: overwritten | removed | discarded | unique.
 -- `key` is a JSON array of the primary key values, `loser_values` a JSON object of the losing
--- row (NULL when the loser was a delete). Bounded: the newest 10,000 rows, at most 30 days.
+-- row (NULL when the loser was a delete). Bounded by [conflicts] max_rows and max_age (default
+-- the newest 10,000 rows, at most 30 days).
 CREATE TABLE IF NOT EXISTS __harmony_conflicts (
   id INTEGER PRIMARY KEY,
   at_ms INTEGER NOT NULL,

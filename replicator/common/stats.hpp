@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "replicator/common/log_throttle.hpp"
 #include "shared/clock.hpp"
 #include "shared/hlc.hpp"
 
@@ -145,6 +146,10 @@ struct ReplicatorStats {
   // beyond the bound (rows whose previous version already was).
   std::atomic<int64_t> max_clock_drift_ms{kDefaultMaxClockDriftMs};
   std::atomic<int64_t> clock_lowered{0}, clock_lowered_ms{0}, versions_beyond_bound{0};
+  // The log line about versions_beyond_bound: a node whose clock runs ahead hits the bound on
+  // almost every fold, so one line per 30 s says how many since the previous line.
+  static constexpr int64_t kClockLogIntervalMs = 30'000;
+  LogThrottle versions_beyond_log{kClockLogIntervalMs};
 
   // Snapshots: set by the snapshot code after each save (0 = none yet).
   std::atomic<int64_t> last_snapshot_ms{0};           // wall clock when the last save finished

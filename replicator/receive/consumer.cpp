@@ -495,13 +495,19 @@ void ConsumerRun::report_clock() {
         static_cast<double>(stats_.clock_lowered_ms.load()) / 1000.0, bound_s);
   }
   const int64_t beyond = e.versions_beyond.load();
-  if (const int64_t before = stats_.versions_beyond_bound.exchange(beyond); before < beyond)
-    spdlog::error(
-        "clock: {} local change(s) got versions beyond this host's clock + drift bound ({:.1f} "
-        "s): their rows already carried versions that far ahead (written while a clock ran "
-        "ahead), and a new version must exceed the old one. Peers hold these rows until their "
-        "clocks reach them",
-        beyond - before, bound_s);
+  stats_.versions_beyond_bound = beyond;
+  const auto due = stats_.versions_beyond_log.due(
+      beyond, std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now().time_since_epoch())
+                  .count());
+  if (due.count == 0) return;
+  spdlog::error(
+      "clock: {} local change(s) got versions beyond this host's clock + drift bound ({:.1f} "
+      "s){}: their rows already carried versions that far ahead (written while a clock ran "
+      "ahead), and a new version must exceed the old one. Peers hold these rows until their "
+      "clocks reach them",
+      due.count, bound_s,
+      due.since_ms > 0 ? fmt::format(" in the last {} s", due.since_ms / 1000) : "");
 }
 
 void ConsumerRun::pause_for_gap(const SequenceGap& gap) {
