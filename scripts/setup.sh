@@ -19,7 +19,26 @@ PACKAGES=(
   gnuplot-nox                      # benchmark plots
   procps psmisc                    # pgrep/pkill/fuser used by scripts
   openssl                          # throwaway CA and certificates for the TLS route tests
+  # Remote snapshot stores: libcurl (S3 SigV4, WebDAV, sftp:// via libssh2); their test servers
+  # (rclone serve webdav|sftp) and host keys for the SFTP tests. The S3 test server needs node
+  # and npm (installed with the other node tooling) and is installed below.
+  libcurl4-openssl-dev rclone openssh-client
 )
+
+# The S3 test server (tests/support/store_servers.cpp) from the npm registry into a fixed
+# directory: @20minutes/s3rver, a fork of s3rver that verifies SigV4 signatures (upstream s3rver
+# 3.7 accepts any signature, so a wrong secret would pass). Pinned; skipped when present.
+install_s3_test_server() {
+  local dir=/opt/harmony-test
+  [ -d "$dir/node_modules/@20minutes/s3rver" ] && return 0
+  if ! command -v npm >/dev/null; then
+    echo "setup: npm missing: the S3 snapshot store tests will fail until it is installed" >&2
+    return 0
+  fi
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error @20minutes/s3rver@5.0.0)
+}
+trap install_s3_test_server EXIT
 
 missing=()
 for p in "${PACKAGES[@]}"; do
