@@ -20,6 +20,10 @@ PACKAGES=(
   procps psmisc                    # pgrep/pkill/fuser used by scripts
   openssl                          # throwaway CA and certificates for the TLS route tests
   python3                          # a host the extension is tested in (tests/integration/test_hosts)
+  # Remote snapshot stores: libcurl (S3 SigV4, WebDAV, sftp:// via libssh2); their test servers
+  # (rclone serve webdav|sftp) and host keys for the SFTP tests. The S3 test server needs node
+  # and npm (installed with the other node tooling) and is installed below.
+  libcurl4-openssl-dev rclone openssh-client
 )
 
 # better-sqlite3 (npm), the host with its own SQLite that tests/integration/test_hosts.cpp loads
@@ -35,6 +39,28 @@ install_better_sqlite3() {
   (cd "$dir" && npm install --no-audit --no-fund --loglevel=error better-sqlite3@12) ||
     echo "setup: WARNING: npm install better-sqlite3@12 failed; the better-sqlite3 test will skip"
 }
+
+# The S3 test server (tests/support/store_servers.cpp) from the npm registry into a fixed
+# directory: @20minutes/s3rver, a fork of s3rver that verifies SigV4 signatures (upstream s3rver
+# 3.7 accepts any signature, so a wrong secret would pass). Pinned; skipped when present. A
+# failure is reported; the S3 store tests then fail and say the server could not start.
+install_s3_test_server() {
+  local dir=/opt/harmony-test
+  [ -d "$dir/node_modules/@20minutes/s3rver" ] && return 0
+  if ! command -v npm >/dev/null; then
+    echo "setup: npm missing: the S3 snapshot store tests will fail until it is installed" >&2
+    return 0
+  fi
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error @20minutes/s3rver@5.0.0) ||
+    echo "setup: WARNING: npm install @20minutes/s3rver failed; the S3 store tests will fail" >&2
+}
+
+# What npm brings, after the Debian packages (npm may be one of them).
+install_npm_test_tools() {
+  install_better_sqlite3
+  install_s3_test_server
+}
 cd "$(dirname "$0")/.."
 
 missing=()
@@ -47,7 +73,7 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages already installed"
-  install_better_sqlite3
+  install_npm_test_tools
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -59,4 +85,4 @@ if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null 
 fi
 echo "setup: installing ${missing[*]}"
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-install_better_sqlite3
+install_npm_test_tools

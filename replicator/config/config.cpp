@@ -384,9 +384,9 @@ void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::stri
              "must contain only letters, digits, '-' and '_'");
   }
   if (auto n = s.table("s3")) {
-    n->warn_unknown(
-        {"endpoint", "path", "bucket", "use_ssl", "access_key", "secret", "session_token"},
-        warnings);
+    n->warn_unknown({"endpoint", "path", "bucket", "use_ssl", "access_key", "secret",
+                     "session_token", "region"},
+                    warnings);
     n->read("endpoint", snap.s3.endpoint);
     n->read("path", snap.s3.path);
     n->read("bucket", snap.s3.bucket);
@@ -394,25 +394,33 @@ void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::stri
     n->read("access_key", snap.s3.access_key);
     n->read("secret", snap.s3.secret);
     n->read("session_token", snap.s3.session_token);
+    n->read("region", snap.s3.region);
+    n->check("region", !snap.s3.region.empty(), "must not be empty (default \"us-east-1\")");
   }
   if (auto n = s.table("webdav")) {
     n->warn_unknown({"url"}, warnings);
     n->read("url", snap.webdav.url);
   }
   if (auto n = s.table("sftp")) {
-    n->warn_unknown({"url"}, warnings);
+    n->warn_unknown({"url", "known_hosts", "insecure_ignore_host_key", "key_file"}, warnings);
     n->read("url", snap.sftp.url);
+    n->read("known_hosts", snap.sftp.known_hosts);
+    n->read("insecure_ignore_host_key", snap.sftp.insecure_ignore_host_key);
+    n->read("key_file", snap.sftp.key_file);
   }
   if (auto n = s.table("file")) {
     n->warn_unknown({"dir"}, warnings);
     n->read("dir", snap.file.dir);  // relative paths stay relative to the working directory
   }
-  // HarmonyLite's s3, webdav and sftp stores are not in this build yet: say so at start-up
-  // rather than run without the recovery path the user configured.
-  bool unsupported = snap.store == "s3" || snap.store == "webdav" || snap.store == "sftp";
-  s.check("store", !snap.enabled || !unsupported,
-          "is not available in this harmonylite yet (use \"nats\" or \"file\", or set [snapshot] "
-          "enabled = false)");
+  // A store without its address would fail only at the first snapshot: say so at start-up.
+  s.check("store", !snap.enabled || snap.store != "s3" || !snap.s3.endpoint.empty(),
+          "needs [snapshot.s3] endpoint (host:port of the S3 server)");
+  s.check("store", !snap.enabled || snap.store != "s3" || !snap.s3.bucket.empty(),
+          "needs [snapshot.s3] bucket");
+  s.check("store", !snap.enabled || snap.store != "webdav" || !snap.webdav.url.empty(),
+          "needs [snapshot.webdav] url (http://host:port/path?dir=&login=&secret=)");
+  s.check("store", !snap.enabled || snap.store != "sftp" || !snap.sftp.url.empty(),
+          "needs [snapshot.sftp] url (sftp://user:password@host:port/path)");
   s.check("store", !snap.enabled || snap.store != "file" || !snap.file.dir.empty(),
           "needs [snapshot.file] dir (the directory snapshots are kept in)");
 }

@@ -32,14 +32,22 @@ struct SnapshotNatsConfig {
   std::string bucket;  // "" = <stream_prefix>-snapshot-store
 };
 struct SnapshotS3Config {
+  // Empty access_key and secret: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+  // from the environment, else anonymous (HarmonyLite's order).
   std::string endpoint, path, bucket, access_key, secret, session_token;
   bool use_ssl = false;
+  std::string region = "us-east-1";  // ours: SigV4 signs for a region; HarmonyLite had none
 };
 struct SnapshotWebdavConfig {
   std::string url;
 };
 struct SnapshotSftpConfig {
-  std::string url;
+  std::string url;  // sftp://user:password@host:port/path
+  // ours: host keys are checked against this file ("" = ~/.ssh/known_hosts); unknown or
+  // changed keys are refused unless insecure_ignore_host_key (HarmonyLite never checked).
+  std::string known_hosts;
+  bool insecure_ignore_host_key = false;
+  std::string key_file;  // ours: private key for public-key authentication
 };
 struct SnapshotFileConfig {  // ours: store = "file"
   std::string dir;
@@ -49,7 +57,7 @@ struct SnapshotConfig {
   bool enabled = true;
   int64_t interval_ms = 0;        // 0 = no periodic snapshots
   int64_t leader_ttl_ms = 30000;  // 0 in the file means 30000 (HarmonyLite)
-  std::string store = "nats";     // nats | file | s3 | webdav | sftp (s3/webdav/sftp: not yet)
+  std::string store = "nats";     // nats | file | s3 | webdav | sftp
   int64_t every_entries = 0;      // ours: also snapshot after this many published entries (0 = off)
   SnapshotNatsConfig nats;
   SnapshotS3Config s3;

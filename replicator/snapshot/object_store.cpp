@@ -1,9 +1,12 @@
 // Snapshot stores: which one the configuration asks for (see object_store.hpp). The stores
-// themselves: file_snapshot_store.cpp (a directory) and nats_object_store.cpp (JetStream); their
-// file helpers and progress logging: store_files.cpp.
+// themselves: file_snapshot_store.cpp (a directory), nats_object_store.cpp (JetStream) and the
+// remote stores over libcurl (remote_stores.hpp: S3, WebDAV, SFTP); their file helpers and
+// progress logging: store_files.cpp.
 #include "replicator/snapshot/object_store.hpp"
 
 #include <fmt/format.h>
+
+#include "replicator/snapshot/remote_stores.hpp"
 
 namespace harmony {
 
@@ -20,9 +23,14 @@ std::unique_ptr<SnapshotStore> make_snapshot_store(const Config& config, NatsCon
     return std::make_unique<NatsObjectStore>(*conn, snapshot_bucket(config),
                                              config.snapshot.nats.replicas);
   }
+  const auto& snap = config.snapshot;
+  if (store == "s3") return std::make_unique<RemoteSnapshotStore>(make_s3_backend(snap.s3));
+  if (store == "webdav")
+    return std::make_unique<RemoteSnapshotStore>(make_webdav_backend(snap.webdav));
+  if (store == "sftp") return std::make_unique<RemoteSnapshotStore>(make_sftp_backend(snap.sftp));
   throw Error(fmt::format(
-      "[snapshot] store = \"{}\" is not available in this harmonylite (only \"nats\" and "
-      "\"file\")",
+      "[snapshot] store = \"{}\" is not a store this harmonylite has (nats, file, s3, webdav, "
+      "sftp)",
       store));
 }
 

@@ -7,6 +7,8 @@
 //   until the new one is complete.
 // - FileSnapshotStore: a directory (shared filesystem, tests): data file under a new name, then
 //   the metadata file replaced by rename, then the old data file removed.
+// - RemoteSnapshotStore (remote_stores.hpp): S3, WebDAV and SFTP over libcurl, in the same
+//   order: data object under a new name, then the metadata object replaced, then old data removed.
 // Downloads are verified (size, SHA-256) and rejected whole when they do not match.
 #pragma once
 #include <chrono>
@@ -110,8 +112,8 @@ class NatsObjectStore : public SnapshotStore {
 // The bucket name used for snapshots: [snapshot.nats] bucket or "<stream_prefix>-snapshot-store".
 std::string snapshot_bucket(const Config& config);
 
-// The configured store. `conn` is needed for store = "nats" (nullptr → Error). Throws Error for
-// stores this build does not have (s3, webdav, sftp; config loading already rejects them).
+// The configured store. `conn` is needed for store = "nats" (nullptr → Error); s3, webdav and
+// sftp (remote_stores.hpp) need none. Throws Error naming the key that is wrong.
 std::unique_ptr<SnapshotStore> make_snapshot_store(const Config& config, NatsConnection* conn);
 
 // base64url with padding (Go's base64.URLEncoding), as ADR-20 uses for names and digests.

@@ -430,7 +430,7 @@ TEST_CASE("snapshot metadata and the object-store encodings", "[snapshot]") {
   CHECK(n1 != n2);
 }
 
-TEST_CASE("snapshot config: unsupported stores and a file store without a directory",
+TEST_CASE("snapshot config: remote stores and a file store without their address",
           "[snapshot][config]") {
   TempDir dir("snapshot");
   auto load = [&](const std::string& text) {
@@ -441,9 +441,10 @@ TEST_CASE("snapshot config: unsupported stores and a file store without a direct
   for (const char* store : {"s3", "webdav", "sftp"}) {
     try {
       load(fmt::format("[snapshot]\nstore = \"{}\"\n", store));
-      FAIL("accepted store " << store);
+      FAIL("accepted store " << store << " without its address");
     } catch (const ConfigError& e) {
-      CHECK(std::string(e.what()).find("snapshot.store is not available") != std::string::npos);
+      CHECK(std::string(e.what()).find(fmt::format("snapshot.store needs [snapshot.{}]", store)) !=
+            std::string::npos);
     }
     CHECK(
         load(fmt::format("[snapshot]\nenabled = false\nstore = \"{}\"\n", store)).snapshot.store ==
@@ -458,6 +459,19 @@ TEST_CASE("snapshot config: unsupported stores and a file store without a direct
   CHECK(
       load("[snapshot]\nstore = \"file\"\n[snapshot.file]\ndir = \"snaps\"\n").snapshot.file.dir ==
       "snaps");
+  // The keys the remote stores add: S3 region (default us-east-1), SFTP host key and key file.
+  auto s3 =
+      load("[snapshot]\nstore = \"s3\"\n[snapshot.s3]\nendpoint = \"h:9000\"\nbucket = \"b\"\n");
+  CHECK(s3.snapshot.s3.region == "us-east-1");
+  CHECK(load("[snapshot]\nstore = \"s3\"\n[snapshot.s3]\nendpoint = \"h:9000\"\nbucket = "
+             "\"b\"\nregion = \"eu-west-3\"\n")
+            .snapshot.s3.region == "eu-west-3");
+  auto sftp = load(
+      "[snapshot]\nstore = \"sftp\"\n[snapshot.sftp]\nurl = \"sftp://u:p@h/s\"\nknown_hosts = "
+      "\"kh\"\ninsecure_ignore_host_key = true\nkey_file = \"id\"\n");
+  CHECK(sftp.snapshot.sftp.known_hosts == "kh");
+  CHECK(sftp.snapshot.sftp.insecure_ignore_host_key);
+  CHECK(sftp.snapshot.sftp.key_file == "id");
 }
 
 namespace {

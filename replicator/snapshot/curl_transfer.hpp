@@ -1,0 +1,115 @@
+// libcurl for the remote snapshot stores (S3, WebDAV, SFTP): RAII over CURL* and curl_slist*,
+// one request with streaming upload (from a file range or a small string) and streaming
+// download (into a file descriptor while hashing, or a small bounded string), retries with
+// backoff for transient failures, and error text that names the store and what to check.
+// Credentials travel in CurlRequest's user/password fields, never in URLs, so no message built
+// here can contain them. Internal to replicator/snapshot/*_store.cpp.
+#pragma once
+#include <curl/curl.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replicator/snapshot/object_store.hpp"
+#include "shared/digest.hpp"
+
+namespace harmony {
+
+struct CurlEasyDeleter {
+  void operator()(CURL* h) const { curl_easy_cleanup(h); }
+};
+using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
+
+// A curl_slist that frees itself (request headers, SFTP quote commands).
+class CurlList {
+ public:
+  CurlList() = default;
+  ~CurlList() { curl_slist_free_all(list_); }
+  CurlList(const CurlList&) = delete;
+  CurlList& operator=(const CurlList&) = delete;
+  void add(const std::string& line);
+  curl_slist* get() const { return list_; }
+
+ private:
+  curl_slist* list_ = nullptr;
+};
+
+// Where a download goes: a file descriptor (hashed and counted as it arrives, refused past
+// `max_bytes`) or, when fd < 0, a string of at most `max_bytes`.
+struct DownloadSink {
+  int fd = -1;
+  std::string path;  // for messages
+  uint64_t max_bytes = 0;
+  uint64_t received = 0;
+  bool overflow = false;  // the server sent more than max_bytes
+  Sha256 hash;
+  std::string text;
+  TransferProgress* progress = nullptr;
+};
+
+// Back to empty before a retried download: file truncated and rewound, hash restarted.
+void rewind_sink(DownloadSink& sink);
+
+struct SshSettings {
+  std::string known_hosts;  // "" with !insecure: host keys cannot be checked → refused
+  bool insecure_ignore_host_key = false;
+  std::string key_file;  // private key for public-key authentication
+};
+
+struct CurlRequest {
+  std::string method = "GET";  // GET, HEAD, PUT, POST, DELETE, MKCOL, MOVE; "" for SFTP quote-only
+  std::string url;             // without credentials
+  std::string user, password;  // CURLOPT_USERNAME/PASSWORD (empty user: none)
+  std::string aws_sigv4;       // "aws:amz:<region>:s3" to sign with SigV4
+  std::vector<std::string> headers;
+  // Upload: a small body (method PUT/POST) or a range of a file.
+  std::optional<std::string> body;
+  std::string upload_file;
+  uint64_t upload_offset = 0, upload_size = 0;
+  TransferProgress* upload_progress = nullptr;
+  DownloadSink* sink = nullptr;  // null: the response body is kept (bounded) for error text
+  std::vector<std::string> quote, postquote;  // SFTP commands before/after the transfer
+  bool create_dirs = false;                   // SFTP: create missing directories on upload
+  const SshSettings* ssh = nullptr;
+};
+
+struct CurlResult {
+  CURLcode code = CURLE_OK;
+  long status = 0;            // HTTP status, 0 for SFTP
+  std::string error;          // curl's error buffer (no credentials: none are in the URL)
+  std::string body;           // response body when no sink was given (first 64 KiB)
+  std::string etag;           // ETag response header (S3 multipart parts)
+  std::string host_key_note;  // SFTP: why the host key was refused, "" when it was not
+  bool ok() const { return code == CURLE_OK && (status == 0 || (status >= 200 && status < 300)); }
+};
+
+// One attempt.
+CurlResult curl_perform(const CurlRequest& request);
+
+// True for failures worth another attempt: connection refused or reset, timeouts, a transfer
+// cut short, HTTP 429/500/502/503/504.
+bool transient(const CurlResult& r);
+
+// Runs `request` up to kCurlAttempts times while the failure is transient, waiting 0.25, 0.5,
+// 1 s ... between attempts; `before_attempt` (if set) runs before each one, e.g. to rewind a
+// download sink. Returns the last result.
+CurlResult curl_with_retries(const CurlRequest& request,
+                             const std::function<void()>& before_attempt = nullptr);
+
+// "cannot connect (Couldn't connect to server: ...)" / "HTTP 403 SignatureDoesNotMatch: ..."
+// for a failed result: what went wrong, with the server's error code when it gave one.
+std::string curl_failure_text(const CurlResult& r);
+
+// A hint for the person reading the log: what to check for this kind of failure.
+std::string curl_failure_hint(const CurlResult& r);
+
+// Percent-encodes everything but unreserved characters and '/' (object keys in URLs).
+std::string url_path_escape(const std::string& s);
+// Decodes %XX and '+' (query values).
+std::string url_unescape(const std::string& s);
+
+}  // namespace harmony
