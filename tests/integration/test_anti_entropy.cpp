@@ -192,9 +192,11 @@ TEST_CASE("rows that never reached the stream reach every node by anti-entropy a
   check_digests_equal(c);
 }
 
-TEST_CASE("-verify reports a difference, repairs it, then reports agreement", "[anti_entropy]") {
+TEST_CASE("harmonylite -verify reports a difference, repairs it, then reports agreement",
+          "[anti_entropy]") {
   ClusterOptions o;
-  o.extra_config = "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n";  // no rounds: only -verify repairs
+  o.extra_config = "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n";  // no rounds: only
+                                                                                  // -verify repairs
   TestCluster c(o);
   start3(c);
   insert_books(c, 0, 1, 10, "b");
