@@ -236,6 +236,20 @@ std::string TestCluster::query_text(int i, const std::string& sql) const {
 }
 
 void TestCluster::exec(int i, const std::string& sql) const {
+  if (options_.app_connections) {
+    auto& app = nodes_.at(static_cast<size_t>(i)).app;
+    if (!app) {
+      app = std::make_shared<Db>(Db::open(db(i)));
+      app->set_busy_timeout(5000);
+    }
+    try {
+      app->exec(sql);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(
+          fmt::format("app connection failed on node {}: {}", i + 1, e.what()));
+    }
+    return;
+  }
   auto r = sqlite_shell(db(i), sql);
   if (r.exit_code != 0)
     throw std::runtime_error(fmt::format("sqlite3 failed on node {}: {}", i + 1, r.output));

@@ -11,6 +11,10 @@
 
 #include "tests/support/support.hpp"
 
+namespace harmony {
+class Db;
+}
+
 namespace harmony::test {
 
 struct ClusterOptions {
@@ -33,6 +37,9 @@ struct ClusterOptions {
   // nothing but the application and the replicator touches that directory, and file events
   // from other nodes' files cannot wake a publisher early.
   bool separate_dirs = false;
+  // exec() runs through one connection per node kept open for the cluster's life (busy timeout
+  // 5 s, no extension loaded), as applications do, instead of a fresh `sqlite3` shell each time.
+  bool app_connections = false;
 };
 
 class TestCluster {
@@ -88,6 +95,9 @@ class TestCluster {
     std::unique_ptr<Process> process;
     std::string top_level_extra;
     std::string sections;
+    // ClusterOptions::app_connections: opened by the first exec() (the test's app, not cluster
+    // state, so exec() stays const).
+    mutable std::shared_ptr<Db> app;
   };
   void write_config(int i);
   bool logged_ready(int i) const;
