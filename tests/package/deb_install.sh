@@ -2,7 +2,7 @@
 # The Debian package end to end on this machine: cpack -G DEB builds it, dpkg -i installs it
 # (with its postinst: the harmonylite user), /usr/bin/harmonylite -version runs, the extension is
 # at /usr/lib/harmonylite/libharmony.so and loads into the stock sqlite3 shell, the example config
-# parses, systemd-analyze verify accepts harmonylite@.service, and dpkg -r removes it all again.
+# parses, systemd-analyze verify accepts harmonylite@.service, and dpkg -r removes it all again (--purge: the record and the user too).
 # Needs root (dpkg -i); exits 77 (skipped) otherwise, or when a harmonylite package or binary is
 # already installed (it is not ours to replace). Usage: deb_install.sh <build dir>
 set -u
@@ -27,7 +27,7 @@ done
 TMP="$(mktemp -d /tmp/harmony-deb-XXXXXX)"
 INSTALLED=0
 cleanup() {
-  [ "$INSTALLED" -eq 1 ] && dpkg -r harmonylite >/dev/null 2>&1
+  [ "$INSTALLED" -eq 1 ] && dpkg --purge harmonylite >/dev/null 2>&1
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -94,8 +94,11 @@ INSTALLED=0
 [ -e /usr/bin/harmonylite ] && fail "/usr/bin/harmonylite left after dpkg -r"
 [ -e /usr/lib/harmonylite/libharmony.so ] && fail "libharmony.so left after dpkg -r"
 [ -e /lib/systemd/system/harmonylite@.service ] && fail "unit left after dpkg -r"
-# The user is kept by dpkg -r (purge removes it); drop it so the machine is as we found it.
-deluser --system --quiet harmonylite >/dev/null 2>&1 || true
+# dpkg -r keeps the package's record ("rc": its postrm, for a later purge) and the user; purge
+# removes both (postrm purge deletes the user), so the machine is as we found it.
+dpkg --purge harmonylite >/dev/null 2>&1 || fail "dpkg --purge"
+getent passwd harmonylite >/dev/null && fail "user harmonylite left after dpkg --purge"
+dpkg-query -W harmonylite >/dev/null 2>&1 && fail "harmonylite still known to dpkg after --purge"
 
 if [ "$FAILURES" -ne 0 ]; then
   echo "$FAILURES check(s) failed"
