@@ -1,5 +1,6 @@
 // harmonylite entry point: flags, config, then one of the modes (-version, -help, -cleanup,
-// -save-snapshot, -schema-status, -schema-status-cluster, -held, -drop-held, replication).
+// -save-snapshot, -schema-status, -schema-status-cluster, -held, -drop-held, -verify, -status,
+// replication).
 // Exit codes: 0 ok, 1 runtime error (message logged), 2 bad flag or config.
 #include <cstdio>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "replicator/node/replicator.hpp"
 #include "replicator/ops/held_command.hpp"
 #include "replicator/ops/schema_registry.hpp"
+#include "replicator/ops/status_command.hpp"
 #include "replicator/snapshot/snapshot_service.hpp"
 #include "replicator/sync/verify_command.hpp"
 #include "shared/error.hpp"
@@ -65,6 +67,8 @@ int main(int argc, char** argv) {
       rc = run_drop_held(config, cli.drop_held);
     else if (cli.verify)
       rc = run_verify(config);
+    else if (cli.status)
+      rc = run_status(config, cli.json);
     else
       rc = run_replicator(config, cli);
   } catch (const Error& e) {

@@ -26,6 +26,11 @@ PACKAGES=(
   libcurl4-openssl-dev rclone openssh-client
 )
 
+# The Debian package test (tests/package/deb_install.sh): dpkg-shlibdeps (dpkg-dev) computes the
+# package's library dependencies, systemd-analyze (systemd) verifies harmonylite@.service, and
+# the package's postinst creates its user with adduser.
+PACKAGES+=(dpkg-dev systemd adduser)
+
 # better-sqlite3 (npm), the host with its own SQLite that tests/integration/test_hosts.cpp loads
 # the extension into, goes to .cache/node (ignored by git). No prebuilt binary can be downloaded
 # here, so npm compiles it (several minutes, once). A failure is reported, not fatal: that test

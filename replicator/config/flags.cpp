@@ -1,5 +1,6 @@
-// Command-line parsing with Go `flag` package syntax (HarmonyLite's flags, docs/configuration.md) and the
-// usage screen. Errors throw UsageError naming the flag; the caller prints usage and exits 2.
+// Command-line parsing with Go `flag` package syntax (HarmonyLite's flags, docs/configuration.md)
+// and the usage screen. Errors throw UsageError naming the flag; the caller prints usage and
+// exits 2.
 #include "replicator/config/flags.hpp"
 
 #include <charconv>
@@ -47,6 +48,7 @@ constexpr FlagSpec kFlags[] = {
     {"held", Kind::kBool, "", "list the received rows held until they can be applied, then exit",
      "false"},
     {"help", Kind::kBool, "", "print this usage text and exit", "false"},
+    {"json", Kind::kBool, "", "with -status: print JSON instead of a table", "false"},
     {"leaf-servers", Kind::kString, "urls",
      "comma-separated leaf-node remote URLs for the embedded nats-server", "none"},
     {"node-id", Kind::kString, "uint",
@@ -59,6 +61,10 @@ constexpr FlagSpec kFlags[] = {
     {"schema-status", Kind::kBool, "", "print the local schema status, then exit", "false"},
     {"schema-status-cluster", Kind::kBool, "",
      "print the schema status of every node in the cluster, then exit", "false"},
+    {"status", Kind::kBool, "",
+     "print one table of every node of the cluster (health, streams, lag, held rows, skew), "
+     "then exit (0: every known node answered and is healthy)",
+     "false"},
     {"verify", Kind::kBool, "",
      "compare content digests with every reachable node, repair this node, print per table, "
      "then exit (0: all agree)",
@@ -145,6 +151,8 @@ void set_bool(CliOptions& o, std::string_view name, bool v) {
   if (name == "schema-status-cluster") o.schema_status_cluster = v;
   if (name == "held") o.held = v;
   if (name == "verify") o.verify = v;
+  if (name == "status") o.status = v;
+  if (name == "json") o.json = v;
   if (name == "version") o.version = v;
   if (name == "help" || name == "h") o.help = v;
 }

@@ -24,6 +24,8 @@ struct CliOptions {
   bool held = false;                       // -held: list rows waiting to be applied
   std::string drop_held;                   // -drop-held id|all
   bool verify = false;                     // -verify: compare with peers, repair, report
+  bool status = false;                     // -status: every node's status in one table
+  bool json = false;                       // -json: -status as JSON
   bool version = false;                    // -version
   bool help = false;                       // -help / -h
   std::string pprof;                       // -pprof addr: accepted for compatibility, ignored

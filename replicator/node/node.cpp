@@ -11,6 +11,7 @@
 
 #include "harmony_version.hpp"
 #include "replicator/common/database.hpp"
+#include "replicator/common/harmonylite_leftovers.hpp"
 #include "replicator/common/log.hpp"
 #include "replicator/common/runtime_info.hpp"
 #include "replicator/common/schema_guard.hpp"
@@ -122,6 +123,9 @@ void Node::prepare_database() {
       "installing capture");
   setup_logging(config_.logging.verbose, config_.logging.format, node_);
   log_start_up_state(report, schema_changed);
+  // A database migrated from HarmonyLite: its triggers still fire on every write (issue 19).
+  if (const auto leftovers = find_harmonylite_leftovers(db_); !leftovers.empty())
+    spdlog::warn("{}", harmonylite_leftovers_warning(leftovers, config_.db_path));
 }
 
 void Node::log_start_up_state(const SyncReport& report,

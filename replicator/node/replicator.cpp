@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "replicator/common/database.hpp"
+#include "replicator/common/harmonylite_leftovers.hpp"
 #include "replicator/common/runtime_info.hpp"
 #include "replicator/node/node.hpp"
 #include "shared/capture.hpp"
@@ -79,9 +80,14 @@ int run_cleanup(const Config& config, bool force) {
   }
   Transaction tx(db);
   remove_all_objects(db);
+  // HarmonyLite's own triggers and tables too: -cleanup is how a migrated database sheds them.
+  const auto harmonylite = remove_harmonylite_leftovers(db);
   tx.commit();
   spdlog::info("removed every harmonylite object from {}{}", config.db_path,
                pending ? fmt::format(" ({} unpublished changes dropped)", pending) : "");
+  if (!harmonylite.empty())
+    spdlog::info("removed HarmonyLite's {} trigger(s) and {} table(s) from {}",
+                 harmonylite.triggers.size(), harmonylite.tables.size(), config.db_path);
   return 0;
 }
 

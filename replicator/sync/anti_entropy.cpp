@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "replicator/common/database.hpp"
+#include "replicator/sync/status_protocol.hpp"
 #include "replicator/wire/wire.hpp"
 #include "shared/apply.hpp"
 #include "shared/capture_registry.hpp"
@@ -110,6 +111,7 @@ struct AntiEntropy::Responder {
   natsConnection* nc = nullptr;
   std::mutex mu;  // the two subscriptions deliver on their own threads; one read connection
   Db db;
+  const ReplicatorStats* stats = nullptr;  // Status answers; null in -verify (no status to give)
   NatsSubscriptionPtr all, own;
   int64_t max_payload = 1 << 20;
 
@@ -132,7 +134,9 @@ struct AntiEntropy::Responder {
     try {
       SyncRequest req = decode_request(body);
       kind = req.kind;
-      if (req.from_node == options.node) return;  // our own roots request on .all
+      // Our own roots request on .all; a Status request from this node's id is `-status` run
+      // beside it, which wants this node's answer too.
+      if (req.from_node == options.node && req.kind != SyncKind::Status) return;
       const auto sender = header_u64(m, kHeaderOrigin);
       if (!sender || *sender != req.from_node)
         throw DecodeError("Harmony-Origin header missing or not the request's node");
@@ -158,6 +162,14 @@ struct AntiEntropy::Responder {
   }
 
   void answer(const SyncRequest& req, SyncReply& out) {
+    if (req.kind == SyncKind::Status) {
+      if (!stats) {
+        out.error = "no status here (not a replicating node)";
+        return;
+      }
+      out.status = encode_status(node_status(*stats, options.node, address(), wall_clock_ms()));
+      return;
+    }
     Transaction tx(db, Transaction::Kind::Deferred);  // one consistent read
     if (req.kind == SyncKind::Roots) {
       for (const auto& t : captured_tables(db)) {
@@ -190,6 +202,16 @@ struct AntiEntropy::Responder {
         rows(*t, req.keys, out);
         break;
     }
+  }
+
+  // Where this node can be reached: its embedded server's client URL, else the NATS server it is
+  // connected to.
+  std::string address() const {
+    const NatsServerState server = stats->nats_server();
+    if (server.embedded && !server.client_url.empty()) return server.client_url;
+    char url[256] = {0};
+    if (natsConnection_GetConnectedUrl(nc, url, sizeof url) == NATS_OK) return url;
+    return "";
   }
 
   // The rows at `keys` with their versions, as one batch frame per origin node, cut to fit a
@@ -289,6 +311,7 @@ void AntiEntropy::start_responder() {
   auto r = std::make_unique<Responder>();
   r->options = options_;
   r->nc = nc_;
+  r->stats = stats_;
   r->db = open_database(options_.db_path);
   r->db.set_busy_timeout(5000);
   r->max_payload = std::max<int64_t>(natsConnection_GetMaxPayload(nc_), 64 * 1024);
@@ -549,6 +572,63 @@ void AntiEntropy::run(const std::atomic<bool>& stop) {
       spdlog::warn("anti-entropy round failed: {}", e.what());
     }
   }
+}
+
+// --- Status (`harmonylite -status`) ---
+
+std::vector<StatusAnswer> AntiEntropy::ask_status(int64_t window_ms, size_t expect,
+                                                  std::vector<std::string>& problems) {
+  natsInbox* inbox = nullptr;
+  if (natsInbox_Create(&inbox) != NATS_OK) throw Error("cannot create a NATS inbox");
+  std::unique_ptr<natsInbox, void (*)(natsInbox*)> inbox_owner(inbox, natsInbox_Destroy);
+  natsSubscription* raw_sub = nullptr;
+  natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc_, inbox);
+  if (s != NATS_OK) throw Error("cannot subscribe to an inbox: " + nats_error_text(s));
+  NatsSubscriptionPtr sub(raw_sub);
+  const std::string body = encode_request(SyncRequest{SyncKind::Status, options_.node});
+  NatsMsgPtr m = make_msg(options_.subject_prefix + ".all", inbox, body, options_.node,
+                          options_.cluster_key.get(), SyncKind::Status, false);
+  const auto sent = Clock::now();
+  s = natsConnection_PublishMsg(nc_, m.get());
+  if (s != NATS_OK) throw Error("cannot publish the status request: " + nats_error_text(s));
+  const auto deadline = sent + std::chrono::milliseconds(window_ms);
+  std::vector<StatusAnswer> answers;
+  std::set<uint64_t> seen;
+  while (Clock::now() < deadline && (expect == 0 || answers.size() < expect)) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    natsMsg* raw = nullptr;
+    if (natsSubscription_NextMsg(&raw, sub.get(), std::max<int64_t>(1, left.count())) != NATS_OK)
+      break;
+    NatsMsgPtr reply(raw);
+    const auto sender = header_u64(reply.get(), kHeaderOrigin);
+    if (!sender || seen.count(*sender)) continue;
+    if (auto why =
+            refuse(options_.cluster_key.get(), reply.get(), *sender, SyncKind::Status, true)) {
+      problems.push_back(fmt::format("status of node {} refused: {}", *sender, *why));
+      continue;
+    }
+    try {
+      SyncReply r = decode_reply(SyncKind::Status, body_of(reply.get()));
+      if (r.node != *sender) throw DecodeError("answer names another node than its header");
+      if (!r.error.empty()) {
+        problems.push_back(fmt::format("node {}: {}", *sender, r.error));
+        continue;
+      }
+      StatusAnswer a;
+      a.node = *sender;
+      a.round_trip_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent).count();
+      a.status = decode_status(r.status);
+      // A node speaks only for itself (P8).
+      if (a.status.node != *sender) throw DecodeError("status names another node");
+      seen.insert(*sender);
+      answers.push_back(std::move(a));
+    } catch (const DecodeError& e) {
+      problems.push_back(fmt::format("status of node {}: {}", *sender, e.what()));
+    }
+  }
+  return answers;
 }
 
 }  // namespace harmony

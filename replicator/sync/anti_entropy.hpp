@@ -18,6 +18,7 @@
 
 #include "replicator/common/stats.hpp"
 #include "replicator/nats/nats_client.hpp"
+#include "replicator/sync/status_protocol.hpp"
 #include "replicator/sync/sync_protocol.hpp"
 #include "shared/sqlite_db.hpp"
 
@@ -58,6 +59,13 @@ struct RoundReport {
   bool differences() const;
 };
 
+// One node's answer to a Status request (`harmonylite -status`).
+struct StatusAnswer {
+  uint64_t node = 0;
+  int64_t round_trip_ms = 0;  // request sent -> this answer received
+  NodeStatus status;
+};
+
 class AntiEntropy {
  public:
   // `stats` may be null (the -verify command). `nc` outlives this object.
@@ -75,6 +83,11 @@ class AntiEntropy {
   void run(const std::atomic<bool>& stop);
   // One round against every peer that answers; `repair` false only compares.
   RoundReport round(bool repair);
+  // Asks every node on .all for its status (SyncKind::Status) and gathers the answers for
+  // `window_ms`, or until `expect` nodes answered (0: the whole window). Answers that fail the
+  // cluster key or do not decode are left out and described in `problems`.
+  std::vector<StatusAnswer> ask_status(int64_t window_ms, size_t expect,
+                                       std::vector<std::string>& problems);
 
  private:
   struct Responder;

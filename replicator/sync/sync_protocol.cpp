@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "replicator/sync/status_protocol.hpp"
+
 namespace harmony {
 
 namespace {
@@ -102,7 +104,7 @@ json parse(std::string_view bytes, const DecodeLimits& limits) {
 
 std::string encode_request(const SyncRequest& r) {
   json j = {{"v", kSyncProtocolVersion}, {"t", static_cast<uint32_t>(r.kind)}, {"n", r.from_node}};
-  if (r.kind != SyncKind::Roots) j["tb"] = r.table;
+  if (r.kind != SyncKind::Roots && r.kind != SyncKind::Status) j["tb"] = r.table;
   if (r.kind == SyncKind::Buckets) {
     j["f"] = r.first;
     j["c"] = r.count;
@@ -121,10 +123,10 @@ SyncRequest decode_request(std::string_view bytes) {
   json root = parse(bytes, limits);
   SyncRequest r;
   const uint64_t kind = need_u64(need(root, "t", "sync request"), "request kind");
-  if (kind < 1 || kind > 4) throw DecodeError(fmt::format("unknown request kind {}", kind));
+  if (kind < 1 || kind > 5) throw DecodeError(fmt::format("unknown request kind {}", kind));
   r.kind = static_cast<SyncKind>(kind);
   r.from_node = need_u64(need(root, "n", "sync request"), "node");
-  if (r.kind == SyncKind::Roots) return r;
+  if (r.kind == SyncKind::Roots || r.kind == SyncKind::Status) return r;
   const json& tb = need(root, "tb", "sync request");
   if (!tb.is_string() || tb.get_ref<const std::string&>().empty() ||
       tb.get_ref<const std::string&>().size() > 1024)
@@ -187,6 +189,9 @@ std::string encode_reply(SyncKind kind, const SyncReply& r) {
       j["fr"] = std::move(frames);
       break;
     }
+    case SyncKind::Status:
+      j["st"] = json::binary(std::vector<uint8_t>(r.status.begin(), r.status.end()));
+      break;
   }
   return to_bytes(j);
 }
@@ -246,6 +251,14 @@ SyncReply decode_reply(SyncKind kind, std::string_view bytes) {
         r.frames.emplace_back(b.begin(), b.end());
       }
       break;
+    case SyncKind::Status: {
+      const json& st = need(root, "st", "status reply");
+      // status_protocol.hpp's bound: the caller decodes the status itself.
+      if (!st.is_binary() || st.get_binary().size() > kMaxStatusBytes)
+        throw DecodeError("status is not a byte string of at most 64 KiB");
+      r.status.assign(st.get_binary().begin(), st.get_binary().end());
+      break;
+    }
   }
   return r;
 }

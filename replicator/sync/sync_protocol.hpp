@@ -38,7 +38,8 @@ inline constexpr size_t kMaxSyncTables = 10'000;
 // Key columns of one key (SQLite's default SQLITE_MAX_COLUMN).
 inline constexpr size_t kMaxSyncKeyColumns = 2'000;
 
-enum class SyncKind : uint32_t { Roots = 1, Buckets = 2, Entries = 3, Rows = 4 };
+// Status: `harmonylite -status` asks every node on .all for its NodeStatus (status_protocol.hpp).
+enum class SyncKind : uint32_t { Roots = 1, Buckets = 2, Entries = 3, Rows = 4, Status = 5 };
 
 struct SyncRequest {
   SyncKind kind = SyncKind::Roots;
@@ -64,6 +65,7 @@ struct SyncReply {
   std::vector<uint32_t> complete;    // Entries: buckets answered in full
   std::vector<DigestEntry> entries;  // Entries
   std::vector<std::string> frames;   // Rows: batch frames (one per origin node)
+  std::string status;                // Status: an encoded NodeStatus (status_protocol.hpp)
 };
 
 std::string encode_request(const SyncRequest& r);
