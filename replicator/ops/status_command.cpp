@@ -12,10 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "replicator/common/database.hpp"
-#include "replicator/common/runtime_info.hpp"
 #include "replicator/nats/nats_client.hpp"
-#include "replicator/nats/nats_config.hpp"
 #include "replicator/sync/anti_entropy.hpp"
+#include "replicator/sync/one_shot.hpp"
 #include "shared/capture_registry.hpp"
 #include "shared/clock.hpp"
 #include "shared/meta_store.hpp"
@@ -132,37 +131,14 @@ void print_table(const std::vector<Row>& rows, int64_t now_ms) {
 }  // namespace
 
 int run_status(const Config& config, bool json) {
-  uint64_t node = config.node_id;
   std::map<uint64_t, int64_t> origins = known_origins(config);
-  {
-    Db db = open_database(config.db_path);
-    if (!node) node = node_id(db);
-  }
-  ConnectOptions connect = connect_options(config, node);
-  connect.name = "harmonylite-status";
-  if (connect.urls.empty()) {
-    auto running = running_replicator(config.db_path);
-    if (!running || running->nats_url.empty()) {
-      spdlog::error(
-          "-status needs NATS to reach the nodes: [nats] urls is empty and no harmonylite "
-          "replicator is running on {} (a running node provides its embedded NATS server)",
-          config.db_path);
-      return 2;
-    }
-    connect.urls = {running->nats_url};
-  }
-  auto conn = NatsConnection::connect_once(connect);
-  AntiEntropyOptions o;
-  o.db_path = config.db_path;
-  o.node = node;
-  o.subject_prefix = config.nats.subject_prefix + "-sync";
-  if (!config.nats.cluster_key_file.empty())
-    o.cluster_key = std::make_shared<const ClusterKey>(load_cluster_key(
-        config.nats.cluster_key_file, config.nats.cluster_key_mode != "sign-only"));
+  auto sync = connect_one_shot(config, "-status", "the nodes");
+  if (!sync) return 2;
+  const uint64_t node = sync->node;
   std::vector<std::string> problems;
   std::vector<StatusAnswer> answers;
   {
-    AntiEntropy ae(o, conn->get(), nullptr);
+    AntiEntropy ae(sync->options, sync->conn->get(), nullptr);
     // Known nodes (this one and the origins) may all answer before the window ends; others
     // the table does not know of yet are waited for the whole window.
     answers = ae.ask_status(kStatusWindowMs, 0, problems);

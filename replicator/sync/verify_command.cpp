@@ -6,48 +6,22 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "replicator/common/database.hpp"
-#include "replicator/common/runtime_info.hpp"
-#include "replicator/nats/nats_client.hpp"
-#include "replicator/nats/nats_config.hpp"
 #include "replicator/sync/anti_entropy.hpp"
-#include "shared/meta_store.hpp"
+#include "replicator/sync/one_shot.hpp"
 
 namespace harmony {
 
 int run_verify(const Config& config) {
-  uint64_t node = config.node_id;
-  {
-    Db db = open_database(config.db_path);
-    if (!node) node = node_id(db);
-  }
-  ConnectOptions connect = connect_options(config, node);
-  connect.name = "harmonylite-verify";
-  if (connect.urls.empty()) {
-    auto running = running_replicator(config.db_path);
-    if (!running || running->nats_url.empty()) {
-      spdlog::error(
-          "-verify needs NATS to reach the other nodes: [nats] urls is empty and no harmonylite "
-          "replicator is running on {} (a running node provides its embedded NATS server)",
-          config.db_path);
-      return 2;
-    }
-    connect.urls = {running->nats_url};
-  }
-  auto conn = NatsConnection::connect_once(connect);
-  AntiEntropyOptions o;
-  o.db_path = config.db_path;
-  o.node = node;
-  o.subject_prefix = config.nats.subject_prefix + "-sync";
+  auto sync = connect_one_shot(config, "-verify", "the other nodes");
+  if (!sync) return 2;
+  const uint64_t node = sync->node;
+  AntiEntropyOptions& o = sync->options;
   o.max_repair_rows = config.anti_entropy.max_repair_rows_per_round;
   o.digest_check_rounds = 0;
   o.max_drift_ms = config.max_clock_drift_ms;
-  if (!config.nats.cluster_key_file.empty())
-    o.cluster_key = std::make_shared<const ClusterKey>(load_cluster_key(
-        config.nats.cluster_key_file, config.nats.cluster_key_mode != "sign-only"));
   RoundReport report;
   {
-    AntiEntropy ae(o, conn->get(), nullptr);
+    AntiEntropy ae(o, sync->conn->get(), nullptr);
     ae.rebuild();  // a digest left wrong by edits behind the replicator's back is fixed first
     report = ae.round(true);
   }
