@@ -28,6 +28,12 @@ namespace harmony {
 // Every node must use the same number (the bucket of a key is part of the protocol).
 inline constexpr uint32_t kDigestBuckets = 4096;
 
+// __harmony_meta key: sequences of the streams this node skipped at start-up because retention
+// had removed them and no snapshot covered them (replicator/snapshot/snapshot_service.cpp). The
+// rows they carried are anti-entropy's to fill; the key goes back to 0 after a round with every
+// reachable peer finds nothing missing here (replicator/sync/anti_entropy.cpp).
+inline constexpr const char* kAntiEntropyGapKey = "anti_entropy_gap";
+
 // What {rows} records for one key.
 struct RowVersion {
   int64_t version = 0;  // HLC

@@ -18,6 +18,7 @@
 #include "shared/capture_registry.hpp"
 #include "shared/clock.hpp"
 #include "shared/fold.hpp"
+#include "shared/meta_store.hpp"
 
 namespace harmony {
 
@@ -263,6 +264,8 @@ AntiEntropy::AntiEntropy(AntiEntropyOptions options, natsConnection* nc, Replica
     : options_(std::move(options)), nc_(nc), stats_(stats) {
   db_ = open_database(options_.db_path);
   db_.set_busy_timeout(5000);
+  gap_ = meta_get_int(db_, kAntiEntropyGapKey, 0);
+  if (stats_) stats_->anti_entropy_gap = gap_;
 }
 
 AntiEntropy::~AntiEntropy() {
@@ -528,11 +531,33 @@ RoundReport AntiEntropy::round(bool repair) {
     }
   }
   for (auto& [name, tr] : tables) report.tables.push_back(tr);
+  if (repair && gap_ > 0) settle_gap(report);
   if (stats_) {
     ++stats_->anti_entropy_rounds;
     if (report.differences()) stats_->anti_entropy_last_difference_ms = wall_clock_ms();
   }
   return report;
+}
+
+// The gap of trimmed sequences is filled once a round reached at least one peer, every request
+// succeeded and no table holds anything here that a peer holds newer or this node lacks (a peer
+// that lacks our rows does not count: it pulls them in its own round). Until then the gap stays,
+// also across restarts (it is in __harmony_meta).
+void AntiEntropy::settle_gap(const RoundReport& report) {
+  const bool nothing_missing =
+      !report.peers.empty() && report.problems.empty() &&
+      std::all_of(report.tables.begin(), report.tables.end(),
+                  [](const TableRoundReport& t) { return t.differences == 0 && t.held == 0; });
+  if (!nothing_missing) return;
+  write_transaction(
+      db_, never_stop(), [&] { meta_set(db_, kAntiEntropyGapKey, int64_t{0}); },
+      "anti-entropy gap filled");
+  spdlog::info(
+      "anti-entropy: the gap of {} trimmed sequence(s) is filled: a round with every reachable "
+      "peer (nodes {}) found nothing missing here",
+      gap_, fmt::join(report.peers, ", "));
+  gap_ = 0;
+  if (stats_) stats_->anti_entropy_gap = 0;
 }
 
 void AntiEntropy::run(const std::atomic<bool>& stop) {

@@ -83,6 +83,7 @@ class AntiEntropy {
                       uint64_t expect_node, RoundReport& report);
   void repair_table(const Peer& peer, const std::string& table, RoundReport& report,
                     TableRoundReport& t, bool repair, int64_t& budget);
+  void settle_gap(const RoundReport& report);
 
   AntiEntropyOptions options_;
   natsConnection* nc_;
@@ -90,6 +91,8 @@ class AntiEntropy {
   Db db_;  // rounds: reads digests, applies repairs
   std::unique_ptr<Responder> responder_;
   int64_t rounds_ = 0;
+  // Trimmed stream sequences skipped at start-up not yet confirmed filled (kAntiEntropyGapKey).
+  int64_t gap_ = 0;
 };
 
 }  // namespace harmony
