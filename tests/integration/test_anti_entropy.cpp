@@ -194,7 +194,8 @@ TEST_CASE("rows that never reached the stream reach every node by anti-entropy a
 
 TEST_CASE("-verify reports a difference, repairs it, then reports agreement", "[anti_entropy]") {
   ClusterOptions o;
-  o.extra_config = "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n";  // no rounds: only -verify repairs
+  o.extra_config = "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n";  // no rounds: only
+                                                                                  // -verify repairs
   TestCluster c(o);
   start3(c);
   insert_books(c, 0, 1, 10, "b");
@@ -250,17 +251,23 @@ TEST_CASE("a value changed with capture muted is repaired to the origin's conten
 // entries) on node 2 of two nodes holding a 1M-row table; `-verify` on node 2 repairs them.
 TEST_CASE("repair of 1,000 differing rows in a 1M-row table", "[.][anti-entropy-bench]") {
   constexpr int kRows = 1'000'000;
+  // One external nats-server: node 1 starts alone first (an embedded pair needs both).
+  TempDir natsdir("benchnats");
+  const int nats_port = free_port();
+  auto nats = start_external_nats(natsdir, nats_port);
   ClusterOptions o;
   o.nodes = 2;
+  o.external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port);
   o.schema = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);";
   o.extra_config = "[anti_entropy]\ninterval = 0\n";  // only -verify repairs
   TestCluster c(o);
-  // Node 1's file gets the rows through capture (folded at its first start), node 2 a copy.
+  // Node 1's file gets the rows through capture (installed at its first start; folded and
+  // published by it), node 2 a copy of the file.
+  c.start(0);
+  REQUIRE(c.wait_ready(0, 600s));
   c.exec(0, fmt::format("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < "
                         "{}) INSERT INTO t SELECT i, 'value ' || i FROM s",
                         kRows));
-  c.start(0);
-  REQUIRE(c.wait_ready(0, 600s));
   REQUIRE(wait_until([&] { return c.pending(0) == 0; }, 600s, 1s));
   REQUIRE(c.stop(0) == 0);
   copy_db(c.db(0), c.db(1));
