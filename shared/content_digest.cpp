@@ -1,6 +1,7 @@
 // Content digests: hashing, the stored digest table and the diff (see content_digest.hpp).
 #include "shared/content_digest.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <unordered_map>
@@ -12,9 +13,11 @@ namespace harmony {
 namespace {
 
 // Seeds keep the bucket choice and the entry hash independent of each other.
-constexpr uint64_t kBucketSeed = 0x6861726d6f6e7931ULL;  // "harmony1"
-constexpr uint64_t kEntrySeed = 0x6861726d6f6e7932ULL;   // "harmony2"
-constexpr uint64_t kRootSeed = 0x6861726d6f6e7933ULL;    // "harmony3"
+constexpr uint64_t kBucketSeed = 0x6861726d6f6e7931ULL;   // "harmony1"
+constexpr uint64_t kEntrySeed = 0x6861726d6f6e7932ULL;    // "harmony2"
+constexpr uint64_t kRootSeed = 0x6861726d6f6e7933ULL;     // "harmony3"
+constexpr uint64_t kContentSeed = 0x6861726d6f6e7934ULL;  // "harmony4"
+constexpr uint64_t kScrubSeed = 0x6861726d6f6e7935ULL;    // "harmony5"
 
 void append_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -169,6 +172,10 @@ namespace {
 constexpr const char* kDigestTableSql =
     "CREATE TABLE IF NOT EXISTS __harmony_digest (tbl INTEGER NOT NULL, bucket INTEGER NOT NULL, "
     "hash INTEGER NOT NULL, rows INTEGER NOT NULL, PRIMARY KEY (tbl, bucket)) WITHOUT ROWID";
+// The keys per bucket (see content_digest.hpp): ~the key's bytes + 20 per {rows} entry.
+constexpr const char* kDigestKeysSql =
+    "CREATE TABLE IF NOT EXISTS __harmony_digest_keys (tbl INTEGER NOT NULL, bucket INTEGER NOT "
+    "NULL, key BLOB NOT NULL, PRIMARY KEY (tbl, bucket, key)) WITHOUT ROWID";
 
 std::string key_list(size_t n) {
   std::string out;
@@ -192,6 +199,28 @@ void scan_rows(Db& db, const CapturedTable& t, F&& f) {
   }
 }
 
+std::string_view as_view(const Value& v) {
+  if (const auto* b = std::get_if<Blob>(&v)) return b->bytes;
+  if (const auto* t = std::get_if<Text>(&v)) return t->bytes;
+  return {};
+}
+
+// Fills __harmony_digest_keys for `t` from {rows}.
+void rebuild_keys(Db& db, const CapturedTable& t) {
+  auto del = db.prepare("DELETE FROM __harmony_digest_keys WHERE tbl = ?1");
+  del.bind(1, t.id).run();
+  auto ins = db.prepare(
+      "INSERT OR IGNORE INTO __harmony_digest_keys (tbl, bucket, key) VALUES (?1, ?2, ?3)");
+  auto s = db.prepare(fmt::format("SELECT {} FROM {}", key_list(t.key_count()), t.rows));
+  std::vector<Value> key(t.key_count());
+  while (s.step()) {
+    for (size_t i = 0; i < key.size(); ++i) key[i] = s.column(static_cast<int>(i));
+    const std::string k = canonical_key(key);
+    ins.reset();
+    ins.bind(1, t.id).bind(2, int64_t{key_bucket(k)}).bind(3, Value{Blob{k}}).run();
+  }
+}
+
 }  // namespace
 
 bool digest_table_exists(Db& db) {
@@ -200,7 +229,52 @@ bool digest_table_exists(Db& db) {
              "'__harmony_digest'") > 0;
 }
 
+bool digest_keys_exist(Db& db) {
+  return db.query_int(
+             "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = "
+             "'__harmony_digest_keys'") > 0;
+}
+
+std::optional<std::vector<Value>> decode_canonical_key(std::string_view bytes) {
+  auto u64 = [&](size_t at) {
+    return read_u64(reinterpret_cast<const unsigned char*>(bytes.data()) + at);
+  };
+  if (bytes.size() < 8) return std::nullopt;
+  const uint64_t n = u64(0);
+  size_t at = 8;
+  std::vector<Value> out;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (at >= bytes.size()) return std::nullopt;
+    const char c = bytes[at++];
+    if (c == '\0') {
+      out.emplace_back(Null{});
+      continue;
+    }
+    if (bytes.size() - at < 8) return std::nullopt;
+    const uint64_t v = u64(at);
+    at += 8;
+    if (c == '\1') {
+      out.emplace_back(static_cast<int64_t>(v));
+    } else if (c == '\2') {
+      out.emplace_back(std::bit_cast<double>(v));
+    } else if (c == '\3' || c == '\4') {
+      if (bytes.size() - at < v) return std::nullopt;
+      std::string s(bytes.substr(at, static_cast<size_t>(v)));
+      at += static_cast<size_t>(v);
+      if (c == '\3')
+        out.emplace_back(Text{std::move(s)});
+      else
+        out.emplace_back(Blob{std::move(s)});
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (at != bytes.size()) return std::nullopt;
+  return out;
+}
+
 bool ensure_digest_table(Db& db) {
+  db.exec(kDigestKeysSql);
   if (digest_table_exists(db)) return false;
   db.exec(kDigestTableSql);
   return true;
@@ -252,13 +326,20 @@ std::vector<std::string> rebuild_digests(Db& db, const std::vector<CapturedTable
   std::string ids;
   for (const auto& t : tables) {
     TableDigest fresh = compute_digest(db, t);
-    if (!(load_digest(db, t.id) == fresh)) {
+    const bool digest_wrong = !(load_digest(db, t.id) == fresh);
+    if (digest_wrong) {
       wrong.push_back(t.name);
       store_digest(db, t.id, fresh);
     }
+    // Migration and repair of the keys per bucket: a file from before them, or one whose
+    // {rows} was edited behind the replicator's back (then the digest is wrong too).
+    auto count = db.prepare("SELECT count(*) FROM __harmony_digest_keys WHERE tbl = ?1");
+    count.bind(1, t.id);
+    if (digest_wrong || !count.step() || count.column_int(0) != fresh.rows) rebuild_keys(db, t);
     ids += (ids.empty() ? "" : ", ") + std::to_string(t.id);
   }
   db.exec(fmt::format("DELETE FROM __harmony_digest WHERE tbl NOT IN ({})", ids));
+  db.exec(fmt::format("DELETE FROM __harmony_digest_keys WHERE tbl NOT IN ({})", ids));
   return wrong;
 }
 
@@ -267,6 +348,41 @@ std::map<uint32_t, std::vector<DigestEntry>> bucket_entries(Db& db, const Captur
                                                             size_t max_entries) {
   std::map<uint32_t, std::vector<DigestEntry>> found;
   if (buckets.empty()) return found;
+  if (digest_keys_exist(db)) {
+    // One index range per bucket, then each key's {rows} entry: proportional to the buckets.
+    std::string match;
+    for (size_t i = 0; i < t.key_count(); ++i)
+      match += fmt::format("{}k{} IS ?{}", i ? " AND " : "", i + 1, i + 1);
+    auto keys = db.prepare(
+        "SELECT key FROM __harmony_digest_keys WHERE tbl = ?1 AND bucket = ?2 ORDER BY key");
+    auto version =
+        db.prepare(fmt::format("SELECT version, node, deleted FROM {} WHERE {}", t.rows, match));
+    std::map<uint32_t, std::vector<DigestEntry>> out;
+    size_t total = 0;
+    for (uint32_t b : buckets) {
+      std::vector<DigestEntry> entries;
+      keys.reset();
+      keys.bind(1, t.id).bind(2, int64_t{b});
+      while (keys.step()) {
+        const Value raw = keys.column(0);
+        auto key = decode_canonical_key(as_view(raw));
+        if (!key || key->size() != t.key_count()) continue;
+        version.reset();
+        for (size_t i = 0; i < key->size(); ++i) version.bind(static_cast<int>(i + 1), (*key)[i]);
+        if (!version.step()) continue;  // stale: the next rebuild drops it
+        entries.push_back(DigestEntry{
+            std::move(*key),
+            RowVersion{version.column_int(0), static_cast<uint64_t>(version.column_int(1)),
+                       version.column_int(2) != 0}});
+      }
+      keys.reset();
+      version.reset();
+      if (!out.empty() && total + entries.size() > max_entries) break;
+      total += entries.size();
+      out[b] = std::move(entries);
+    }
+    return out;
+  }
   scan_rows(db, t, [&](const std::vector<Value>& key, const RowVersion& v) {
     const uint32_t b = key_bucket(canonical_key(key));
     if (buckets.count(b)) found[b].push_back(DigestEntry{key, v});
@@ -284,6 +400,101 @@ std::map<uint32_t, std::vector<DigestEntry>> bucket_entries(Db& db, const Captur
   return out;
 }
 
+uint64_t row_content_hash(const std::vector<std::string>& names, const std::vector<Value>& values) {
+  std::vector<size_t> order(std::min(names.size(), values.size()));
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return names[a] < names[b]; });
+  std::string bytes;
+  for (size_t i : order) {
+    append_u64(bytes, names[i].size());
+    bytes += names[i];
+    append_canonical(bytes, values[i]);
+  }
+  return hash64(bytes, kContentSeed);
+}
+
+uint64_t scrub_entry_hash(std::string_view canonical_key_bytes, const RowVersion& v,
+                          uint64_t content) {
+  std::string bytes(canonical_key_bytes);
+  append_u64(bytes, static_cast<uint64_t>(v.version));
+  append_u64(bytes, v.node);
+  append_u64(bytes, content);
+  return hash64(bytes, kScrubSeed);
+}
+
+namespace {
+
+struct RowReader {
+  std::vector<std::string> names;
+  Stmt select;
+  RowReader(Db& db, const CapturedTable& t) {
+    std::string cols, match;
+    for (const auto& c : t.info.columns) {
+      if (c.generated) continue;
+      names.push_back(c.name);
+      cols += (cols.empty() ? "" : ", ") + quote_ident(c.name);
+    }
+    int i = 1;
+    for (const auto* c : t.info.primary_key())
+      match += fmt::format("{}{} IS ?{}", match.empty() ? "" : " AND ", quote_ident(c->name), i++);
+    select = db.prepare(fmt::format("SELECT {} FROM {} WHERE {}", cols, quote_ident(t.name),
+                                    match.empty() ? "0" : match));
+  }
+  std::optional<std::vector<Value>> read(const std::vector<Value>& key) {
+    select.reset();
+    for (size_t i = 0; i < key.size(); ++i) select.bind(static_cast<int>(i + 1), key[i]);
+    if (!select.step()) {
+      select.reset();
+      return std::nullopt;
+    }
+    std::vector<Value> out;
+    for (int i = 0; i < select.column_count(); ++i) out.push_back(select.column(i));
+    select.reset();
+    return out;
+  }
+};
+
+}  // namespace
+
+std::vector<uint64_t> scrub_digests(Db& db, const CapturedTable& t, uint32_t first,
+                                    uint32_t count) {
+  std::vector<uint64_t> out(count, 0);
+  if (count == 0 || first >= kDigestBuckets) return out;
+  RowReader reader(db, t);
+  std::set<uint32_t> window;
+  for (uint32_t b = first; b < std::min(kDigestBuckets, first + count); ++b) window.insert(b);
+  for (const auto& [b, entries] : bucket_entries(db, t, window, SIZE_MAX))
+    for (const auto& e : entries) {
+      if (e.version.deleted) continue;
+      const auto values = reader.read(e.key);
+      if (!values) continue;
+      out[b - first] ^= scrub_entry_hash(canonical_key(e.key), e.version,
+                                         row_content_hash(reader.names, *values));
+    }
+  return out;
+}
+
+std::optional<std::vector<Value>> row_values(Db& db, const CapturedTable& t,
+                                             const std::vector<Value>& key,
+                                             std::vector<std::string>& names) {
+  RowReader reader(db, t);
+  names = reader.names;
+  return reader.read(key);
+}
+
+std::optional<uint64_t> winning_content(uint64_t origin, const std::vector<ContentVote>& votes) {
+  if (votes.empty()) return std::nullopt;
+  for (const auto& v : votes)
+    if (v.node == origin) return v.content;
+  std::map<uint64_t, size_t> counts;
+  for (const auto& v : votes) ++counts[v.content];
+  // Most votes; among equal counts the lowest hash (std::map iterates in ascending order).
+  auto best = counts.begin();
+  for (auto it = counts.begin(); it != counts.end(); ++it)
+    if (it->second > best->second) best = it;
+  return best->first;
+}
+
 DigestUpdater::DigestUpdater(Db& db) {
   active_ = digest_table_exists(db);
   if (!active_) return;
@@ -293,6 +504,13 @@ DigestUpdater::DigestUpdater(Db& db) {
       "INSERT INTO __harmony_digest (tbl, bucket, hash, rows) VALUES (?1, ?2, ?3, ?4) "
       "ON CONFLICT DO UPDATE SET hash = (hash | excluded.hash) - (hash & excluded.hash), "
       "rows = rows + excluded.rows");
+  if (digest_keys_exist(db)) {
+    add_key_ = db.prepare(
+        "INSERT OR IGNORE INTO __harmony_digest_keys (tbl, bucket, key) VALUES (?1, ?2, ?3)");
+    drop_key_ =
+        db.prepare("DELETE FROM __harmony_digest_keys WHERE tbl = ?1 AND bucket = ?2 AND key = ?3");
+    keys_active_ = true;
+  }
 }
 
 void DigestUpdater::change(int64_t table_id, const std::vector<Value>& key,
@@ -312,6 +530,11 @@ void DigestUpdater::change(int64_t table_id, const std::vector<Value>& key,
   if (rows != 0) {
     upsert_.reset();
     upsert_.bind(1, table_id).bind(2, int64_t{0}).bind(3, int64_t{0}).bind(4, rows).run();
+    if (keys_active_) {
+      Stmt& s = rows > 0 ? add_key_ : drop_key_;
+      s.reset();
+      s.bind(1, table_id).bind(2, int64_t{key_bucket(k)}).bind(3, Value{Blob{k}}).run();
+    }
   }
 }
 

@@ -28,6 +28,12 @@ namespace harmony {
 // Every node must use the same number (the bucket of a key is part of the protocol).
 inline constexpr uint32_t kDigestBuckets = 4096;
 
+// __harmony_meta key: sequences of the streams this node skipped at start-up because retention
+// had removed them and no snapshot covered them (replicator/snapshot/snapshot_service.cpp). The
+// rows they carried are anti-entropy's to fill; the key goes back to 0 after a round with every
+// reachable peer finds nothing missing here (replicator/sync/anti_entropy.cpp).
+inline constexpr const char* kAntiEntropyGapKey = "anti_entropy_gap";
+
 // What {rows} records for one key.
 struct RowVersion {
   int64_t version = 0;  // HLC
@@ -91,12 +97,50 @@ void store_digest(Db& db, int64_t table_id, const TableDigest& d);
 // digests of tables no longer captured. Returns the tables whose stored digest was wrong.
 std::vector<std::string> rebuild_digests(Db& db, const std::vector<CapturedTable>& tables);
 
-// Every {rows} entry of `t` in `buckets`, one read of {rows}. Whole buckets only: stops before a
-// bucket that would take the result past `max_entries` (never returns part of a bucket), and
-// `complete` lists the buckets returned. A single bucket above the bound is returned alone.
+// The keys of each bucket are kept in __harmony_digest_keys (tbl, bucket, canonical key), by the
+// DigestUpdater next to the digest, so listing a bucket reads that bucket only (the repair costs
+// what differs, not the table: docs/anti-entropy.md has the figures). Existing files get it from
+// the start-up rebuild (rebuild_digests fills it when its key count differs from {rows}).
+bool digest_keys_exist(Db& db);
+// The values of a key from its canonical bytes; nullopt when the bytes are not a canonical key.
+std::optional<std::vector<Value>> decode_canonical_key(std::string_view bytes);
+
+// Every {rows} entry of `t` in `buckets`: from __harmony_digest_keys (one index range per bucket
+// and a {rows} lookup per key) when it exists, else one read of {rows}. Whole buckets only: stops
+// before a bucket that would take the result past `max_entries` (never returns part of a bucket),
+// and `complete` lists the buckets returned. A single bucket above the bound is returned alone.
 std::map<uint32_t, std::vector<DigestEntry>> bucket_entries(Db& db, const CapturedTable& t,
                                                             const std::set<uint32_t>& buckets,
                                                             size_t max_entries);
+
+// --- Content scrub (docs/anti-entropy.md) ---
+// {rows} versions cannot see a value changed with capture muted: the scrub hashes the values.
+
+// Hash of a row's values, independent of column order (nodes may have added columns in another
+// order): (name, canonical value) pairs sorted by name.
+uint64_t row_content_hash(const std::vector<std::string>& names, const std::vector<Value>& values);
+// One live row's contribution to its bucket's scrub digest: its key, version and content.
+uint64_t scrub_entry_hash(std::string_view canonical_key_bytes, const RowVersion& v,
+                          uint64_t content);
+// The scrub digests of buckets [first, first + count): XOR of scrub_entry_hash over the live
+// {rows} entries whose row exists here (a row this node lacks is not vouched for). One read of
+// {rows} plus one row read per live entry in those buckets.
+std::vector<uint64_t> scrub_digests(Db& db, const CapturedTable& t, uint32_t first, uint32_t count);
+// The values of the row at `key` here (non-generated columns, names in `names`); nullopt when
+// the table has no such row.
+std::optional<std::vector<Value>> row_values(Db& db, const CapturedTable& t,
+                                             const std::vector<Value>& key,
+                                             std::vector<std::string>& names);
+
+// What one node holds for a row whose version (value, origin, live) is the same as ours.
+struct ContentVote {
+  uint64_t node = 0;
+  uint64_t content = 0;  // row_content_hash
+};
+// The content the row's version stands for: the origin node's when it voted (it wrote it), else
+// the content most nodes hold, a tie going to the lowest content hash (every node decides the
+// same). nullopt without votes.
+std::optional<uint64_t> winning_content(uint64_t origin, const std::vector<ContentVote>& votes);
 
 // Incremental maintenance, used by fold and apply inside their write transaction: `before` is
 // what {rows} held for the key (nullopt: no entry), `after` what it holds now. Does nothing when
@@ -113,7 +157,8 @@ class DigestUpdater {
 
  private:
   bool active_ = false;
-  Stmt upsert_;
+  bool keys_active_ = false;  // __harmony_digest_keys exists
+  Stmt upsert_, add_key_, drop_key_;
 };
 
 }  // namespace harmony

@@ -131,6 +131,9 @@ struct ReplicatorStats {
   // peer's, rows repaired from peers, wall clock of the last round that found a difference.
   std::atomic<int64_t> anti_entropy_rounds{0}, anti_entropy_rows_compared{0};
   std::atomic<int64_t> anti_entropy_rows_repaired{0}, anti_entropy_last_difference_ms{0};
+  // Stream sequences skipped at start-up (trimmed, no usable snapshot) that anti-entropy has not
+  // yet confirmed filled; > 0 makes /health "degraded".
+  std::atomic<int64_t> anti_entropy_gap{0};
   // __harmony_dead_letters: rows and bytes stored (as of the last housekeeping or prune), and
   // rows removed by its bound ([dead_letters] max_rows, max_bytes, max_age) since start.
   std::atomic<int64_t> dead_letters_stored{0}, dead_letters_bytes{0}, dead_letters_pruned{0};

@@ -191,8 +191,9 @@ bool Node::connect() {
   spdlog::info("{} stream(s) ready ({}-1..{}, replicas {})", config_.replication_log.shards,
                config_.nats.stream_prefix, config_.replication_log.shards,
                config_.replication_log.replicas);
-  // Restore the newest snapshot when a stream no longer holds what this node needs (refuses to
-  // start when none is usable); returns how far own batches must be applied after a restore.
+  // Restore the newest snapshot when a stream no longer holds what this node needs (with none
+  // usable, skip to the stream's start and leave the gap to anti-entropy); returns how far own
+  // batches must be applied after a restore.
   own_until_ = restore_at_startup(config_, db_, *conn_, node_, stop_);
   if (stop_) return false;
   write_transaction(

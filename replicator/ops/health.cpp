@@ -61,6 +61,12 @@ std::vector<std::string> health_warnings(const ReplicatorStats& s, const DbProbe
         "clock: {} local version(s) issued beyond this host's clock + drift bound (rows last "
         "written while a clock ran ahead); peers hold them until they are plausible",
         s.versions_beyond_bound.load()));
+  if (s.anti_entropy_gap > 0)
+    warnings.push_back(fmt::format(
+        "repairing a gap of {} sequence(s) by anti-entropy: the streams trimmed past this node's "
+        "position while it was down and no snapshot covered it; clears when a round with every "
+        "reachable peer finds nothing missing here",
+        s.anti_entropy_gap.load()));
   for (const auto& [name, p] : s.streams())
     if (p.held_rows > 0 && p.held_since_ms > 0 && now_ms - p.held_since_ms > kHeldDegradedAfterMs)
       warnings.push_back(fmt::format("stream {}: {} row(s) held for {} s; oldest: {}", name,

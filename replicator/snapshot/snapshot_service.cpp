@@ -22,6 +22,7 @@
 #include "shared/apply.hpp"
 #include "shared/capture.hpp"
 #include "shared/clock.hpp"
+#include "shared/content_digest.hpp"
 #include "shared/hlc.hpp"
 #include "shared/meta_store.hpp"
 
@@ -224,23 +225,34 @@ std::string describe_holes(const std::vector<StreamView>& views) {
   return holes;
 }
 
-// The newest snapshot, downloaded to `into` after checking it covers every hole; throws the
-// refusal to start, saying what to do, when there is none that does.
-SnapshotMeta fetch_usable_snapshot(const Config& config, SnapshotStore* store,
-                                   const std::string& store_problem, const std::string& holes,
-                                   const std::vector<StreamView>& views, const std::string& into) {
-  if (!config.snapshot.enabled)
-    throw Error(refusal(config, holes,
-                        "snapshots are disabled here: [snapshot] enabled = false turns "
-                        "restoring off too; enable it"));
-  if (!store) throw Error(refusal(config, holes, "no snapshot store: " + store_problem));
+// The newest snapshot, downloaded to `into` after checking it covers every hole; nullopt, with
+// the reason in `why_not`, when there is none that does (none, too old, snapshots off, no
+// store). A snapshot that covers the holes but is rejected (corrupt, or a schema that would lose
+// rows here) throws the refusal to start: that is a fault in the store the operator must see,
+// not a missing snapshot.
+std::optional<SnapshotMeta> fetch_usable_snapshot(const Config& config, SnapshotStore* store,
+                                                  const std::string& store_problem,
+                                                  const std::string& holes,
+                                                  const std::vector<StreamView>& views,
+                                                  const std::string& into, std::string& why_not) {
+  if (!config.snapshot.enabled) {
+    why_not = "snapshots are disabled here ([snapshot] enabled = false)";
+    return std::nullopt;
+  }
+  if (!store) {
+    why_not = "no snapshot store: " + store_problem;
+    return std::nullopt;
+  }
   auto info = store->info();
-  if (!info) throw Error(refusal(config, holes, "there is no snapshot in " + store->describe()));
-  if (auto why = unusable_because(*info, views); !why.empty())
-    throw Error(refusal(
-        config, holes,
-        fmt::format("the newest snapshot in {} (node {}, {}) is too old: {}", store->describe(),
-                    info->origin_node, when_text(info->created_ms), why)));
+  if (!info) {
+    why_not = "there is no snapshot in " + store->describe();
+    return std::nullopt;
+  }
+  if (auto why = unusable_because(*info, views); !why.empty()) {
+    why_not = fmt::format("the newest snapshot in {} (node {}, {}) is too old: {}",
+                          store->describe(), info->origin_node, when_text(info->created_ms), why);
+    return std::nullopt;
+  }
   spdlog::warn("{}: restoring the newest snapshot (node {}, {}, positions {}), then catching up",
                holes, info->origin_node, when_text(info->created_ms),
                positions_text(info->positions));
@@ -250,9 +262,47 @@ SnapshotMeta fetch_usable_snapshot(const Config& config, SnapshotStore* store,
   } catch (const SnapshotRejected& e) {
     throw Error(refusal(config, holes, std::string("the snapshot was rejected: ") + e.what()));
   }
-  if (auto why = unusable_because(meta, views); !why.empty())
-    throw Error(refusal(config, holes, "the downloaded snapshot is too old: " + why));
+  if (auto why = unusable_because(meta, views); !why.empty()) {
+    why_not = "the downloaded snapshot is too old: " + why;
+    return std::nullopt;
+  }
   return meta;
+}
+
+// No usable snapshot: continue every holed stream from its first retained sequence and leave
+// the missing sequences to anti-entropy, which pulls the rows they carried from the peers with
+// their versions (last-writer-wins, as the stream would have applied them). Chosen over
+// restoring an older snapshot: this file already holds everything up to its own positions,
+// which a snapshot older than the hole adds nothing to, and restoring would lock writers out
+// for the copy. Nothing is lost: this node's unpublished changes stay in its outbox and are
+// published as usual. The gap (in sequences) is kept in __harmony_meta until a round with every
+// reachable peer finds nothing missing here (replicator/sync/anti_entropy.cpp); /health says
+// "degraded" meanwhile. Without anti-entropy rounds nothing would fill the gap: refuse.
+void skip_holes_for_anti_entropy(const Config& config, Db& db, const std::string& holes,
+                                 const std::string& why_not, const std::vector<StreamView>& views,
+                                 const std::atomic<bool>& stop) {
+  if (config.anti_entropy.interval_ms <= 0)
+    throw Error(refusal(config, holes,
+                        why_not + "; and anti-entropy rounds are off here ([anti_entropy] "
+                                  "interval = 0), so nothing would fill the gap"));
+  uint64_t gap = 0;
+  write_transaction(
+      db, stop,
+      [&] {
+        gap = static_cast<uint64_t>(std::max<int64_t>(0, meta_get_int(db, kAntiEntropyGapKey, 0)));
+        for (const auto& v : views) {
+          if (!has_hole(v)) continue;
+          gap += v.state.first_seq - 1 - v.position;
+          store_position(db, v.name, v.state.first_seq - 1);
+        }
+        meta_set(db, kAntiEntropyGapKey, static_cast<int64_t>(gap));
+      },
+      "skipping trimmed sequences");
+  spdlog::warn(
+      "{}: no usable snapshot ({}). Continuing from the first sequence each stream retains and "
+      "repairing a gap of {} sequence(s) by anti-entropy: the rows they carried come from the "
+      "peers with their versions; this node's unpublished changes are kept and published",
+      holes, why_not, gap);
 }
 
 // Restores the downloaded snapshot into the live database, then puts capture back. False when
@@ -347,9 +397,13 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
     const auto views = stream_views(config, conn, db);
     if (const std::string holes = describe_holes(views); !holes.empty()) {
       TempFile tmp{temp_path_near(config.db_path, "restore")};
-      const SnapshotMeta meta =
-          fetch_usable_snapshot(config, store.get(), store_problem, holes, views, tmp.path);
-      if (!restore_downloaded(config, db, tmp.path, meta, views, node, stop)) return {};
+      std::string why_not;
+      if (const auto meta = fetch_usable_snapshot(config, store.get(), store_problem, holes, views,
+                                                  tmp.path, why_not)) {
+        if (!restore_downloaded(config, db, tmp.path, *meta, views, node, stop)) return {};
+      } else {
+        skip_holes_for_anti_entropy(config, db, holes, why_not, views, stop);
+      }
     }
   }
   claim_fresh_batch_ids(config, db, conn, stop);

@@ -36,7 +36,9 @@ SnapshotMeta save_snapshot(const Config& config, SnapshotStore& store,
 
 // Start-up step, after the streams exist and before the publisher and consumers start: creates
 // the snapshot bucket while the cluster is complete, restores the newest snapshot when a stream
-// has a hole for this node (see above; throws Error to refuse to start), and returns, per
+// has a hole for this node and one covers it; with none that does, continues each holed stream
+// from its first retained sequence and records the gap for anti-entropy to fill (throws Error to
+// refuse to start only when a snapshot is rejected or rounds are off), and returns, per
 // stream, the sequence up to which this node's own batches must be applied (a restore's content
 // predates them; 0/absent = skip own batches as usual). Returns {} when `stop` interrupted it.
 std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,

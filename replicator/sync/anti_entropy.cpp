@@ -19,6 +19,7 @@
 #include "shared/capture_registry.hpp"
 #include "shared/clock.hpp"
 #include "shared/fold.hpp"
+#include "shared/meta_store.hpp"
 
 namespace harmony {
 
@@ -190,6 +191,10 @@ struct AntiEntropy::Responder {
         out.hashes.assign(d.buckets.begin() + req.first, d.buckets.begin() + req.first + req.count);
         break;
       }
+      case SyncKind::Scrub:
+        out.first = req.first;
+        out.hashes = scrub_digests(db, *t, req.first, req.count);
+        break;
       case SyncKind::Entries: {
         const std::set<uint32_t> buckets(req.buckets.begin(), req.buckets.end());
         for (auto& [b, entries] : bucket_entries(db, *t, buckets, kMaxSyncEntries)) {
@@ -285,6 +290,8 @@ AntiEntropy::AntiEntropy(AntiEntropyOptions options, natsConnection* nc, Replica
     : options_(std::move(options)), nc_(nc), stats_(stats) {
   db_ = open_database(options_.db_path);
   db_.set_busy_timeout(5000);
+  gap_ = meta_get_int(db_, kAntiEntropyGapKey, 0);
+  if (stats_) stats_->anti_entropy_gap = gap_;
 }
 
 AntiEntropy::~AntiEntropy() {
@@ -550,12 +557,227 @@ RoundReport AntiEntropy::round(bool repair) {
                   tr.repaired - repaired_before);
     }
   }
+  if (options_.scrub_rows > 0)
+    for (auto& [name, tr] : tables) {
+      std::vector<const Peer*> holding;
+      for (const auto& p : peers)
+        if (p.tables.count(name)) holding.push_back(&p);
+      if (holding.empty()) continue;
+      try {
+        scrub_table(holding, name, report, tr, repair);
+      } catch (const std::exception& e) {
+        report.problems.push_back(e.what());
+        spdlog::warn("anti-entropy: content scrub of table {}: {}", name, e.what());
+      }
+    }
   for (auto& [name, tr] : tables) report.tables.push_back(tr);
+  if (repair && gap_ > 0) settle_gap(report);
   if (stats_) {
     ++stats_->anti_entropy_rounds;
     if (report.differences()) stats_->anti_entropy_last_difference_ms = wall_clock_ms();
   }
   return report;
+}
+
+// Content scrub: {rows} versions cannot see a value changed with capture muted, so a rolling
+// window of buckets is hashed over the row values (scrub_digests) and compared with every peer
+// holding the table. Where one differs, this node's live rows of those buckets are asked from
+// every such peer; for each row whose version (value, origin, live) is the same there, that
+// node's content is a vote, and winning_content picks the origin's content (it wrote it), else
+// the majority, ties to the lowest hash. This node rewrites only its own copy, with capture muted
+// and its version unchanged (no publication): peers holding the losing content repair themselves
+// in their own rounds, by the same rule, so every node converges on the same content.
+void AntiEntropy::scrub_table(const std::vector<const Peer*>& peers, const std::string& table,
+                              RoundReport& report, TableRoundReport& tr, bool repair) {
+  std::optional<CapturedTable> local;
+  uint32_t first = scrub_cursor_[table] % kDigestBuckets, count = 0;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    local = find_captured(db_, table);
+    if (!local) return;
+    // The window: as many buckets from the cursor as hold about scrub_rows entries. Keys spread
+    // evenly over the buckets (murmur), so a bucket holds about rows / kDigestBuckets.
+    const int64_t rows = std::max<int64_t>(1, load_digest(db_, local->id).rows);
+    const int64_t want = options_.scrub_rows * int64_t{kDigestBuckets} / rows;
+    count = static_cast<uint32_t>(
+        std::clamp<int64_t>(want, 1, std::min<int64_t>(kScrubPage, kDigestBuckets - first)));
+  }
+  scrub_cursor_[table] = (first + count) % kDigestBuckets;
+  std::vector<uint64_t> mine;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    mine = scrub_digests(db_, *local, first, count);
+  }
+  std::set<uint32_t> differing;
+  for (const Peer* peer : peers) {
+    const std::string subject = options_.subject_prefix + "." + std::to_string(peer->node);
+    SyncRequest rq{SyncKind::Scrub, options_.node, table, first, count, {}, {}};
+    SyncReply r = decode_reply(
+        SyncKind::Scrub, request(subject, SyncKind::Scrub, encode_request(rq), peer->node, report));
+    if (!r.error.empty() || r.first != first || r.hashes.size() != count) continue;  // older peer
+    for (uint32_t i = 0; i < count; ++i)
+      if (r.hashes[i] != mine[i]) differing.insert(first + i);
+  }
+  // The live rows of the differing buckets as {rows} records them here (content read below).
+  std::vector<DigestEntry> live;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    for (auto& [b, entries] : bucket_entries(db_, *local, differing, SIZE_MAX))
+      for (auto& e : entries)
+        if (!e.version.deleted && live.size() < kMaxKeysPerRequest) live.push_back(std::move(e));
+  }
+  tr.scrubbed += static_cast<int64_t>(live.size());
+  if (live.empty()) return;
+  struct Held {
+    std::vector<std::string> names;
+    std::vector<Value> values;
+  };
+  // Per key (canonical bytes): the votes and one copy of each voted content.
+  struct Candidate {
+    RowVersion version;
+    std::optional<uint64_t> own;
+    std::vector<ContentVote> votes;
+    std::map<uint64_t, Held> contents;
+  };
+  std::map<std::string, Candidate> candidates;
+  std::vector<std::vector<Value>> keys;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    for (const auto& e : live) {
+      Candidate c;
+      c.version = e.version;
+      std::vector<std::string> names;
+      if (auto values = row_values(db_, *local, e.key, names)) {
+        c.own = row_content_hash(names, *values);
+        c.votes.push_back({options_.node, *c.own});
+      }
+      candidates[canonical_key(e.key)] = std::move(c);
+      keys.push_back(e.key);
+    }
+  }
+  for (const Peer* peer : peers) {
+    const std::string subject = options_.subject_prefix + "." + std::to_string(peer->node);
+    SyncRequest rq{SyncKind::Rows, options_.node, table, 0, 0, {}, keys};
+    SyncReply r = decode_reply(
+        SyncKind::Rows, request(subject, SyncKind::Rows, encode_request(rq), peer->node, report));
+    if (!r.error.empty()) continue;
+    size_t received = 0;
+    for (const auto& frame : r.frames) {
+      Batch b = decode_batch(frame);
+      if (b.tables.size() != 1 || b.tables[0].name != table)
+        throw Error(fmt::format("node {} sent rows of another table than {}", peer->node, table));
+      received += b.rows.size();
+      if (received > keys.size())
+        throw Error(
+            fmt::format("node {} sent more rows than the {} keys asked", peer->node, keys.size()));
+      for (auto& row : b.rows) {
+        auto it = candidates.find(canonical_key(row.key));
+        if (it == candidates.end() || row.deleted) continue;
+        const RowVersion theirs{row.hlc, b.origin_node, false};
+        if (!(theirs == it->second.version)) continue;  // another version: the digest's business
+        const uint64_t content = row_content_hash(b.tables[0].columns, row.values);
+        it->second.votes.push_back({peer->node, content});
+        it->second.contents.try_emplace(content, Held{b.tables[0].columns, row.values});
+      }
+    }
+  }
+  std::vector<std::pair<std::vector<Value>, const Held*>> repairs;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Candidate& c = candidates[canonical_key(keys[i])];
+    const auto winner = winning_content(c.version.node, c.votes);
+    if (!winner || (c.own && *c.own == *winner)) continue;
+    auto content = c.contents.find(*winner);
+    if (content == c.contents.end()) continue;  // our own content won: nothing to do here
+    repairs.emplace_back(keys[i], &content->second);
+  }
+  if (!repair || repairs.empty()) return;
+  const auto pk = local->info.primary_key();
+  int64_t rewritten = 0;
+  write_transaction(
+      db_, never_stop(),
+      [&] {
+        // The Applier's transaction: capture muted and local changes folded first, so a row
+        // written here since the comparison has a new version and is left alone below.
+        Applier a(db_, options_.node, captured_tables(db_), options_.max_drift_ms);
+        a.begin();
+        int64_t done = 0;
+        for (const auto& [key, held] : repairs) {
+          std::vector<std::string> names;
+          auto now = row_values(db_, *local, key, names);
+          auto version =
+              db_.prepare(fmt::format("SELECT version, node, deleted FROM {} WHERE {}", local->rows,
+                                      key_match(key_columns(key.size()), 1)));
+          for (size_t i = 0; i < key.size(); ++i) version.bind(static_cast<int>(i + 1), key[i]);
+          if (!version.step()) continue;
+          const RowVersion v{version.column_int(0), static_cast<uint64_t>(version.column_int(1)),
+                             version.column_int(2) != 0};
+          if (!(v == candidates[canonical_key(key)].version)) continue;
+          // Only columns this node has (a peer with an extra column is a schema difference).
+          std::vector<std::string> cols;
+          std::vector<Value> vals;
+          for (size_t i = 0; i < held->names.size() && i < held->values.size(); ++i)
+            if (std::find(names.begin(), names.end(), held->names[i]) != names.end()) {
+              cols.push_back(quote_ident(held->names[i]));
+              vals.push_back(held->values[i]);
+            }
+          if (cols.empty()) continue;
+          std::string sql;
+          if (now) {
+            std::vector<std::string> sets;
+            for (size_t i = 0; i < cols.size(); ++i)
+              sets.push_back(fmt::format("{} = ?{}", cols[i], i + 1));
+            std::vector<std::string> where;
+            for (size_t i = 0; i < pk.size(); ++i)
+              where.push_back(
+                  fmt::format("{} IS ?{}", quote_ident(pk[i]->name), cols.size() + i + 1));
+            sql = fmt::format("UPDATE {} SET {} WHERE {}", quote_ident(local->name),
+                              fmt::join(sets, ", "), fmt::join(where, " AND "));
+          } else {
+            std::vector<std::string> marks;
+            for (size_t i = 0; i < cols.size(); ++i) marks.push_back(fmt::format("?{}", i + 1));
+            sql = fmt::format("INSERT INTO {} ({}) VALUES ({})", quote_ident(local->name),
+                              fmt::join(cols, ", "), fmt::join(marks, ", "));
+          }
+          auto write = db_.prepare(sql);
+          for (size_t i = 0; i < vals.size(); ++i) write.bind(static_cast<int>(i + 1), vals[i]);
+          if (now)
+            for (size_t i = 0; i < key.size(); ++i)
+              write.bind(static_cast<int>(vals.size() + i + 1), key[i]);
+          write.step();
+          ++done;
+        }
+        a.finish();
+        rewritten = done;  // the lambda may run again after a busy retry: assigned, not added
+      },
+      "applying content scrub repairs");
+  tr.content_repaired += rewritten;
+  if (stats_) stats_->anti_entropy_rows_repaired += rewritten;
+  spdlog::info(
+      "anti-entropy: content scrub of table {}: {} row(s) held other values than their version "
+      "stands for (written with capture off?); rewritten to the origin's or the majority's "
+      "content, versions unchanged",
+      table, rewritten);
+}
+
+// The gap of trimmed sequences is filled once a round reached at least one peer, every request
+// succeeded and no table holds anything here that a peer holds newer or this node lacks (a peer
+// that lacks our rows does not count: it pulls them in its own round). Until then the gap stays,
+// also across restarts (it is in __harmony_meta).
+void AntiEntropy::settle_gap(const RoundReport& report) {
+  const bool nothing_missing =
+      !report.peers.empty() && report.problems.empty() &&
+      std::all_of(report.tables.begin(), report.tables.end(),
+                  [](const TableRoundReport& t) { return t.differences == 0 && t.held == 0; });
+  if (!nothing_missing) return;
+  write_transaction(
+      db_, never_stop(), [&] { meta_set(db_, kAntiEntropyGapKey, int64_t{0}); },
+      "anti-entropy gap filled");
+  spdlog::info(
+      "anti-entropy: the gap of {} trimmed sequence(s) is filled: a round with every reachable "
+      "peer (nodes {}) found nothing missing here",
+      gap_, fmt::join(report.peers, ", "));
+  gap_ = 0;
+  if (stats_) stats_->anti_entropy_gap = 0;
 }
 
 void AntiEntropy::run(const std::atomic<bool>& stop) {

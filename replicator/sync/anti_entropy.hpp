@@ -9,6 +9,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +34,11 @@ struct AntiEntropyOptions {
   // Rounds between checks of the stored digest against {rows} (a scan): heals a digest that
   // an edit of {rows} behind the replicator's back left wrong. 0 = only at start-up.
   int64_t digest_check_rounds = 20;
+  // Content scrub: live rows whose values are hashed and compared with the peers' per round and
+  // table (a rolling window of buckets, at least one bucket). Bounds a round's extra reads to
+  // about this many row lookups here and on each peer; a 1M-row table is scrubbed in full every
+  // 1M / 2,000 = 500 rounds, a small one every round. 0 = no scrub.
+  int64_t scrub_rows = 2'000;
   int64_t request_timeout_ms = 5'000;  // one request to one peer
   int64_t discover_window_ms = 500;    // how long replies to the roots request are gathered
   int64_t max_drift_ms = kDefaultMaxClockDriftMs;
@@ -45,10 +51,12 @@ struct TableRoundReport {
   uint64_t root = 0;  // this node's root digest
   int64_t peers_compared = 0;
   int64_t peers_differing = 0;
-  int64_t compared = 0;     // entries compared in differing buckets
-  int64_t differences = 0;  // keys a peer holds newer or this node lacks
-  int64_t repaired = 0;     // rows applied
-  int64_t held = 0;         // rows that could not be applied now (retried next round)
+  int64_t compared = 0;          // entries compared in differing buckets
+  int64_t differences = 0;       // keys a peer holds newer or this node lacks
+  int64_t repaired = 0;          // rows applied
+  int64_t held = 0;              // rows that could not be applied now (retried next round)
+  int64_t scrubbed = 0;          // live rows whose content was compared (content scrub)
+  int64_t content_repaired = 0;  // rows rewritten to the content their version stands for
 };
 
 struct RoundReport {
@@ -96,6 +104,9 @@ class AntiEntropy {
                       uint64_t expect_node, RoundReport& report);
   void repair_table(const Peer& peer, const std::string& table, RoundReport& report,
                     TableRoundReport& t, bool repair, int64_t& budget);
+  void settle_gap(const RoundReport& report);
+  void scrub_table(const std::vector<const Peer*>& peers, const std::string& table,
+                   RoundReport& report, TableRoundReport& t, bool repair);
 
   AntiEntropyOptions options_;
   natsConnection* nc_;
@@ -103,6 +114,9 @@ class AntiEntropy {
   Db db_;  // rounds: reads digests, applies repairs
   std::unique_ptr<Responder> responder_;
   int64_t rounds_ = 0;
+  // Trimmed stream sequences skipped at start-up not yet confirmed filled (kAntiEntropyGapKey).
+  int64_t gap_ = 0;
+  std::map<std::string, uint32_t> scrub_cursor_;  // per table: the next bucket to scrub
 };
 
 }  // namespace harmony

@@ -105,7 +105,7 @@ json parse(std::string_view bytes, const DecodeLimits& limits) {
 std::string encode_request(const SyncRequest& r) {
   json j = {{"v", kSyncProtocolVersion}, {"t", static_cast<uint32_t>(r.kind)}, {"n", r.from_node}};
   if (r.kind != SyncKind::Roots && r.kind != SyncKind::Status) j["tb"] = r.table;
-  if (r.kind == SyncKind::Buckets) {
+  if (r.kind == SyncKind::Buckets || r.kind == SyncKind::Scrub) {
     j["f"] = r.first;
     j["c"] = r.count;
   }
@@ -123,7 +123,9 @@ SyncRequest decode_request(std::string_view bytes) {
   json root = parse(bytes, limits);
   SyncRequest r;
   const uint64_t kind = need_u64(need(root, "t", "sync request"), "request kind");
-  if (kind < 1 || kind > 5) throw DecodeError(fmt::format("unknown request kind {}", kind));
+  if (kind < static_cast<uint64_t>(SyncKind::Roots) ||
+      kind > static_cast<uint64_t>(SyncKind::Scrub))
+    throw DecodeError(fmt::format("unknown request kind {}", kind));
   r.kind = static_cast<SyncKind>(kind);
   r.from_node = need_u64(need(root, "n", "sync request"), "node");
   if (r.kind == SyncKind::Roots || r.kind == SyncKind::Status) return r;
@@ -133,11 +135,12 @@ SyncRequest decode_request(std::string_view bytes) {
     throw DecodeError("table name is not a string of 1..1024 bytes");
   r.table = tb.get<std::string>();
   switch (r.kind) {
-    case SyncKind::Buckets: {
+    case SyncKind::Buckets:
+    case SyncKind::Scrub: {
       const uint64_t first = need_u64(need(root, "f", "buckets request"), "first bucket");
       const uint64_t count = need_u64(need(root, "c", "buckets request"), "bucket count");
-      if (first >= kDigestBuckets || count == 0 || count > kBucketPage ||
-          first + count > kDigestBuckets)
+      const uint64_t page = r.kind == SyncKind::Scrub ? kScrubPage : kBucketPage;
+      if (first >= kDigestBuckets || count == 0 || count > page || first + count > kDigestBuckets)
         throw DecodeError(fmt::format("bucket page {}+{} out of range", first, count));
       r.first = static_cast<uint32_t>(first);
       r.count = static_cast<uint32_t>(count);
@@ -170,6 +173,7 @@ std::string encode_reply(SyncKind kind, const SyncReply& r) {
       break;
     }
     case SyncKind::Buckets:
+    case SyncKind::Scrub:
       j["f"] = r.first;
       j["h"] = r.hashes;
       break;
@@ -217,7 +221,8 @@ SyncReply decode_reply(SyncKind kind, std::string_view bytes) {
             {t[0].get<std::string>(), need_u64(t[1], "root"), need_i64(t[2], "rows")});
       }
       break;
-    case SyncKind::Buckets: {
+    case SyncKind::Buckets:
+    case SyncKind::Scrub: {
       r.first = need_bucket(need(root, "f", "buckets reply"));
       for (const auto& h :
            need_array(need(root, "h", "buckets reply"), "bucket digests", kBucketPage))

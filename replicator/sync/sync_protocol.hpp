@@ -38,14 +38,25 @@ inline constexpr size_t kMaxSyncTables = 10'000;
 // Key columns of one key (SQLite's default SQLITE_MAX_COLUMN).
 inline constexpr size_t kMaxSyncKeyColumns = 2'000;
 
+// Content scrub digests per request, as many as a bucket page: 1024 x 9 bytes of CBOR.
+inline constexpr uint32_t kScrubPage = kBucketPage;
+
 // Status: `harmonylite -status` asks every node on .all for its NodeStatus (status_protocol.hpp).
-enum class SyncKind : uint32_t { Roots = 1, Buckets = 2, Entries = 3, Rows = 4, Status = 5 };
+// Scrub: content hashes of a window of buckets (docs/anti-entropy.md "Content scrub").
+enum class SyncKind : uint32_t {
+  Roots = 1,
+  Buckets = 2,
+  Entries = 3,
+  Rows = 4,
+  Status = 5,
+  Scrub = 6
+};
 
 struct SyncRequest {
   SyncKind kind = SyncKind::Roots;
   uint64_t from_node = 0;
   std::string table;                     // Buckets, Entries, Rows
-  uint32_t first = 0, count = 0;         // Buckets: a page
+  uint32_t first = 0, count = 0;         // Buckets, Scrub: a page
   std::vector<uint32_t> buckets;         // Entries
   std::vector<std::vector<Value>> keys;  // Rows
 };
@@ -60,8 +71,8 @@ struct SyncReply {
   uint64_t node = 0;                 // the answering node
   std::string error;                 // non-empty: the request was refused (why)
   std::vector<TableRoot> tables;     // Roots
-  uint32_t first = 0;                // Buckets
-  std::vector<uint64_t> hashes;      // Buckets
+  uint32_t first = 0;                // Buckets, Scrub
+  std::vector<uint64_t> hashes;      // Buckets, Scrub (content scrub digests)
   std::vector<uint32_t> complete;    // Entries: buckets answered in full
   std::vector<DigestEntry> entries;  // Entries
   std::vector<std::string> frames;   // Rows: batch frames (one per origin node)

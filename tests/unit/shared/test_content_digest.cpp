@@ -190,3 +190,108 @@ TEST_CASE("bucket_entries returns whole buckets within the bound", "[content_dig
   CHECK(bounded_total <= 100);
   CHECK(!bounded.empty());
 }
+
+TEST_CASE("content scrub: row hashes ignore column order and see a value changed with capture off",
+          "[content_digest][scrub]") {
+  const std::vector<Value> values{Value{int64_t{5}}, Value{Text{"x"}}};
+  CHECK(row_content_hash({"id", "v"}, values) ==
+        row_content_hash({"v", "id"}, {Value{Text{"x"}}, Value{int64_t{5}}}));
+  CHECK(row_content_hash({"id", "v"}, values) !=
+        row_content_hash({"id", "v"}, {Value{int64_t{5}}, Value{Text{"y"}}}));
+  // Same storage class matters: 5 and '5' differ.
+  CHECK(row_content_hash({"id", "v"}, values) !=
+        row_content_hash({"id", "v"}, {Value{int64_t{5}}, Value{Text{"5"}}}));
+
+  TwoNodes n(kSchema);
+  n.a.exec("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+  fold_now(n.a);
+  auto t = find_captured(n.a, "t");
+  REQUIRE(t);
+  const auto before = scrub_digests(n.a, *t, 0, kDigestBuckets);
+  const TableDigest versions_before = compute_digest(n.a, *t);
+  n.a.exec(
+      "INSERT INTO __harmony_mute VALUES (1); UPDATE t SET v = 'x' WHERE id = 2; "
+      "DELETE FROM __harmony_mute;");
+  fold_now(n.a);
+  // The version digest cannot see it; the scrub digest of exactly one bucket changes.
+  CHECK(compute_digest(n.a, *t) == versions_before);
+  const auto after = scrub_digests(n.a, *t, 0, kDigestBuckets);
+  CHECK(differing_buckets(before, after).size() == 1);
+  // A window of buckets gives the same digests as the whole range.
+  const uint32_t b = differing_buckets(before, after)[0];
+  CHECK(scrub_digests(n.a, *t, b, 1) == std::vector<uint64_t>{after[b]});
+}
+
+TEST_CASE("content scrub: the origin's content wins, else the majority, ties deterministic",
+          "[content_digest][scrub]") {
+  CHECK(!winning_content(1, {}));
+  // Origin 2 voted: its content, even outvoted.
+  CHECK(winning_content(2, {{1, 10}, {2, 20}, {3, 10}}) == 20u);
+  // Origin unreachable: the majority.
+  CHECK(winning_content(9, {{1, 10}, {2, 20}, {3, 10}}) == 10u);
+  // A tie: the lowest content hash, whatever the order of the votes.
+  CHECK(winning_content(9, {{1, 30}, {2, 20}}) == 20u);
+  CHECK(winning_content(9, {{2, 20}, {1, 30}}) == 20u);
+}
+
+TEST_CASE("bucket keys: kept by fold and apply, filled for an old file, listing reads one bucket",
+          "[content_digest][digest_keys]") {
+  TwoNodes n(kSchema);
+  n.a.exec("INSERT INTO t VALUES (1, 'x'), (2, 'y'), (3, 'z'); INSERT INTO c VALUES ('a', 1, 'v')");
+  fold_now(n.a);
+  auto all_buckets = [] {
+    std::set<uint32_t> all;
+    for (uint32_t b = 0; b < kDigestBuckets; ++b) all.insert(b);
+    return all;
+  };
+  // What a scan of {rows} lists, as sorted (key, version) text per bucket.
+  auto listing = [&](const CapturedTable& t) {
+    std::map<uint32_t, std::set<std::string>> out;
+    for (auto& [b, entries] : bucket_entries(n.a, t, all_buckets(), SIZE_MAX))
+      for (const auto& e : entries)
+        out[b].insert(canonical_key(e.key) + std::to_string(e.version.version) +
+                      (e.version.deleted ? "d" : "l"));
+    for (auto it = out.begin(); it != out.end();) it = it->second.empty() ? out.erase(it) : ++it;
+    return out;
+  };
+  auto t = find_captured(n.a, "t");
+  auto c = find_captured(n.a, "c");
+  REQUIRE(t);
+  REQUIRE(c);
+  const auto scanned_t = listing(*t);  // no keys table yet: a scan of {rows}
+  REQUIRE(!digest_keys_exist(n.a));
+  {
+    Transaction tx(n.a);
+    rebuild_digests(n.a, captured_tables(n.a));  // the migration of an existing file
+    tx.commit();
+  }
+  REQUIRE(digest_keys_exist(n.a));
+  CHECK(n.a.query_int("SELECT count(*) FROM __harmony_digest_keys") == 4);
+  CHECK(listing(*t) == scanned_t);
+  // Later writes keep it: a new row, a delete (tombstone keeps its key), composite keys.
+  n.a.exec(
+      "INSERT INTO t VALUES (4, 'w'); DELETE FROM t WHERE id = 2; INSERT INTO c VALUES "
+      "('b', 2, 'v')");
+  fold_now(n.a);
+  CHECK(n.a.query_int("SELECT count(*) FROM __harmony_digest_keys") == 6);
+  const auto via_keys_t = listing(*t), via_keys_c = listing(*c);
+  n.a.exec("DROP TABLE __harmony_digest_keys");
+  CHECK(listing(*t) == via_keys_t);
+  CHECK(listing(*c) == via_keys_c);
+}
+
+TEST_CASE("canonical keys decode back to their values; bad bytes are refused",
+          "[content_digest][digest_keys]") {
+  const std::vector<Value> key{Value{Null{}}, Value{int64_t{-7}}, Value{2.5}, Value{Text{"é"}},
+                               Value{Blob{std::string("\0b", 2)}}};
+  const auto back = decode_canonical_key(canonical_key(key));
+  REQUIRE(back.has_value());
+  REQUIRE(back->size() == key.size());
+  CHECK(std::get<int64_t>((*back)[1]) == -7);
+  CHECK(std::get<Blob>((*back)[4]).bytes == std::string("\0b", 2));
+  CHECK(canonical_key(*back) == canonical_key(key));
+  const std::string bytes = canonical_key(key);
+  CHECK_FALSE(decode_canonical_key(bytes.substr(0, bytes.size() - 1)).has_value());
+  CHECK_FALSE(decode_canonical_key(bytes + "x").has_value());
+  CHECK_FALSE(decode_canonical_key("abc").has_value());
+}

@@ -80,3 +80,23 @@ TEST_CASE("malformed or oversized sync messages are refused with a reason", "[sy
                    cbor({{"v", 1}, {"n", 2}, {"done", {1}}, {"e", {json::array({1, 2})}}})),
       DecodeError);
 }
+
+TEST_CASE("content scrub requests and replies round-trip and are bounded",
+          "[sync_protocol][scrub]") {
+  SyncRequest rq{SyncKind::Scrub, 4, "Books", 1024, kScrubPage, {}, {}};
+  SyncRequest back = decode_request(encode_request(rq));
+  CHECK(back.kind == SyncKind::Scrub);
+  CHECK(back.first == 1024);
+  CHECK(back.count == kScrubPage);
+  CHECK(refusal(cbor({{"v", 1}, {"t", 6}, {"n", 1}, {"tb", "t"}, {"f", 0}, {"c", kScrubPage + 1}}))
+            .find("out of range") != std::string::npos);
+  CHECK(refusal(cbor({{"v", 1}, {"t", 6}, {"n", 1}, {"tb", "t"}, {"f", 4095}, {"c", 2}}))
+            .find("out of range") != std::string::npos);
+  SyncReply r;
+  r.node = 2;
+  r.first = 8;
+  r.hashes = {1, 2, 3};
+  SyncReply got = decode_reply(SyncKind::Scrub, encode_reply(SyncKind::Scrub, r));
+  CHECK(got.first == 8);
+  CHECK(got.hashes == std::vector<uint64_t>{1, 2, 3});
+}

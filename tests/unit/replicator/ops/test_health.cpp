@@ -99,3 +99,20 @@ TEST_CASE("health: a paused stream makes the node unhealthy and the answer says 
   CHECK_FALSE(a.healthy);
   CHECK(a.body["problems"].size() == 2);
 }
+
+TEST_CASE("health: a gap left for anti-entropy makes the node degraded until it is filled",
+          "[metrics][health][anti_entropy]") {
+  ReplicatorStats stats;
+  stats.nats_connected = true;
+  const DbProbe probe{true, true, 1};
+  const int64_t now = wall_clock_ms();
+  stats.anti_entropy_gap = 2575;
+  auto a = health_report(stats, probe, 1, true, now);
+  CHECK(a.healthy);  // 200: its other rows are current
+  CHECK(a.body["status"] == "degraded");
+  REQUIRE(a.body["warnings"].size() == 1);
+  CHECK(a.body["warnings"][0].get<std::string>().find(
+            "repairing a gap of 2575 sequence(s) by anti-entropy") != std::string::npos);
+  stats.anti_entropy_gap = 0;
+  CHECK(health_report(stats, probe, 1, false, now).body["status"] == "healthy");
+}
