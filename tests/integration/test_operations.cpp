@@ -393,7 +393,7 @@ TEST_CASE("the -schema-status flag prints hashes, previous hashes and capture st
 
 TEST_CASE(
     "rolling upgrade (HarmonyLite e2e 11): rows of a newer schema wait on the old node, nothing "
-    "is lost, they apply after its upgrade; the registry reports it",
+    "is lost, they apply after its upgrade and the registry reports it",
     "[ops][schema]") {
   // An external nats-server, so that stopping node 1 does not take the stream away from node 2.
   TempDir natsdir("nats");

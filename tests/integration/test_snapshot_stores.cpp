@@ -134,7 +134,7 @@ Config s3_config(const S3Server& s3, const std::string& bucket) {
 
 }  // namespace
 
-TEST_CASE("S3 store: save, replace and restore; the bucket is created; multipart above a part",
+TEST_CASE("S3 store: save, replace and restore, the bucket is created, multipart above a part",
           "[snapshot-stores]") {
   S3Server s3;
   auto store = make_snapshot_store(s3_config(s3, "snapshots"), nullptr);
@@ -247,7 +247,7 @@ TEST_CASE("WebDAV store failures: unreachable, login refused, corrupted object",
   check_corruption_refused(store, dav.root() + "/snap/" + store.current_data_object());
 }
 
-TEST_CASE("SFTP store: save, replace and restore with the host key checked; key-file login",
+TEST_CASE("SFTP store: save, replace and restore with the host key checked, and key-file login",
           "[snapshot-stores]") {
   SftpServer sftp;
   Config c;

@@ -29,7 +29,7 @@ const nlohmann::json* node_of(const nlohmann::json& j, uint64_t id) {
 
 }  // namespace
 
-TEST_CASE("-status shows every node, and a stopped one as not answering", "[status]") {
+TEST_CASE("harmonylite -status shows every node, and a stopped one as not answering", "[status]") {
   ClusterOptions o;
   o.replicas = 3;  // the streams keep a quorum when node 3 stops
   o.extra_config = "[snapshot]\nenabled = false\n";

@@ -91,7 +91,7 @@ std::string write_key_file(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("with a cluster key\\, a batch forged with node 1's origin is dead-lettered, not applied",
+TEST_CASE("with a cluster key, a batch forged with node 1's origin is dead-lettered, not applied",
           "[security][origin]") {
   TempDir keys("origin-key");
   const std::string key = write_key_file(keys.file("cluster.key"));
@@ -139,7 +139,7 @@ TEST_CASE("with a cluster key\\, a batch forged with node 1's origin is dead-let
   CHECK(c.running(1));
 }
 
-TEST_CASE("an origin no node can have (0\\, above 2^63-1) is dead-lettered at the header check",
+TEST_CASE("an origin no node can have (0, above 2^63-1) is dead-lettered at the header check",
           "[security][origin]") {
   TestCluster c(ClusterOptions{.nodes = 2});
   c.start_all();
@@ -175,7 +175,7 @@ TEST_CASE("an origin no node can have (0\\, above 2^63-1) is dead-lettered at th
   }
 }
 
-TEST_CASE("a stored clock of INT64_MAX is refused\\, never wrapped: fold and start-up say so",
+TEST_CASE("a stored clock of INT64_MAX is refused, never wrapped: fold and start-up say so",
           "[security][origin][hlc]") {
   TestCluster c(ClusterOptions{.nodes = 1});
   {

@@ -241,7 +241,7 @@ TEST_CASE("routes: a stock nats-server without the route credentials cannot join
   CHECK(c.stop(0) == 0);
 }
 
-TEST_CASE("routes: a TLS cluster replicates; plain-text clients and routes are refused",
+TEST_CASE("routes: a TLS cluster replicates, plain-text clients and routes are refused",
           "[security][routes][tls]") {
   TempDir certs_dir("routes-tls");
   TestCerts certs(certs_dir);

@@ -280,7 +280,7 @@ TEST_CASE("bucket keys: kept by fold and apply, filled for an old file, listing 
   CHECK(listing(*c) == via_keys_c);
 }
 
-TEST_CASE("canonical keys decode back to their values; bad bytes are refused",
+TEST_CASE("canonical keys decode back to their values, bad bytes are refused",
           "[content_digest][digest_keys]") {
   const std::vector<Value> key{Value{Null{}}, Value{int64_t{-7}}, Value{2.5}, Value{Text{"é"}},
                                Value{Blob{std::string("\0b", 2)}}};

@@ -159,7 +159,7 @@ TEST_CASE("a column dropped or renamed here: values map to the new name or are l
   CHECK(stats.values_left_out == 1);
 }
 
-TEST_CASE("held rows of large values stop the reader at max_held_bytes; raising it resumes",
+TEST_CASE("held rows of large values stop the reader at max_held_bytes, raising it resumes",
           "[held][pipeline]") {
   TempDir dir("held");
   auto b = make_db(dir, "b.db", 2);
