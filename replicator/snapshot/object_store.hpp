@@ -25,7 +25,12 @@ namespace harmony {
 
 class NatsConnection;
 
-// Logs a long transfer's progress (percent, MB/s) every few seconds and its total at the end.
+// One progress line of a transfer: "<what>: 40% (400.0 of 1000.0 MB, 80 MB/s, ETA 8 s)". The
+// ETA assumes the rate so far holds; none is given before the first byte or without a total.
+std::string transfer_progress_text(const std::string& what, uint64_t done_bytes,
+                                   uint64_t total_bytes, double elapsed_seconds);
+
+// Logs a long transfer's progress (percent, MB/s, ETA) every few seconds and its total at the end.
 class TransferProgress {
  public:
   TransferProgress(std::string what, uint64_t total_bytes, std::function<void()> on_tick = nullptr);

@@ -149,14 +149,26 @@ TransferProgress::TransferProgress(std::string what, uint64_t total_bytes,
       started_(std::chrono::steady_clock::now()),
       last_log_(started_) {}
 
+std::string transfer_progress_text(const std::string& what, uint64_t done_bytes,
+                                   uint64_t total_bytes, double elapsed_seconds) {
+  const double pct =
+      total_bytes ? 100.0 * static_cast<double>(done_bytes) / static_cast<double>(total_bytes)
+                  : 100.0;
+  const double rate = elapsed_seconds > 0 ? mb(done_bytes) / elapsed_seconds : 0.0;
+  std::string eta;
+  if (total_bytes > done_bytes && rate > 0)
+    eta = fmt::format(", ETA {:.0f} s", mb(total_bytes - done_bytes) / rate);
+  return fmt::format("{}: {:.0f}% ({:.1f} of {:.1f} MB, {:.0f} MB/s{})", what, pct, mb(done_bytes),
+                     mb(total_bytes), rate, eta);
+}
+
 void TransferProgress::add(uint64_t bytes) {
   done_ += bytes;
   auto now = std::chrono::steady_clock::now();
   if (now - last_log_ >= kProgressEvery) {
     last_log_ = now;
-    double pct = total_ ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0;
-    spdlog::info("{}: {:.0f}% ({:.1f} of {:.1f} MB, {:.0f} MB/s)", what_, pct, mb(done_),
-                 mb(total_), mb_per_s());
+    spdlog::info(transfer_progress_text(what_, done_, total_,
+                                        std::chrono::duration<double>(now - started_).count()));
   }
   if (on_tick_ && now - last_tick_ >= kTickEvery) {
     last_tick_ = now;
