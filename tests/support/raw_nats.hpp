@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,9 @@ class RawNatsClient {
   };
   Ack publish(const std::string& subject, const std::string& payload, const NatsHeaders& headers);
   uint64_t last_seq(const std::string& stream);
+  // A core NATS request: the first reply's payload, or nullopt when none came in `timeout_ms`.
+  std::optional<std::string> request(const std::string& subject, const std::string& payload,
+                                     const NatsHeaders& headers, int64_t timeout_ms);
 
  private:
   std::unique_ptr<natsConnection, decltype(&natsConnection_Destroy)> nc_{nullptr,
