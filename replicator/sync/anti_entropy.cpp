@@ -798,7 +798,8 @@ void AntiEntropy::run(const std::atomic<bool>& stop) {
 
 // --- Status (`harmonylite -status`) ---
 
-std::vector<StatusAnswer> AntiEntropy::ask_status(int64_t window_ms, size_t expect,
+std::vector<StatusAnswer> AntiEntropy::ask_status(int64_t window_ms,
+                                                  const std::set<uint64_t>& known, int64_t grace_ms,
                                                   std::vector<std::string>& problems) {
   natsInbox* inbox = nullptr;
   if (natsInbox_Create(&inbox) != NATS_OK) throw Error("cannot create a NATS inbox");
@@ -813,10 +814,15 @@ std::vector<StatusAnswer> AntiEntropy::ask_status(int64_t window_ms, size_t expe
   const auto sent = Clock::now();
   s = natsConnection_PublishMsg(nc_, m.get());
   if (s != NATS_OK) throw Error("cannot publish the status request: " + nats_error_text(s));
-  const auto deadline = sent + std::chrono::milliseconds(window_ms);
+  auto deadline = sent + std::chrono::milliseconds(window_ms);
+  const auto after_grace = sent + std::chrono::milliseconds(std::min(grace_ms, window_ms));
   std::vector<StatusAnswer> answers;
   std::set<uint64_t> seen;
-  while (Clock::now() < deadline && (expect == 0 || answers.size() < expect)) {
+  const auto all_known_answered = [&] {
+    return std::all_of(known.begin(), known.end(), [&](uint64_t n) { return seen.count(n) > 0; });
+  };
+  while (Clock::now() < deadline) {
+    if (all_known_answered()) deadline = std::min(deadline, after_grace);
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     natsMsg* raw = nullptr;

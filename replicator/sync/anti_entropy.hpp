@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,11 +92,12 @@ class AntiEntropy {
   void run(const std::atomic<bool>& stop);
   // One round against every peer that answers; `repair` false only compares.
   RoundReport round(bool repair);
-  // Asks every node on .all for its status (SyncKind::Status) and gathers the answers for
-  // `window_ms`, or until `expect` nodes answered (0: the whole window). Answers that fail the
-  // cluster key or do not decode are left out and described in `problems`.
-  std::vector<StatusAnswer> ask_status(int64_t window_ms, size_t expect,
-                                       std::vector<std::string>& problems);
+  // Asks every node on .all for its status (SyncKind::Status) and gathers the answers until
+  // `window_ms` has passed, or, as soon as every node in `known` has answered, until `grace_ms`
+  // after the request (for nodes not known yet). Answers that fail the cluster key or do not
+  // decode are left out and described in `problems`.
+  std::vector<StatusAnswer> ask_status(int64_t window_ms, const std::set<uint64_t>& known,
+                                       int64_t grace_ms, std::vector<std::string>& problems);
 
  private:
   struct Responder;

@@ -21,6 +21,13 @@ CommandResult status(const TestCluster& c, int i, bool json) {
   return run_command(argv, 30s);
 }
 
+// The output also carries any log line on stderr: the JSON is from the first '{' to the last '}'.
+nlohmann::json parse_json_output(const std::string& output) {
+  const auto from = output.find('{'), to = output.rfind('}');
+  if (from == std::string::npos || to == std::string::npos) return nlohmann::json();
+  return nlohmann::json::parse(output.substr(from, to - from + 1), nullptr, false);
+}
+
 const nlohmann::json* node_of(const nlohmann::json& j, uint64_t id) {
   for (const auto& n : j["nodes"])
     if (n["node"] == id) return &n;
@@ -45,6 +52,10 @@ TEST_CASE("harmonylite -status shows every node, and a stopped one as not answer
   INFO(all.output);
   CHECK(all.exit_code == 0);
   CHECK(all.output.find("3 of 3 known node(s) answered; all healthy") != std::string::npos);
+  // Every node is known (each wrote a row): the command does not wait out its 2 s window.
+  const auto answered = parse_json_output(status(c, 0, true).output);
+  CHECK(answered["ok"] == true);
+  CHECK(answered["waited_ms"].get<int64_t>() < 1500);
 
   REQUIRE(c.stop(2) == 0);
   // Nodes 1 and 2 stay healthy (quorum 2 of 3); node 3 is known from the row it wrote.
@@ -53,12 +64,8 @@ TEST_CASE("harmonylite -status shows every node, and a stopped one as not answer
   const bool settled = wait_until(
       [&] {
         js = status(c, 0, true);
-        // The output also carries any log line on stderr: the JSON is from the first '{' to the
-        // last '}'.
-        const auto from = js.output.find('{'), to = js.output.rfind('}');
-        if (from == std::string::npos || to == std::string::npos) return false;
-        j = nlohmann::json::parse(js.output.substr(from, to - from + 1), nullptr, false);
-        if (j.is_discarded()) return false;
+        j = parse_json_output(js.output);
+        if (j.is_discarded() || j.is_null()) return false;
         const auto* n1 = node_of(j, 1);
         const auto* n2 = node_of(j, 2);
         return n1 && n2 && (*n1)["health"] == "healthy" && (*n2)["health"] == "healthy";
