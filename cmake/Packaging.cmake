@@ -32,6 +32,9 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION database)
+# Ship stripped binaries: RelWithDebInfo builds carry ~70 MB of debug info that no user of the
+# package needs (debug builds are for developers, who build from source).
+set(CPACK_STRIP_FILES ON)
 # Library dependencies come from dpkg-shlibdeps (libnats3.x, libsqlite3-0, libzstd1, ...);
 # nats-server is run as a child process, which shlibdeps cannot see; adduser for postinst.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)

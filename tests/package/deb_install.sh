@@ -53,6 +53,15 @@ for f in ./usr/bin/harmonylite ./usr/lib/harmonylite/libharmony.so \
   grep -q " $f\$" <<<"$CONTENTS" || fail "$f not in the package"
 done
 
+# Shipped stripped: the RelWithDebInfo binaries carry ~70 MB of debug info no user needs.
+mkdir -p "$TMP/unpacked" && dpkg-deb -x "$DEB" "$TMP/unpacked"
+for f in usr/bin/harmonylite usr/lib/harmonylite/libharmony.so; do
+  if readelf -S "$TMP/unpacked/$f" | grep -q '\.debug_info'; then
+    fail "$f ships debug info ($(du -h "$TMP/unpacked/$f" | cut -f1))"
+  fi
+done
+echo "package size: $(du -h "$DEB" | cut -f1)"
+
 # 2. It installs (postinst creates the harmonylite user).
 if ! dpkg -i "$DEB" >"$TMP/dpkg.log" 2>&1; then
   cat "$TMP/dpkg.log"; dpkg -r harmonylite >/dev/null 2>&1; echo "FAIL: dpkg -i"; exit 1
