@@ -7,7 +7,6 @@
 // INT64_MAX must not issue a version that wraps: folding and start-up refuse it with a clear
 // message (the versions already stored could not be exceeded).
 #include <nats/nats.h>
-#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 
@@ -82,19 +81,12 @@ int64_t books_with(TestCluster& c, int node, int64_t id) {
   return c.query_int(node, fmt::format("SELECT count(*) FROM Books WHERE id = {}", id));
 }
 
-// The cluster key every node of a keyed cluster reads: 32 random-looking bytes as hex, 0600.
-std::string write_key_file(const std::string& path) {
-  write_file(path, "8f1d0c5e3b7a49d2a6c4e1f0b9d8c7a65f4e3d2c1b0a99887766554433221100\n");
-  REQUIRE(chmod(path.c_str(), 0600) == 0);
-  return path;
-}
-
 }  // namespace
 
 TEST_CASE("with a cluster key, a batch forged with node 1's origin is dead-lettered, not applied",
           "[security][origin]") {
   TempDir keys("origin-key");
-  const std::string key = write_key_file(keys.file("cluster.key"));
+  const std::string key = write_cluster_key_file(keys.file("cluster.key"));
   TestCluster c(
       ClusterOptions{.nodes = 2, .nats_extra = fmt::format("cluster_key_file = \"{}\"\n", key)});
   c.start_all();

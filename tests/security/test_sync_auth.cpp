@@ -4,8 +4,6 @@
 // for a node's status, its table digests and the content of a row - untagged and with a tag made
 // without the key - and must get no answer at all; the same request tagged with the key is
 // answered, which shows the forged ones were well formed and refused for their tag alone.
-#include <sys/stat.h>
-
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -29,12 +27,6 @@ constexpr uint64_t kOutsider = 4242;
 // Long enough for a loaded machine to answer a request it accepts (an answer takes ms).
 constexpr int64_t kAnswerWaitMs = 1500;
 
-std::string write_key_file(const std::string& path) {
-  write_file(path, "8f1d0c5e3b7a49d2a6c4e1f0b9d8c7a65f4e3d2c1b0a99887766554433221100\n");
-  REQUIRE(chmod(path.c_str(), 0600) == 0);
-  return path;
-}
-
 SyncRequest request_of(SyncKind kind) {
   SyncRequest r{kind, kOutsider};
   if (kind == SyncKind::Rows) {
@@ -49,7 +41,7 @@ SyncRequest request_of(SyncKind kind) {
 TEST_CASE("with a cluster key, status, digest and row requests without a valid tag get no answer",
           "[security][sync]") {
   TempDir keys("sync-key");
-  const std::string key_file = write_key_file(keys.file("cluster.key"));
+  const std::string key_file = write_cluster_key_file(keys.file("cluster.key"));
   TestCluster c(ClusterOptions{.nodes = 2,
                                .nats_extra = fmt::format("cluster_key_file = \"{}\"\n", key_file)});
   c.start_all();

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -171,6 +172,12 @@ std::string read_file(const std::string& path) {
 void write_file(const std::string& path, const std::string& content) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << content;
+}
+
+std::string write_cluster_key_file(const std::string& path) {
+  write_file(path, "8f1d0c5e3b7a49d2a6c4e1f0b9d8c7a65f4e3d2c1b0a99887766554433221100\n");
+  if (chmod(path.c_str(), 0600) != 0) throw std::runtime_error("cannot chmod 0600 " + path);
+  return path;
 }
 
 }  // namespace harmony::test

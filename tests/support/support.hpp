@@ -74,5 +74,8 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
                 std::chrono::milliseconds poll = 50ms);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
+// Writes a cluster key file as `[nats] cluster_key_file` reads it (32 bytes as hex, mode 0600:
+// a key readable by others is refused) and returns its path.
+std::string write_cluster_key_file(const std::string& path);
 
 }  // namespace harmony::test
