@@ -170,6 +170,8 @@ void Applier::begin() {
   // at start-up, so looked up per transaction).
   digest_ = std::make_unique<DigestUpdater>(db_);
   clock_ = load_clock(db_);
+  // The key replicator/sync/membership.hpp (kTombstoneHorizonKey) writes.
+  horizon_ = use_horizon_ ? meta_get_int(db_, "tombstone_horizon", 0) : 0;
   if (!history_loaded_) {
     // Once per schema (the caller builds a new Applier after DDL): what became of the columns
     // this node had before, so rows from nodes on another schema version map by name.
@@ -554,6 +556,25 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
     st->local_version.reset();
     const Version& local = have_local ? lv.version : zero;
     const Version incoming{row.hlc, batch.origin_node};
+    if (!have_local && row.hlc < horizon_) {
+      // Below the tombstone horizon every member applied every change, so a key without an
+      // entry had its delete pruned: a re-delivered change it superseded, or an old outbox row
+      // of a member dropped by retention. Skipped as the tombstone would have skipped it (nodes
+      // that still hold the tombstone decide the same); a live row's values go to the conflict
+      // log, so nothing is lost invisibly.
+      ++stats.skipped_older;
+      if (!row.deleted) {
+        record_conflict(
+            db_,
+            {ConflictKind::Discarded, bt.name, values_json_array(p.key),
+             values_json_object(bt.columns, row.values), incoming, Version{horizon_, 0}, true},
+            now);
+        conflicts_recorded_ = true;
+        ++conflicts_in_tx_;
+        ++stats.conflicts;
+      }
+      continue;
+    }
     // The conflict log: this node's own concurrent change of the row meets a remote one
     // (`concurrent` in shared/conflict_log.hpp says what that means without causal history).
     // Whichever loses is recorded here, on one of the two writers' nodes, with its values.

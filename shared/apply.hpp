@@ -81,6 +81,11 @@ class Applier {
   // Rows recorded in the conflict log by the last begin()..finish(), then 0: the caller counts
   // them once its transaction committed (a retried transaction starts again at begin()).
   int64_t take_conflicts() { return std::exchange(conflicts_in_tx_, 0); }
+  // Tombstone GC (docs/anti-entropy.md "Tombstones", rule 6): by default a row below the
+  // horizon (__harmony_meta "tombstone_horizon", read in begin()) for a key without a {rows}
+  // entry is skipped as if its pruned tombstone were there. Anti-entropy's repairs opt out: their
+  // own rules decide what is fetched below the horizon.
+  void ignore_tombstone_horizon() { use_horizon_ = false; }
 
  private:
   struct TableStatements;
@@ -140,6 +145,8 @@ class Applier {
   bool conflicts_recorded_ = false;  // since begin(): prune the log in finish()
   ConflictLimits conflict_limits_;
   int64_t conflicts_in_tx_ = 0;  // rows recorded since begin()
+  bool use_horizon_ = true;
+  int64_t horizon_ = 0;  // tombstone GC's active horizon, read in begin() (0: none)
   std::unique_ptr<DigestUpdater> digest_;  // anti-entropy (shared/content_digest.hpp)
 };
 

@@ -134,6 +134,9 @@ struct ReplicatorStats {
   // Stream sequences skipped at start-up (trimmed, no usable snapshot) that anti-entropy has not
   // yet confirmed filled; > 0 makes /health "degraded".
   std::atomic<int64_t> anti_entropy_gap{0};
+  // Tombstone GC (replicator/sync/tombstone_gc.hpp): tombstones in {rows} after the last pass,
+  // and tombstones pruned since start.
+  std::atomic<int64_t> tombstones{0}, tombstones_pruned{0};
   // __harmony_dead_letters: rows and bytes stored (as of the last housekeeping or prune), and
   // rows removed by its bound ([dead_letters] max_rows, max_bytes, max_age) since start.
   std::atomic<int64_t> dead_letters_stored{0}, dead_letters_bytes{0}, dead_letters_pruned{0};

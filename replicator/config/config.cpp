@@ -361,6 +361,14 @@ void load_anti_entropy(const Section& s, AntiEntropyConfig& a, std::vector<std::
   s.read("digest_check_rounds", a.digest_check_rounds, 0, kInt64Max, "rounds");
 }
 
+// ours: [tombstones] (docs/anti-entropy.md "Tombstones"). gc_interval 0 switches pruning off;
+// member_retention is at least 1 ms (0 would drop every peer at once).
+void load_tombstones(const Section& s, TombstonesConfig& t, std::vector<std::string>& warnings) {
+  s.warn_unknown({"gc_interval", "member_retention"}, warnings);
+  s.read_ms("gc_interval", t.gc_interval_ms);
+  s.read("member_retention", t.member_retention_ms, 1, kInt64Max, "milliseconds");
+}
+
 void load_snapshot(const Section& s, SnapshotConfig& snap, std::vector<std::string>& warnings) {
   s.warn_unknown({"enabled", "interval", "leader_ttl", "store", "every_entries", "nats", "s3",
                   "webdav", "sftp", "file"},
@@ -548,7 +556,7 @@ void load_top_level(const Section& top, Config& cfg, std::vector<std::string>& w
                     "scan_max_changes", "apply_batch_rows", "max_held_rows", "max_held_bytes",
                     "cleanup_interval", "sleep_timeout", "polling_interval", "max_clock_drift",
                     "include_tables", "exclude_tables", "capture_existing_rows",
-                    "replication_log", "dead_letters", "conflicts", "anti_entropy", "snapshot",
+                    "replication_log", "dead_letters", "conflicts", "anti_entropy", "tombstones", "snapshot",
                     "nats", "logging", "prometheus", "health_check"},
                    warnings);
   // clang-format on
@@ -634,6 +642,7 @@ Config parse_config_text(const std::string& text, const std::string& path,
   if (auto s = top.table("dead_letters")) load_dead_letters(*s, cfg.dead_letters, warnings);
   if (auto s = top.table("conflicts")) load_conflicts(*s, cfg.conflicts, warnings);
   if (auto s = top.table("anti_entropy")) load_anti_entropy(*s, cfg.anti_entropy, warnings);
+  if (auto s = top.table("tombstones")) load_tombstones(*s, cfg.tombstones, warnings);
   if (auto s = top.table("snapshot")) load_snapshot(*s, cfg.snapshot, warnings);
   if (auto s = top.table("nats")) load_nats(*s, cfg.nats, warnings);
   if (auto s = top.table("logging")) load_logging(*s, cfg.logging, warnings);

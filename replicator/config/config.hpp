@@ -131,6 +131,15 @@ struct AntiEntropyConfig {
   int64_t digest_check_rounds = 20;
 };
 
+// ours: [tombstones] (docs/anti-entropy.md "Tombstones"): tombstone GC.
+struct TombstonesConfig {
+  // between pruning passes (run after an anti-entropy round); 0 = never prune
+  int64_t gc_interval_ms = 60'000;
+  // a member not seen for this long is dropped from the membership (it must restore from a
+  // snapshot to rejoin); a day covers a weekend-free maintenance window and a long partition
+  int64_t member_retention_ms = 24 * 3'600'000;
+};
+
 struct Config {
   std::string source_path;  // the TOML file, for messages ("" when none)
   std::string db_path = "/tmp/harmonylite.db";
@@ -161,6 +170,7 @@ struct Config {
   // shared/conflict_log.hpp: 10,000 rows, 30 days)
   ConflictLimits conflicts;
   AntiEntropyConfig anti_entropy;  // ours: [anti_entropy]
+  TombstonesConfig tombstones;     // ours: [tombstones]
   SnapshotConfig snapshot;
   NatsConfig nats;
   LoggingConfig logging;

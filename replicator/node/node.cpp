@@ -218,8 +218,7 @@ void Node::start_workers(const StartupHooks& hooks) {
   start_worker(
       "publisher", [this] { publisher_->run(stop_); }, hooks);
   for (int shard = 1; config_.replicate && shard <= config_.replication_log.shards; ++shard) {
-    ConsumerOptions co =
-        consumer_options(config_, shard, node_, publisher_->schema_generation());
+    ConsumerOptions co = consumer_options(config_, shard, node_, publisher_->schema_generation());
     if (auto own = own_until_.find(co.stream); own != own_until_.end())
       co.apply_own_until = own->second;
     co.cluster_key = cluster_key_;
@@ -257,6 +256,27 @@ void Node::start_anti_entropy(const StartupHooks& hooks) {
   ao.digest_check_rounds = config_.anti_entropy.digest_check_rounds;
   ao.max_drift_ms = config_.max_clock_drift_ms;
   ao.cluster_key = cluster_key_;
+  ao.gc_interval_ms = config_.tombstones.gc_interval_ms;
+  ao.member_retention_ms = config_.tombstones.member_retention_ms;
+  // Tombstone GC's safe mark needs the streams' last sequences from the server; a node that
+  // applies nothing (replicate = false) never is caught up, so it takes no mark.
+  if (config_.replicate)
+    ao.stream_tails = [this]() -> std::optional<std::map<std::string, uint64_t>> {
+      if (!conn_->connected()) return std::nullopt;
+      std::map<std::string, uint64_t> tails;
+      for (int shard = 1; shard <= config_.replication_log.shards; ++shard) {
+        const std::string name = stream_name(config_, shard);
+        std::optional<StreamState> state;
+        try {
+          state = stream_state(*conn_, name);
+        } catch (const std::exception&) {
+          return std::nullopt;  // not answerable now: no mark this round
+        }
+        if (!state) return std::nullopt;
+        tails[name] = state->last_seq;
+      }
+      return tails;
+    };
   anti_entropy_ = std::make_unique<AntiEntropy>(ao, conn_->get(), &stats_);
   for (const auto& t : anti_entropy_->rebuild())
     spdlog::info("anti-entropy: content digest of table {} rebuilt from __harmony_rows", t);

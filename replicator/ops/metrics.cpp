@@ -141,6 +141,12 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
   w.single("anti_entropy_last_difference_timestamp_seconds", "gauge",
            "Unix time of the last anti-entropy round that found a difference (0 = never).",
            d(s.anti_entropy_last_difference_ms) / 1000.0);
+  w.single("tombstones", "gauge",
+           "Tombstones (deleted rows' versions) in __harmony_rows after the last GC pass.",
+           d(s.tombstones));
+  w.single("tombstones_pruned_total", "counter",
+           "Tombstones pruned below the horizon every member has applied past.",
+           d(s.tombstones_pruned));
   w.single("dead_letters", "gauge", "Rows currently in __harmony_dead_letters.",
            d(s.dead_letters_stored));
   w.single("rows_held_total", "counter",

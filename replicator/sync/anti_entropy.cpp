@@ -177,6 +177,9 @@ struct AntiEntropy::Responder {
         const TableDigest d = load_digest(db, t.id);
         out.tables.push_back({t.name, d.root(), d.rows});
       }
+      // Tombstone GC: our latest safe mark, horizon and whether a trimmed gap is still open.
+      out.gc = GcReport{stored_own_mark(db, options.node), stored_horizon(db),
+                        meta_get_int(db, kAntiEntropyGapKey, 0) > 0};
       return;
     }
     auto t = find_captured(db, req.table);
@@ -284,13 +287,15 @@ struct AntiEntropy::Responder {
 struct AntiEntropy::Peer {
   uint64_t node = 0;
   std::map<std::string, TableRoot> tables;
+  std::optional<GcReport> gc;  // nullopt: a peer older than tombstone GC
 };
 
 AntiEntropy::AntiEntropy(AntiEntropyOptions options, natsConnection* nc, ReplicatorStats* stats)
-    : options_(std::move(options)), nc_(nc), stats_(stats) {
+    : options_(std::move(options)), nc_(nc), stats_(stats), membership_(options_.node) {
   db_ = open_database(options_.db_path);
   db_.set_busy_timeout(5000);
   gap_ = meta_get_int(db_, kAntiEntropyGapKey, 0);
+  membership_ = load_membership(db_, options_.node);
   if (stats_) stats_->anti_entropy_gap = gap_;
 }
 
@@ -412,8 +417,37 @@ void AntiEntropy::repair_table(const Peer& peer, const std::string& table, Round
     }
     tr.compared += static_cast<int64_t>(r.entries.size());
     if (stats_) stats_->anti_entropy_rows_compared += static_cast<int64_t>(r.entries.size());
-    auto keys = keys_to_fetch(own, r.entries);
+    // The tombstone horizon's rules (tombstone_gc.hpp plan_fetch): never fetch back a pruned
+    // delete; remove here what a complete peer pruned while this node missed the delete.
+    const GcView me{membership_.horizon(), gap_ == 0};
+    const GcView them{peer.gc ? peer.gc->horizon : 0, !peer.gc || !peer.gc->incomplete};
+    FetchPlan plan = plan_fetch(own, r.entries, me, them);
+    auto& keys = plan.fetch;
     tr.differences += static_cast<int64_t>(keys.size());
+    tr.below_horizon += plan.skipped;
+    if (repair && !plan.remove_local.empty()) {
+      int64_t removed = 0;
+      write_transaction(
+          db_, never_stop(),
+          [&] {
+            // The Applier's transaction: capture muted, local changes folded first (a row
+            // written here since the comparison has a new version and is left alone).
+            Applier a(db_, options_.node, captured_tables(db_), options_.max_drift_ms);
+            a.begin();
+            removed = 0;
+            for (const auto& e : plan.remove_local)
+              if (remove_stale_entry(db_, *local, e.key, e.version)) ++removed;
+            a.finish();
+          },
+          "removing rows a complete peer pruned");
+      tr.removed_stale += removed;
+      tr.differences += static_cast<int64_t>(plan.remove_local.size());
+      if (stats_) stats_->anti_entropy_rows_repaired += removed;
+      spdlog::info(
+          "anti-entropy: table {}: removed {} row(s) that node {} deleted and pruned below its "
+          "tombstone horizon while this node missed the delete (trimmed gap)",
+          table, removed, peer.node);
+    }
     // 3. The rows, applied with last-writer-wins and their own versions and origins.
     for (size_t k = 0; repair && k < keys.size() && budget > 0;) {
       const size_t take =
@@ -440,6 +474,7 @@ void AntiEntropy::repair_table(const Peer& peer, const std::string& table, Round
           [&] {
             applied = ApplyStats{};
             Applier a(db_, options_.node, captured_tables(db_), options_.max_drift_ms);
+            a.ignore_tombstone_horizon();  // plan_fetch already applied the horizon's rules
             a.begin();
             std::vector<HeldRows> held;
             for (const auto& b : batches)
@@ -477,6 +512,13 @@ RoundReport AntiEntropy::round(bool repair) {
           "anti-entropy: the stored digest of table {} did not match __harmony_rows (edited "
           "behind the replicator's back?); rebuilt",
           t);
+  }
+  if (repair && gc_enabled()) {
+    try {
+      record_own_mark();
+    } catch (const std::exception& e) {
+      spdlog::warn("tombstone GC: taking this node's safe mark failed: {}", e.what());
+    }
   }
   std::map<std::string, TableRoundReport> tables;
   std::map<std::string, uint64_t> roots;
@@ -523,7 +565,7 @@ RoundReport AntiEntropy::round(bool repair) {
       try {
         SyncReply r = decode_reply(SyncKind::Roots, body_of(reply.get()));
         if (r.node != *sender || !r.error.empty()) continue;
-        Peer p{*sender, {}};
+        Peer p{*sender, {}, r.gc};
         for (auto& t : r.tables) p.tables[t.name] = t;
         seen.insert(*sender);
         peers.push_back(std::move(p));
@@ -572,6 +614,13 @@ RoundReport AntiEntropy::round(bool repair) {
     }
   for (auto& [name, tr] : tables) report.tables.push_back(tr);
   if (repair && gap_ > 0) settle_gap(report);
+  if (repair && gc_enabled()) {
+    try {
+      collect_garbage(peers);
+    } catch (const std::exception& e) {
+      spdlog::warn("tombstone GC failed: {}", e.what());
+    }
+  }
   if (stats_) {
     ++stats_->anti_entropy_rounds;
     if (report.differences()) stats_->anti_entropy_last_difference_ms = wall_clock_ms();
@@ -778,6 +827,72 @@ void AntiEntropy::settle_gap(const RoundReport& report) {
       gap_, fmt::join(report.peers, ", "));
   gap_ = 0;
   if (stats_) stats_->anti_entropy_gap = 0;
+}
+
+// --- Tombstone GC (docs/anti-entropy.md "Tombstones") ---
+
+// Progress is reported (marks, membership, horizon) whenever this node replicates, also with
+// pruning off here: peers count on every member's report to prune.
+bool AntiEntropy::gc_enabled() const {
+  return static_cast<bool>(options_.stream_tails);
+}
+
+// Before the roots request: this node's mark, stored so that the responder reports it.
+void AntiEntropy::record_own_mark() {
+  const auto mark = take_safe_mark(db_, options_.stream_tails);
+  membership_.observe(options_.node, mark, wall_clock_ms());
+  write_transaction(
+      db_, never_stop(), [&] { save_membership(db_, membership_); }, "recording the safe mark");
+}
+
+void AntiEntropy::collect_garbage(const std::vector<Peer>& peers) {
+  const int64_t now = wall_clock_ms();
+  for (const auto& p : peers)
+    membership_.observe(p.node, p.gc && p.gc->mark ? p.gc->mark : std::nullopt, now);
+  for (uint64_t gone : membership_.expire(now, options_.member_retention_ms))
+    spdlog::warn(
+        "tombstone GC: node {} not seen for more than {} s ([tombstones] member_retention): "
+        "dropped from the membership; it must restore from a snapshot to rejoin (tombstones it "
+        "has not applied may be pruned)",
+        gone, options_.member_retention_ms / 1000);
+  const int64_t before = membership_.horizon();
+  const int64_t horizon = membership_.advance();
+  write_transaction(
+      db_, never_stop(), [&] { save_membership(db_, membership_); }, "recording the membership");
+  if (horizon != before)
+    spdlog::info("tombstone GC: horizon advanced to {} ({} member(s))", horizon,
+                 membership_.members().size());
+  if (options_.gc_interval_ms <= 0 || now - last_prune_ms_ < options_.gc_interval_ms) return;
+  last_prune_ms_ = now;
+  std::vector<CapturedTable> tables;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    tables = captured_tables(db_);
+  }
+  int64_t pruned = 0;
+  if (horizon > 0)
+    for (const auto& t : tables)
+      for (;;) {
+        int64_t n = 0;
+        // Short transactions: an application waits at most one step for the write lock.
+        write_transaction(
+            db_, never_stop(), [&] { n = prune_tombstones(db_, t, horizon, kPruneStepRows); },
+            "pruning tombstones");
+        pruned += n;
+        if (n < static_cast<int64_t>(kPruneStepRows)) break;
+      }
+  int64_t left = 0;
+  {
+    Transaction tx(db_, Transaction::Kind::Deferred);
+    left = count_tombstones(db_, tables);
+  }
+  if (stats_) {
+    stats_->tombstones = left;
+    stats_->tombstones_pruned += pruned;
+  }
+  spdlog::info("tombstone GC: pruned {} tombstone(s) below horizon {}; {} left ({} member(s){})",
+               pruned, horizon, left, membership_.members().size(),
+               horizon == 0 ? ", no horizon yet" : "");
 }
 
 void AntiEntropy::run(const std::atomic<bool>& stop) {

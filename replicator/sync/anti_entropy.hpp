@@ -22,6 +22,7 @@
 #include "replicator/nats/nats_client.hpp"
 #include "replicator/sync/status_protocol.hpp"
 #include "replicator/sync/sync_protocol.hpp"
+#include "replicator/sync/tombstone_gc.hpp"
 #include "shared/sqlite_db.hpp"
 
 namespace harmony {
@@ -44,6 +45,13 @@ struct AntiEntropyOptions {
   int64_t discover_window_ms = 500;    // how long replies to the roots request are gathered
   int64_t max_drift_ms = kDefaultMaxClockDriftMs;
   std::shared_ptr<const ClusterKey> cluster_key;  // sign and (verify mode) check every message
+  // Tombstone GC ([tombstones], docs/anti-entropy.md "Tombstones"): passes at most every
+  // gc_interval_ms (0 = no pruning here; marks are still reported), a member not seen for
+  // member_retention_ms is dropped. Without stream_tails (the -verify command, a node with
+  // replicate = false) this node takes no safe mark and prunes nothing.
+  int64_t gc_interval_ms = 0;
+  int64_t member_retention_ms = 24 * 3'600'000;
+  StreamTails stream_tails;
 };
 
 struct TableRoundReport {
@@ -54,6 +62,8 @@ struct TableRoundReport {
   int64_t peers_differing = 0;
   int64_t compared = 0;          // entries compared in differing buckets
   int64_t differences = 0;       // keys a peer holds newer or this node lacks
+  int64_t below_horizon = 0;     // differences left alone below the tombstone horizon
+  int64_t removed_stale = 0;     // own live rows a complete peer pruned (we missed the delete)
   int64_t repaired = 0;          // rows applied
   int64_t held = 0;              // rows that could not be applied now (retried next round)
   int64_t scrubbed = 0;          // live rows whose content was compared (content scrub)
@@ -107,6 +117,11 @@ class AntiEntropy {
   void repair_table(const Peer& peer, const std::string& table, RoundReport& report,
                     TableRoundReport& t, bool repair, int64_t& budget);
   void settle_gap(const RoundReport& report);
+  // Tombstone GC: this node's safe mark before discovery, then the membership and horizon from
+  // the peers' reports, and a pruning pass every gc_interval_ms.
+  void record_own_mark();
+  void collect_garbage(const std::vector<Peer>& peers);
+  bool gc_enabled() const;
   void scrub_table(const std::vector<const Peer*>& peers, const std::string& table,
                    RoundReport& report, TableRoundReport& t, bool repair);
 
@@ -119,6 +134,8 @@ class AntiEntropy {
   // Trimmed stream sequences skipped at start-up not yet confirmed filled (kAntiEntropyGapKey).
   int64_t gap_ = 0;
   std::map<std::string, uint32_t> scrub_cursor_;  // per table: the next bucket to scrub
+  Membership membership_;                         // tombstone GC (membership.hpp)
+  int64_t last_prune_ms_ = 0;                     // wall clock of the last pruning pass
 };
 
 }  // namespace harmony

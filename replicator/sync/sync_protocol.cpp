@@ -100,6 +100,32 @@ json parse(std::string_view bytes, const DecodeLimits& limits) {
   return root;
 }
 
+// A roots reply's tombstone GC report: every field checked, the streams bounded by kMaxGcStreams.
+GcReport decode_gc(const json& gc) {
+  if (!gc.is_object()) throw DecodeError("gc report is not a map");
+  GcReport out;
+  out.horizon = need_i64(need(gc, "H", "gc report"), "horizon");
+  if (out.horizon < 0) throw DecodeError("horizon is negative");
+  const uint64_t inc = need_u64(need(gc, "i", "gc report"), "incomplete");
+  if (inc > 1) throw DecodeError("incomplete is not 0 or 1");
+  out.incomplete = inc == 1;
+  const json* h = find(gc, "h");
+  if (!h) return out;
+  SafeMark mark;
+  mark.h = need_i64(*h, "safe mark");
+  if (mark.h < 0) throw DecodeError("safe mark is negative");
+  for (const auto& e : need_array(need(gc, "p", "gc report"), "positions", kMaxGcStreams)) {
+    if (!e.is_array() || e.size() != 2 || !e[0].is_string() ||
+        e[0].get_ref<const std::string&>().empty() ||
+        e[0].get_ref<const std::string&>().size() > kMaxGcStreamNameBytes)
+      throw DecodeError("position is not [stream name of 1..255 bytes, sequence]");
+    if (!mark.p.emplace(e[0].get<std::string>(), need_u64(e[1], "sequence")).second)
+      throw DecodeError("a stream appears twice in the positions");
+  }
+  out.mark = std::move(mark);
+  return out;
+}
+
 }  // namespace
 
 std::string encode_request(const SyncRequest& r) {
@@ -170,6 +196,16 @@ std::string encode_reply(SyncKind kind, const SyncReply& r) {
       json tables = json::array();
       for (const auto& t : r.tables) tables.push_back(json::array({t.name, t.root, t.rows}));
       j["tables"] = std::move(tables);
+      if (r.gc) {
+        json gc = {{"H", r.gc->horizon}, {"i", r.gc->incomplete ? 1 : 0}};
+        if (r.gc->mark) {
+          gc["h"] = r.gc->mark->h;
+          json p = json::array();
+          for (const auto& [stream, seq] : r.gc->mark->p) p.push_back(json::array({stream, seq}));
+          gc["p"] = std::move(p);
+        }
+        j["gc"] = std::move(gc);
+      }
       break;
     }
     case SyncKind::Buckets:
@@ -220,6 +256,7 @@ SyncReply decode_reply(SyncKind kind, std::string_view bytes) {
         r.tables.push_back(
             {t[0].get<std::string>(), need_u64(t[1], "root"), need_i64(t[2], "rows")});
       }
+      if (const json* gc = find(root, "gc")) r.gc = decode_gc(*gc);
       break;
     case SyncKind::Buckets:
     case SyncKind::Scrub: {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "replicator/sync/membership.hpp"
 #include "replicator/wire/codec.hpp"
 #include "replicator/wire/message_auth.hpp"
 #include "shared/content_digest.hpp"
@@ -67,10 +68,24 @@ struct TableRoot {
   int64_t rows = 0;
 };
 
+// Tombstone GC's part of a roots reply (docs/anti-entropy.md "Tombstones"). Peers older than
+// tombstone GC send none: "no report", which keeps the horizon where it is.
+struct GcReport {
+  std::optional<SafeMark> mark;  // the node's latest safe mark (none while never caught up)
+  int64_t horizon = 0;           // its active horizon (0: none)
+  bool incomplete = false;       // it has a trimmed-stream gap not yet filled
+  bool operator==(const GcReport&) const = default;
+};
+// Streams in a safe mark: one per shard; shards are a handful, 1024 bounds a forged report.
+inline constexpr size_t kMaxGcStreams = 1024;
+// A stream name in a safe mark (JetStream names are at most 255 bytes).
+inline constexpr size_t kMaxGcStreamNameBytes = 255;
+
 struct SyncReply {
   uint64_t node = 0;                 // the answering node
   std::string error;                 // non-empty: the request was refused (why)
   std::vector<TableRoot> tables;     // Roots
+  std::optional<GcReport> gc;        // Roots: tombstone GC progress (nullopt: an older peer)
   uint32_t first = 0;                // Buckets, Scrub
   std::vector<uint64_t> hashes;      // Buckets, Scrub (content scrub digests)
   std::vector<uint32_t> complete;    // Entries: buckets answered in full

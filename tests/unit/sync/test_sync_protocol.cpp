@@ -100,3 +100,50 @@ TEST_CASE("content scrub requests and replies round-trip and are bounded",
   CHECK(got.first == 8);
   CHECK(got.hashes == std::vector<uint64_t>{1, 2, 3});
 }
+
+TEST_CASE("a roots reply carries the tombstone GC report and an older peer's reply has none",
+          "[sync_protocol][tombstone_gc]") {
+  SyncReply r;
+  r.node = 4;
+  r.tables.push_back({"t", 99, 3});
+  r.gc = GcReport{SafeMark{12345, {{"h-1", 10}, {"h-2", 7}}}, 12000, true};
+  SyncReply got = decode_reply(SyncKind::Roots, encode_reply(SyncKind::Roots, r));
+  REQUIRE(got.gc);
+  CHECK(*got.gc == *r.gc);
+  r.gc = GcReport{std::nullopt, 0, false};  // never caught up yet
+  got = decode_reply(SyncKind::Roots, encode_reply(SyncKind::Roots, r));
+  REQUIRE(got.gc);
+  CHECK_FALSE(got.gc->mark);
+  // A peer from before tombstone GC: no "gc" field at all -> no report.
+  got =
+      decode_reply(SyncKind::Roots,
+                   cbor({{"v", 1}, {"n", 4}, {"tables", json::array({json::array({"t", 1, 2})})}}));
+  CHECK_FALSE(got.gc);
+
+  auto refused = [](const json& gc) {
+    try {
+      decode_reply(SyncKind::Roots,
+                   cbor({{"v", 1}, {"n", 4}, {"tables", json::array()}, {"gc", gc}}));
+    } catch (const DecodeError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK_THAT(refused(json::array()), Catch::Contains("not a map"));
+  CHECK_THAT(refused({{"H", -1}, {"i", 0}}), Catch::Contains("horizon"));
+  CHECK_THAT(refused({{"H", 1}, {"i", 2}}), Catch::Contains("incomplete"));
+  CHECK_THAT(refused({{"H", 1}, {"i", 0}, {"h", 5}}), Catch::Contains("\"p\""));
+  json many = json::array();
+  for (size_t i = 0; i <= kMaxGcStreams; ++i)
+    many.push_back(json::array({"s" + std::to_string(i), 1}));
+  CHECK_THAT(refused({{"H", 1}, {"i", 0}, {"h", 5}, {"p", many}}), Catch::Contains("more than"));
+  CHECK_THAT(refused({{"H", 1},
+                      {"i", 0},
+                      {"h", 5},
+                      {"p", json::array({json::array({"s", 1}), json::array({"s", 2})})}}),
+             Catch::Contains("twice"));
+  CHECK_THAT(refused({{"H", 1}, {"i", 0}, {"h", 5}, {"p", json::array({json::array({"", 1})})}}),
+             Catch::Contains("stream name"));
+  CHECK_THAT(refused({{"H", 1}, {"i", 0}, {"h", 5}, {"p", json::array({json::array({"s", -3})})}}),
+             Catch::Contains("sequence"));
+}
