@@ -255,6 +255,7 @@ void Node::start_anti_entropy(const StartupHooks& hooks) {
   ao.interval_ms = config_.anti_entropy.interval_ms;
   ao.max_repair_rows = config_.anti_entropy.max_repair_rows_per_round;
   ao.digest_check_rounds = config_.anti_entropy.digest_check_rounds;
+  ao.scrub_rows = config_.anti_entropy.scrub_rows;
   ao.max_drift_ms = config_.max_clock_drift_ms;
   ao.cluster_key = cluster_key_;
   anti_entropy_ = std::make_unique<AntiEntropy>(ao, conn_->get(), &stats_);
