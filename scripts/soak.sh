@@ -8,6 +8,12 @@
 #   scripts/soak.sh                          the 20-minute run with every fault
 #   scripts/soak.sh --duration 5m --seed 42  any harmony_soak options instead (see --help)
 #   scripts/soak.sh --duration 5m --faults SchemaChange,ClockSkew   chosen faults only
+#   scripts/soak.sh --duration 20m --all-faults --no-stream-audit   anti-entropy alone: every node
+#                                            runs with [replication_log] stream_audit = false
+#
+# Every node runs anti-entropy every 5 s (--anti-entropy-interval); the summary gives per node the
+# anti-entropy rounds, rows compared and repaired, the stream audit's checks, re-applied messages
+# and leader reads (its cost), and the CPU seconds of the replicators and their nats-servers.
 #
 # The timeline and the summary table are printed and kept in build-soak/soak-<date>.log; a failing run
 # keeps its directory (node databases and logs) and prints the seed that repeats it.

@@ -127,6 +127,8 @@ struct ReplicatorStats {
   // Messages compared with the stream leader's copy, and those found different and re-applied
   // (replicator/receive/stream_audit.hpp).
   std::atomic<int64_t> stream_messages_checked{0}, stream_messages_repaired{0};
+  // The audit's cost: requests to the stream leader and the payload bytes they returned.
+  std::atomic<int64_t> stream_audit_leader_reads{0}, stream_audit_leader_bytes{0};
   // Anti-entropy (replicator/sync/anti_entropy.hpp): rounds run, {rows} entries compared with a
   // peer's, rows repaired from peers, wall clock of the last round that found a difference.
   std::atomic<int64_t> anti_entropy_rounds{0}, anti_entropy_rows_compared{0};

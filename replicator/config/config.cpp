@@ -318,7 +318,7 @@ std::string line_of(const std::string& text, size_t line) {
 void load_replication_log(const Section& s, ReplicationLogConfig& r,
                           std::vector<std::string>& warnings) {
   s.warn_unknown({"shards", "max_entries", "replicas", "compress", "update_existing", "max_age",
-                  "duplicate_window"},
+                  "duplicate_window", "stream_audit"},
                  warnings);
   s.read("shards", r.shards, 1, 64);
   s.read("max_entries", r.max_entries, 1, kInt64Max);
@@ -327,6 +327,7 @@ void load_replication_log(const Section& s, ReplicationLogConfig& r,
   s.read("update_existing", r.update_existing);
   s.read_ms("max_age", r.max_age_ms);
   s.read_ms("duplicate_window", r.duplicate_window_ms);
+  s.read("stream_audit", r.stream_audit);
   // HarmonyLite's rule: replicas < 1 means a majority of the shard count,
   // shards/2 + 1; JetStream allows at most 5 replicas, so larger values are capped at 5.
   if (r.replicas < 1) r.replicas = r.shards / 2 + 1;
@@ -355,10 +356,12 @@ void load_conflicts(const Section& s, ConflictLimits& c, std::vector<std::string
 
 // ours: [anti_entropy] (docs/anti-entropy.md). interval 0 switches rounds off.
 void load_anti_entropy(const Section& s, AntiEntropyConfig& a, std::vector<std::string>& warnings) {
-  s.warn_unknown({"interval", "max_repair_rows_per_round", "digest_check_rounds"}, warnings);
+  s.warn_unknown({"interval", "max_repair_rows_per_round", "digest_check_rounds", "scrub_rows"},
+                 warnings);
   s.read_ms("interval", a.interval_ms);
   s.read("max_repair_rows_per_round", a.max_repair_rows_per_round, 1, kInt64Max, "rows");
   s.read("digest_check_rounds", a.digest_check_rounds, 0, kInt64Max, "rounds");
+  s.read("scrub_rows", a.scrub_rows, 0, kMaxScrubRows, "rows");
 }
 
 // ours: [tombstones] (docs/anti-entropy.md "Tombstones"). gc_interval 0 switches pruning off;

@@ -25,6 +25,10 @@ struct ReplicationLogConfig {
   bool update_existing = false;  // update an existing stream whose config differs
   int64_t max_age_ms = 0;        // ours: optional age limit (0 = none); HarmonyLite had none
   int64_t duplicate_window_ms = 120000;  // ours: JetStream dedup window for Nats-Msg-Id
+  // ours: check what was read against the stream leader's copy (replicator/receive/
+  // stream_audit.hpp); false = no leader reads at all, anti-entropy alone repairs what a
+  // diverged stream replica served (docs/anti-entropy.md "Stream audit and anti-entropy")
+  bool stream_audit = true;
 };
 
 struct SnapshotNatsConfig {
@@ -129,7 +133,13 @@ struct AntiEntropyConfig {
   // rounds between checks of the stored digests against __harmony_rows (one scan per table):
   // heals a digest that an edit of __harmony_rows behind the replicator's back left wrong
   int64_t digest_check_rounds = 20;
+  // live rows per round and table whose values are hashed and compared with the peers' (content
+  // scrub); 0 = no scrub. At most kMaxScrubRows.
+  int64_t scrub_rows = 2'000;
 };
+// A million rows per round and table scrubs a 1M-row table in one round (the window is also cut
+// at one page of buckets, sync_protocol.hpp kScrubPage); more would only mislead.
+inline constexpr int64_t kMaxScrubRows = 1'000'000;
 
 // ours: [tombstones] (docs/anti-entropy.md "Tombstones"): tombstone GC.
 struct TombstonesConfig {

@@ -165,9 +165,15 @@ bool JetStreamTransport::publish(const std::vector<OutgoingPart>& parts, uint64_
 }
 
 JetStreamSource::JetStreamSource(natsConnection* nc, std::string stream, std::string subject,
-                                 ReplicatorStats* stats)
-    : nc_(nc), stats_(stats), stream_(std::move(stream)), subject_(std::move(subject)) {
+                                 ReplicatorStats* stats, bool audit)
+    : nc_(nc),
+      stats_(stats),
+      audit_enabled_(audit),
+      stream_(std::move(stream)),
+      subject_(std::move(subject)) {
   js_ = make_js_context(nc_, nullptr);
+  reconnects_seen_ = reconnects();
+  if (!audit_enabled_) return;  // no leader requests, no advisories to listen to
   jsOptions o;
   jsOptions_Init(&o);
   o.Wait = kLeaderRequestTimeoutMs;
@@ -179,13 +185,12 @@ JetStreamSource::JetStreamSource(natsConnection* nc, std::string stream, std::st
                                           &JetStreamSource::on_leader_elected, this);
   leader_advisories_.reset(sub);
   if (s != NATS_OK) throw Error("cannot subscribe to " + advisory + ": " + nats_error_text(s));
-  reconnects_seen_ = reconnects();
 }
 
 JetStreamSource::~JetStreamSource() {
   stop();
   // Drained, so no callback still runs with `this` once the subscription is gone.
-  if (natsSubscription_Drain(leader_advisories_.get()) == NATS_OK)
+  if (leader_advisories_ && natsSubscription_Drain(leader_advisories_.get()) == NATS_OK)
     natsSubscription_WaitForDrainCompletion(leader_advisories_.get(), 1000);
   leader_advisories_.reset();
   audit_js_.reset();
@@ -225,26 +230,40 @@ LeaderMessage JetStreamSource::leader_message(uint64_t seq) {
   return out;
 }
 
-void JetStreamSource::audit() {
-  const auto now = std::chrono::steady_clock::now();
-  if (leader_changed_.exchange(false)) audit_.suspect(now);
-  if (!audit_.due(now)) return;
+void JetStreamSource::check_reconnected(std::chrono::steady_clock::time_point now) {
   if (const uint64_t r = reconnects(); r != reconnects_seen_) {
     // Reconnected, perhaps to another server: the consumer may have gone with the old one, and
     // what the new one serves may differ. A fresh consumer from the next sequence costs little.
     reconnects_seen_ = r;
-    audit_.suspect(now);
+    if (audit_enabled_) audit_.suspect(now);
     if (sub_) {
       spdlog::info("{}: reconnected to NATS; resubscribing from sequence {}", stream_, next_seq_);
       resubscribe();
     }
   }
+}
+
+void JetStreamSource::audit() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!audit_enabled_) {
+    // The reconnect check is the consumer's, not the audit's: it keeps the pace of the
+    // audit's routine tick it used to ride on.
+    if (now < next_reconnect_check_) return;
+    next_reconnect_check_ = now + StreamAudit::Limits{}.tick;
+    check_reconnected(now);
+    return;
+  }
+  if (leader_changed_.exchange(false)) audit_.suspect(now);
+  if (!audit_.due(now)) return;
+  check_reconnected(now);
   AuditCounters counters;
   auto differing = audit_.run(
       now, [this](uint64_t seq) { return leader_message(seq); }, counters);
   if (stats_) {
     stats_->stream_messages_checked += static_cast<int64_t>(counters.checked);
     stats_->stream_messages_repaired += static_cast<int64_t>(counters.mismatched);
+    stats_->stream_audit_leader_reads += static_cast<int64_t>(counters.leader_reads);
+    stats_->stream_audit_leader_bytes += static_cast<int64_t>(counters.leader_bytes);
   }
   if (differing.empty()) return;
   spdlog::warn(
@@ -308,7 +327,7 @@ bool JetStreamSource::subscribe() {
     natsSubscription_SetPendingLimits(sub_.get(), -1, 256 * 1024 * 1024);
     next_delivery_ = 1;
     // A new consumer may be served by another replica than the last one.
-    if (subscribed_before_) audit_.suspect(std::chrono::steady_clock::now());
+    if (subscribed_before_ && audit_enabled_) audit_.suspect(std::chrono::steady_clock::now());
     subscribed_before_ = true;
     return true;
   }
@@ -374,7 +393,7 @@ std::optional<IncomingMessage> JetStreamSource::next(std::chrono::milliseconds t
     return std::nullopt;
   }
   next_delivery_ = delivery + 1;
-  if (out.stream_seq > 0)
+  if (out.stream_seq > 0 && audit_enabled_)
     audit_.record(out.stream_seq, StreamAudit::identity(header(m.get(), kHeaderMsgId), out.payload),
                   out.payload.size());
   m.reset();

@@ -2,9 +2,9 @@
 // MessageSource, on nats.c: publishes with Nats-Msg-Id (dedup) and ExpectStream, reads with an
 // ephemeral push consumer (recreated here on gaps, reconnects and silence) starting at the
 // stored position + 1 (positions live in the database, so the server keeps no consumer state
-// for us), and checks what it read against the stream leader's copy
-// (replicator/receive/stream_audit.hpp), handing back the leader's messages where a replica served
-// something else.
+// for us), and (unless [replication_log] stream_audit = false) checks what it read against the
+// stream leader's copy (replicator/receive/stream_audit.hpp), handing back the leader's messages
+// where a replica served something else.
 #pragma once
 #include <nats/nats.h>
 
@@ -43,9 +43,11 @@ class JetStreamTransport : public BatchTransport {
 
 class JetStreamSource : public MessageSource {
  public:
-  // `stats` (optional) receives the audit counters.
+  // `stats` (optional) receives the audit counters. `audit` false ([replication_log]
+  // stream_audit = false): nothing is checked against the stream leader and nothing is asked
+  // of it; reconnects still resubscribe.
   JetStreamSource(natsConnection* nc, std::string stream, std::string subject,
-                  ReplicatorStats* stats = nullptr);
+                  ReplicatorStats* stats = nullptr, bool audit = true);
   ~JetStreamSource() override;
   void start(uint64_t start_seq) override;
   std::optional<IncomingMessage> next(std::chrono::milliseconds timeout) override;
@@ -57,13 +59,18 @@ class JetStreamSource : public MessageSource {
   void resubscribe();
   // Resubscribes when nothing arrived for a while although the stream holds more.
   void check_stalled();
-  // Runs the due checks against the stream leader; differing messages go to repairs_.
+  // Resubscribes after a reconnect and runs the due checks against the stream leader;
+  // differing messages go to repairs_.
   void audit();
+  // A reconnect since the last look: resubscribes (and marks the audit window suspect).
+  void check_reconnected(std::chrono::steady_clock::time_point now);
   LeaderMessage leader_message(uint64_t seq);
   uint64_t reconnects() const;
   static void on_leader_elected(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   natsConnection* nc_;
   ReplicatorStats* stats_;
+  const bool audit_enabled_;
+  std::chrono::steady_clock::time_point next_reconnect_check_{};  // audit off
   JsCtxPtr audit_js_;  // leader requests with a short timeout
   NatsSubscriptionPtr leader_advisories_;
   std::atomic<bool> leader_changed_{false};

@@ -188,9 +188,10 @@ bool Node::connect() {
   stats_.nats_connected = true;
   for (int shard = 1; shard <= config_.replication_log.shards; ++shard)
     if (!ensure_stream(*conn_, stream_spec(config_, shard), stop_)) return false;
-  spdlog::info("{} stream(s) ready ({}-1..{}, replicas {})", config_.replication_log.shards,
-               config_.nats.stream_prefix, config_.replication_log.shards,
-               config_.replication_log.replicas);
+  spdlog::info("{} stream(s) ready ({}-1..{}, replicas {}, stream audit {})",
+               config_.replication_log.shards, config_.nats.stream_prefix,
+               config_.replication_log.shards, config_.replication_log.replicas,
+               config_.replication_log.stream_audit ? "on" : "off");
   // Restore the newest snapshot when a stream no longer holds what this node needs (with none
   // usable, skip to the stream's start and leave the gap to anti-entropy); returns how far own
   // batches must be applied after a restore.
@@ -223,7 +224,8 @@ void Node::start_workers(const StartupHooks& hooks) {
       co.apply_own_until = own->second;
     co.cluster_key = cluster_key_;
     sources_.push_back(std::make_unique<JetStreamSource>(conn_->get(), co.stream,
-                                                         subject_name(config_, shard), &stats_));
+                                                         subject_name(config_, shard), &stats_,
+                                                         config_.replication_log.stream_audit));
     consumers_.push_back(std::make_unique<Consumer>(co, *sources_.back(), stats_));
     Consumer* consumer = consumers_.back().get();
     start_worker(
@@ -254,6 +256,7 @@ void Node::start_anti_entropy(const StartupHooks& hooks) {
   ao.interval_ms = config_.anti_entropy.interval_ms;
   ao.max_repair_rows = config_.anti_entropy.max_repair_rows_per_round;
   ao.digest_check_rounds = config_.anti_entropy.digest_check_rounds;
+  ao.scrub_rows = config_.anti_entropy.scrub_rows;
   ao.max_drift_ms = config_.max_clock_drift_ms;
   ao.cluster_key = cluster_key_;
   ao.gc_interval_ms = config_.tombstones.gc_interval_ms;

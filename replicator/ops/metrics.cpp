@@ -129,6 +129,13 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
            "Messages this node read differently from the stream leader's copy (diverged stream "
            "replicas), re-applied from the leader.",
            d(s.stream_messages_repaired));
+  w.single("stream_audit_leader_reads_total", "counter",
+           "Requests the stream audit sent to the stream leader (the audit's cost; 0 with "
+           "[replication_log] stream_audit = false).",
+           d(s.stream_audit_leader_reads));
+  w.single("stream_audit_leader_bytes_total", "counter",
+           "Message payload bytes the stream leader returned to the stream audit.",
+           d(s.stream_audit_leader_bytes));
   w.single("anti_entropy_rounds_total", "counter",
            "Anti-entropy rounds run (content digests compared with every peer that answered).",
            d(s.anti_entropy_rounds));

@@ -77,6 +77,9 @@ std::vector<IncomingMessage> StreamAudit::run(Clock::time_point now,
   for (auto it = entries_.rbegin(); it != entries_.rend() && budget > 0; ++it) {
     if (it->verified) continue;
     LeaderMessage leader = fetch(it->seq);
+    ++counters.leader_reads;
+    if (leader.status == LeaderMessage::Status::Found)
+      counters.leader_bytes += leader.message.payload.size();
     if (leader.status == LeaderMessage::Status::Unavailable) {
       // No leader right now (election, outage): keep what was found; if this was a full check,
       // it is due again at the next tick.

@@ -36,9 +36,11 @@ struct LeaderMessage {
 };
 
 struct AuditCounters {
-  uint64_t checked = 0;     // sequences compared with the leader
-  uint64_t mismatched = 0;  // ... that held a different message there
-  std::string example;      // the newest difference: "seq N: read <id>, leader has <id>"
+  uint64_t checked = 0;       // sequences compared with the leader
+  uint64_t mismatched = 0;    // ... that held a different message there
+  uint64_t leader_reads = 0;  // requests to the leader (answered or not): the audit's cost
+  uint64_t leader_bytes = 0;  // payload bytes the leader sent back for them
+  std::string example;        // the newest difference: "seq N: read <id>, leader has <id>"
 };
 
 class StreamAudit {

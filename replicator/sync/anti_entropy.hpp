@@ -39,7 +39,7 @@ struct AntiEntropyOptions {
   // Content scrub: live rows whose values are hashed and compared with the peers' per round and
   // table (a rolling window of buckets, at least one bucket). Bounds a round's extra reads to
   // about this many row lookups here and on each peer; a 1M-row table is scrubbed in full every
-  // 1M / 2,000 = 500 rounds, a small one every round. 0 = no scrub.
+  // 1M / 2,000 = 500 rounds, a small one every round. 0 = no scrub. [anti_entropy] scrub_rows.
   int64_t scrub_rows = 2'000;
   int64_t request_timeout_ms = 5'000;  // one request to one peer
   int64_t discover_window_ms = 500;    // how long replies to the roots request are gathered

@@ -59,6 +59,9 @@ same content and no committed write may be lost.
   --schema-gap MIN-MAX    seconds between one node's DDL and the next one's (default 0-10)
   --skew-seconds MIN-MAX  seconds a skewed replicator runs (default 5-30)
   --converge-timeout N    seconds to wait for convergence after the writers stop (default 300)
+  --no-stream-audit       every node runs with [replication_log] stream_audit = false: no reads
+                          of the stream leader, anti-entropy alone repairs what the streams miss
+  --anti-entropy-interval D   [anti_entropy] interval of every node (default 5s)
   --dir PATH              run directory (default: a fresh /tmp/harmony-soak-*, removed on success)
   --keep                  keep the run directory on success too
   --check DIR             only judge the databases of a kept run directory (node-<n>.db)
@@ -190,6 +193,17 @@ int main(int argc, char** argv) {
       std::tie(o.long_txn_min, o.long_txn_max) = parse_range(a, value(), 1000);
     } else if (a == "--converge-timeout") {
       o.converge_timeout = parse_duration(a, value());
+    } else if (a == "--no-stream-audit") {
+      o.stream_audit = false;
+    } else if (a == "--anti-entropy-interval") {
+      std::string v = value();
+      // Milliseconds allowed ("500ms"); otherwise the units of --duration.
+      if (v.size() > 2 && v.compare(v.size() - 2, 2, "ms") == 0)
+        o.anti_entropy_interval = std::chrono::milliseconds(
+            static_cast<int64_t>(parse_number(a, v.substr(0, v.size() - 2))));
+      else
+        o.anti_entropy_interval = parse_duration(a, v);
+      if (o.anti_entropy_interval.count() <= 0) usage_error(a + " must be more than 0");
     } else if (a == "--dir") {
       o.work_dir = value();
     } else if (a == "--keep") {
@@ -230,9 +244,9 @@ int main(int argc, char** argv) {
   std::string faults;
   for (auto k : o.faults) faults += std::string(faults.empty() ? "" : " ") + "--" + fault_name(k);
   std::cout << fmt::format(
-                   "reproduce: harmony_soak --seed {} --duration {}s --nodes {} --writers {}{}{}",
+                   "reproduce: harmony_soak --seed {} --duration {}s --nodes {} --writers {}{}{}{}",
                    o.seed, o.duration.count(), o.nodes, o.workload.writers_per_node,
-                   faults.empty() ? "" : " ", faults)
+                   faults.empty() ? "" : " ", faults, o.stream_audit ? "" : " --no-stream-audit")
             << std::endl;
   SoakReport report;
   try {

@@ -85,6 +85,7 @@ class Run {
 
   void progress() {
     next_progress_ = Clock::now() + 30s;
+    for (int i = 0; i < cluster_->size(); ++i) cluster_->sample_metrics(i);
     const auto& c = workload_->counters();
     std::string pend;
     for (int i = 0; i < cluster_->size(); ++i)
@@ -354,6 +355,8 @@ class Run {
     co.schema = soak_schema();
     co.exclude = {kSoakLogTable};
     co.verbose = o_.verbose_replicators;
+    co.stream_audit = o_.stream_audit;
+    co.anti_entropy_interval_ms = o_.anti_entropy_interval.count();
     say(fmt::format("seed {}: {} nodes ({}), {} writers per node, {} s, directory {}", o_.seed,
                     o_.nodes, r_.netns ? "network namespaces" : "loopback",
                     o_.workload.writers_per_node, o_.duration.count(), r_.dir));
@@ -456,6 +459,10 @@ class Run {
             ? fmt::format("converged {:.1f} s after the writers stopped", r_.converge_seconds)
             : fmt::format("NOT converged after {:.0f} s", r_.converge_seconds));
 
+    for (int i = 0; i < cluster_->size(); ++i) {
+      cluster_->sample_metrics(i);
+      r_.repair_volumes.push_back(cluster_->repair_volumes(i));
+    }
     std::vector<SoakNodeState> states;
     for (int i = 0; i < cluster_->size(); ++i) states.push_back(read_node_state(cluster_->db(i)));
     r_.check = check_soak(states, workload_->expected(), workload_->not_committed(), slow_clocks_);
@@ -655,6 +662,18 @@ std::string SoakReport::summary() const {
   row("dead letters", std::to_string(check.dead_letters));
   row("messages re-applied from stream leader",
       fmt::format("{} (in {} repairs of diverged stream replicas)", repaired_messages, repairs));
+  row("stream audit", options.stream_audit ? "on" : "off ([replication_log] stream_audit = false)");
+  row("anti-entropy interval", fmt::format("{} ms", options.anti_entropy_interval.count()));
+  for (size_t i = 0; i < repair_volumes.size(); ++i) {
+    const RepairVolumes& v = repair_volumes[i];
+    row(fmt::format("repairs, node {}", i + 1),
+        fmt::format("anti-entropy {} rounds, {} rows compared, {} repaired; audit {} checked, {} "
+                    "re-applied, {} leader reads, {:.1f} MB ({} samples); CPU replicator {:.0f} s, "
+                    "nats-server {:.0f} s",
+                    v.rounds, v.rows_compared, v.rows_repaired, v.audit_checked, v.audit_reapplied,
+                    v.leader_reads, static_cast<double>(v.leader_bytes) / 1e6, v.samples,
+                    v.replicator_cpu_s, v.nats_cpu_s));
+  }
   row("pending after convergence", std::to_string(check.pending));
   row("held rows after convergence", std::to_string(check.held));
   row("time to converge", converged ? fmt::format("{:.1f} s", converge_seconds)

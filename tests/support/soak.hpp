@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/support/soak_check.hpp"
+#include "tests/support/soak_cluster.hpp"
 #include "tests/support/soak_workload.hpp"
 
 namespace harmony::test {
@@ -55,6 +56,10 @@ struct SoakOptions {
   bool keep = false;     // keep the directory even when the run passes
   bool verbose_replicators = false;
   bool hold_on_failure = false;  // keep the cluster running after a failed check until interrupted
+  bool stream_audit = true;      // false: [replication_log] stream_audit = false on every node
+  // [anti_entropy] interval of every node: well under the convergence wait, so a difference
+  // the streams leave is repaired (and measured) within it; the product default is 30 s.
+  std::chrono::milliseconds anti_entropy_interval{5000};
   std::function<bool()> interrupted;  // polled; true = wind down now
   std::ostream* out = nullptr;        // timeline and progress lines
 };
@@ -83,6 +88,8 @@ struct SoakReport {
   // Messages a node had read differently from the stream leader's copy and re-applied from it
   // (replicator/receive/stream_audit.hpp), from the replicators' warnings; and how many warnings.
   int64_t repaired_messages = 0, repairs = 0;
+  // Per node, from its /metrics (summed over its restarts): anti-entropy and stream audit.
+  std::vector<RepairVolumes> repair_volumes;
   bool passed() const;
   std::string summary() const;  // the table
 };

@@ -25,6 +25,20 @@ struct SoakClusterOptions {
   int64_t max_entries = 1000000;
   std::string extra_config;  // top-level TOML keys added to every node's config
   bool verbose = false;
+  bool stream_audit = true;                 // [replication_log] stream_audit
+  int64_t anti_entropy_interval_ms = 5000;  // [anti_entropy] interval
+};
+
+// Counters a node's replicator exports on /metrics, summed over its restarts (each process
+// starts from zero): what anti-entropy and the stream audit did and cost.
+struct RepairVolumes {
+  int64_t rounds = 0, rows_compared = 0, rows_repaired = 0;  // anti-entropy
+  int64_t audit_checked = 0, audit_reapplied = 0;            // stream audit
+  int64_t leader_reads = 0, leader_bytes = 0;                // ... and its cost
+  int64_t samples = 0;                                       // /metrics answers read
+  // CPU seconds (user + system) of the node's replicator processes and of their nats-server
+  // children, as last sampled from /proc (a process's time after its last sample is not seen).
+  double replicator_cpu_s = 0, nats_cpu_s = 0;
 };
 
 class SoakCluster {
@@ -63,13 +77,22 @@ class SoakCluster {
   std::string log_tail(int i, int lines) const;
   // Lines of every node's log containing `needle` (e.g. "error").
   std::vector<std::string> grep_logs(const std::string& needle) const;
+  // Reads node i's /metrics now (a no-op when it is not running or does not answer); done
+  // before every kill and stop too, so a restart loses at most what the process did since.
+  void sample_metrics(int i);
+  RepairVolumes repair_volumes(int i) const;
 
  private:
   struct Node {
     std::string db, config, log, store, cluster_host;
     int cluster_port = 0;
+    int metrics_port = 0;  // [prometheus] bind, on the node's own loopback
     std::unique_ptr<Process> process;
+    RepairVolumes banked, current;  // finished processes; the running one's last sample
+    std::map<pid_t, double> replicator_cpu, nats_cpu;  // CPU seconds by pid, last sample
   };
+  // A last sample, then what the process counted is kept: it is about to be killed or stopped.
+  void bank_metrics(int i);
   const Node& node(int i) const { return nodes_.at(static_cast<size_t>(i)); }
   Node& node(int i) { return nodes_.at(static_cast<size_t>(i)); }
   SoakClusterOptions options_;

@@ -248,3 +248,25 @@ TEST_CASE("the consumer applies the leader's message at a sequence it already pa
   CHECK(con.position() == 2);
   CHECK(Db::open(b).query_int("SELECT seq FROM __harmony_positions WHERE stream='s-1'") == 2);
 }
+
+TEST_CASE("stream audit: its cost is counted in leader reads and bytes", "[audit]") {
+  const auto t0 = StreamAudit::Clock::now();
+  StreamAudit audit;
+  FakeLeader leader;
+  for (uint64_t seq = 1; seq <= 4; ++seq) {
+    audit.record(seq, id(seq), 100);
+    leader.ids[seq] = id(seq);
+  }
+  leader.ids[4] = "";  // trimmed: asked, but nothing comes back
+  AuditCounters counters;
+  CHECK(audit.run(t0, std::ref(leader), counters).empty());
+  CHECK(counters.leader_reads == 4);
+  CHECK(counters.checked == 3);
+  // "leader's 1-N-1": 14 bytes each, from the three found.
+  CHECK(counters.leader_bytes == 3 * std::string("leader's 1-1-1").size());
+  leader.available = false;
+  audit.suspect(t0);
+  audit.run(t0 + 3s, std::ref(leader), counters);
+  CHECK(counters.leader_reads == 5);  // the unanswered request counts; the check stops there
+  CHECK(counters.leader_bytes == 3 * std::string("leader's 1-1-1").size());
+}
