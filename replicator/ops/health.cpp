@@ -1,6 +1,8 @@
 // Health answer and database probe (see health.hpp).
 #include "replicator/ops/health.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <ctime>
 
 #include <fmt/chrono.h>
@@ -77,8 +79,10 @@ std::vector<std::string> health_warnings(const ReplicatorStats& s, const DbProbe
 
 // Why the node does not replicate right now, one phrase each; empty when it does. A paused
 // stream counts: it applies nothing until its cause is fixed, whatever else still works.
-std::vector<std::string> health_problems(const ReplicatorStats& s, const DbProbe& probe) {
+std::vector<std::string> health_problems(const ReplicatorStats& s, const DbProbe& probe,
+                                         bool restoring) {
   std::vector<std::string> problems;
+  if (restoring) problems.push_back("starting: restoring snapshot");
   if (!probe.db_connected) problems.push_back("the database cannot be read");
   if (!s.nats_connected) problems.push_back("not connected to NATS");
   if (probe.db_connected && !probe.cdc_installed)
@@ -128,15 +132,47 @@ nlohmann::json schema_json(const ReplicatorStats& s) {
   return schema;
 }
 
+double mb(uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
+
 }  // namespace
 
+nlohmann::json snapshot_transfer_json(const SnapshotTransferStatus& t) {
+  nlohmann::json j;
+  j["phase"] = t.phase;
+  j["step"] = t.step.empty() ? nlohmann::json(nullptr) : nlohmann::json(t.step);
+  j["done_bytes"] = t.done_bytes;
+  j["total_bytes"] = t.total_bytes;
+  j["percent"] = nullptr;
+  j["mb_per_s"] = nullptr;
+  j["eta_s"] = nullptr;
+  if (t.step.empty()) return j;
+  if (t.total_bytes > 0) j["percent"] = std::min<uint64_t>(100, t.done_bytes * 100 / t.total_bytes);
+  if (t.step_seconds > 0) {
+    const double rate = mb(t.done_bytes) / t.step_seconds;
+    j["mb_per_s"] = std::round(rate * 10) / 10;
+    // The rest at the rate so far, as the progress log line says it.
+    if (rate > 0 && t.total_bytes > t.done_bytes)
+      j["eta_s"] = static_cast<int64_t>(std::ceil(mb(t.total_bytes - t.done_bytes) / rate));
+  }
+  return j;
+}
+
 HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint64_t node_id,
-                           bool detailed, int64_t now_ms) {
+                           bool detailed, int64_t now_ms,
+                           const std::optional<SnapshotTransferStatus>& transfer) {
   HealthAnswer a;
-  const std::vector<std::string> problems = health_problems(s, probe);
+  // A start-up restore: the node does not replicate yet (503), but says why and how far it is,
+  // so whoever watches a long restore sees it move.
+  const bool restoring = transfer && transfer->phase == "restoring";
+  const std::vector<std::string> problems = health_problems(s, probe, restoring);
   const std::vector<std::string> warnings = health_warnings(s, probe, now_ms);
   a.healthy = problems.empty();
-  a.body["status"] = !a.healthy ? "unhealthy" : warnings.empty() ? "healthy" : "degraded";
+  a.body["status"] = restoring          ? "starting"
+                     : !a.healthy       ? "unhealthy"
+                     : warnings.empty() ? "healthy"
+                                        : "degraded";
   if (!detailed) return a;
   nlohmann::json& j = a.body;
   j["problems"] = problems;
@@ -174,6 +210,8 @@ HealthAnswer health_report(const ReplicatorStats& s, const DbProbe& probe, uint6
   snap["last"] = rfc3339_or_null(s.last_snapshot_ms);
   snap["size_bytes"] = s.last_snapshot_bytes.load();
   snap["duration_ms"] = s.last_snapshot_duration_ms.load();
+  snap["phase"] = nullptr;  // no transfer under way
+  if (transfer) snap.update(snapshot_transfer_json(*transfer));
   j["snapshot"] = std::move(snap);
   nlohmann::json clocks;
   clocks["max_drift_seconds"] = static_cast<double>(s.max_clock_drift_ms) / 1000.0;
@@ -217,7 +255,8 @@ DbProbe HealthChecker::probe() {
 }
 
 HealthAnswer HealthChecker::check(bool detailed) {
-  return health_report(stats_, probe(), node_id_, detailed, wall_clock_ms());
+  return health_report(stats_, probe(), node_id_, detailed, wall_clock_ms(),
+                       snapshot_transfer_status());
 }
 
 }  // namespace harmony

@@ -4,7 +4,9 @@
 // tables_tracked, last_replicated_event_timestamp, last_published_event_timestamp, version)
 // plus ours: per-stream position and lag, pending changes, dead letters, schema status, the
 // embedded nats-server. Timestamps are this node's own (RFC 3339, null when never), unlike
-// HarmonyLite's, which were the stream's last message for every node.
+// HarmonyLite's, which were the stream's last message for every node. While a snapshot is
+// restored at start-up or saved, "snapshot" shows the phase, percent, MB/s and ETA; a start-up
+// restore answers 503 with status "starting".
 #pragma once
 #include <cstdint>
 #include <mutex>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "replicator/common/stats.hpp"
+#include "replicator/snapshot/transfer_status.hpp"
 #include "shared/sqlite_db.hpp"
 
 namespace harmony {
@@ -33,9 +36,15 @@ struct HealthAnswer {
   nlohmann::json body;
 };
 
-// Pure: builds the answer from counters and a probe (unit-testable).
+// Pure: builds the answer from counters, a probe and the snapshot transfer under way, if any
+// (unit-testable).
 HealthAnswer health_report(const ReplicatorStats& stats, const DbProbe& probe, uint64_t node_id,
-                           bool detailed, int64_t now_ms);
+                           bool detailed, int64_t now_ms,
+                           const std::optional<SnapshotTransferStatus>& transfer = std::nullopt);
+
+// The transfer's fields of the health answer: phase, step, percent, done/total bytes, MB/s and
+// ETA (null when unknown).
+nlohmann::json snapshot_transfer_json(const SnapshotTransferStatus& t);
 
 // "2025-05-01T12:00:00.123Z", or null for 0.
 nlohmann::json rfc3339_or_null(int64_t unix_ms);

@@ -82,6 +82,10 @@ void FileSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
   std::string previous = current_data_file();
   std::string name = std::string(kDataPrefix) + new_nuid() + std::string(kDataSuffix);
   std::string tmp = dir_ + "/." + name + ".tmp";
+  // The new file goes in beside the previous one, which stays until the new one is complete.
+  require_free_space(dir_, meta.size, "snapshot directory",
+                     "the new snapshot is written beside the previous one, which is kept until "
+                     "the new one is complete");
   TransferProgress progress("snapshot upload to " + dir_, meta.size, on_tick);
   try {
     auto [size, digest] = copy_hashed(file, tmp, progress);
@@ -120,7 +124,10 @@ SnapshotMeta FileSnapshotStore::get(const std::string& out_file) {
   TransferProgress progress("snapshot download from " + dir_, meta->size);
   std::pair<uint64_t, Sha256Digest> got;
   try {
-    got = copy_hashed(data, out_file, progress);
+    got = copy_pipelined(data, out_file, progress);
+  } catch (const LocalWriteError&) {
+    std::remove(out_file.c_str());
+    throw;  // our disk, not the snapshot: not a rejection
   } catch (const Error& e) {
     std::remove(out_file.c_str());
     throw SnapshotRejected(fmt::format("snapshot in {} is unreadable: {}", dir_, e.what()));

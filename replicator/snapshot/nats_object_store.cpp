@@ -389,9 +389,9 @@ NatsSubscriptionPtr subscribe_chunks(NatsConnection& conn, const std::string& st
 
 SnapshotMeta NatsObjectStore::download(const ObjectInfo& info, const std::string& out_file) {
   TransferProgress progress(fmt::format("snapshot download from {}", bucket_), info.size);
-  Fd out(::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", out_file, std::strerror(errno)));
-  Sha256 h;
+  // Receiving (nats.c's thread and this one), hashing and writing overlap: the writer's thread
+  // hashes and writes while this one takes the next chunks.
+  PipelinedFileWriter out(out_file);
   uint64_t size = 0;
   uint32_t got = 0;
   if (int64_t stored = stored_chunks(info.nuid);
@@ -418,8 +418,7 @@ SnapshotMeta NatsObjectStore::download(const ObjectInfo& info, const std::string
     int len = natsMsg_GetDataLength(m.get());
     if (len <= 0) continue;  // flow control or heartbeat
     const char* data = natsMsg_GetData(m.get());
-    h.update(data, static_cast<size_t>(len));
-    write_all(out.get(), data, static_cast<size_t>(len), out_file);
+    out.write(data, static_cast<size_t>(len));
     size += static_cast<uint64_t>(len);
     ++got;
     progress.add(static_cast<uint64_t>(len));
@@ -428,9 +427,7 @@ SnapshotMeta NatsObjectStore::download(const ObjectInfo& info, const std::string
           fmt::format("snapshot download from {}: more data than its info says ({} bytes)",
                       describe(), info.size));
   }
-  if (::fsync(out.get()) != 0 || !out.close())
-    throw Error(fmt::format("cannot write {}: {}", out_file, std::strerror(errno)));
-  Sha256Digest digest = h.finish();
+  const Sha256Digest digest = out.finish().second;
   std::string adr_digest = "SHA-256=" + base64url(digest.data(), digest.size());
   if (size != info.size || size != info.meta.size || hex_of(digest) != info.meta.sha256 ||
       (!info.digest.empty() && info.digest != adr_digest))

@@ -30,10 +30,15 @@ class NatsConnection;
 std::string transfer_progress_text(const std::string& what, uint64_t done_bytes,
                                    uint64_t total_bytes, double elapsed_seconds);
 
-// Logs a long transfer's progress (percent, MB/s, ETA) every few seconds and its total at the end.
+// Logs a long transfer's progress (percent, MB/s, ETA) every few seconds and its total at the end,
+// and shows it on the process's transfer board (transfer_status.hpp, read by /health) while it
+// lives.
 class TransferProgress {
  public:
   TransferProgress(std::string what, uint64_t total_bytes, std::function<void()> on_tick = nullptr);
+  ~TransferProgress();
+  TransferProgress(const TransferProgress&) = delete;
+  TransferProgress& operator=(const TransferProgress&) = delete;
   void add(uint64_t bytes);
   void finish();  // logs "<what>: N MB in s (MB/s)"
   double mb_per_s() const;

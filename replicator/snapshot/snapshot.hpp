@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shared/sqlite_db.hpp"
@@ -54,6 +55,9 @@ struct RestoreOptions {
   // applied after the restore (the snapshot may predate them). Persisted in __harmony_meta.
   std::map<std::string, uint64_t> apply_own_until;
   const std::atomic<bool>* stop = nullptr;  // interrupts the wait for the write lock
+  // Leave moving the copy from the write-ahead log into the file to the caller (a
+  // BackgroundCheckpoint) instead of doing it before returning.
+  bool defer_checkpoint = false;
 };
 
 struct RestoreReport {
@@ -73,9 +77,28 @@ struct RestoreReport {
 // (changes re-applied by last-writer-wins with their versions and marked dirty so they are
 // published; node id, batch counter and runtime keys kept; the clock is the larger of both),
 // then copies the result into the live database with sqlite3_backup in one transaction. The
-// snapshot file is modified. Connections of other programs stay valid and see the new content.
+// snapshot file is modified, and removed once the copy is committed. Connections of other programs
+// stay valid and see the new content.
 RestoreReport restore_into(const std::string& live_path, const std::string& snapshot_file,
                            const RestoreOptions& options);
+
+// After a restore the copy sits in the write-ahead log; moving it into the database file writes
+// the whole snapshot once more (and flushes it to the disk), which need not hold up start-up:
+// this runs a PASSIVE checkpoint (never blocks readers or writers; an application's own
+// auto-checkpoint meanwhile finds the checkpoint busy and skips it), then a TRUNCATE to shrink the
+// log, on a thread of its own, logging the time it took. The destructor interrupts it (a later
+// checkpoint continues where it stopped: nothing is lost) and joins.
+class BackgroundCheckpoint {
+ public:
+  explicit BackgroundCheckpoint(const std::string& db_path);
+  ~BackgroundCheckpoint();
+  BackgroundCheckpoint(const BackgroundCheckpoint&) = delete;
+  BackgroundCheckpoint& operator=(const BackgroundCheckpoint&) = delete;
+
+ private:
+  Db db_;
+  std::thread thread_;
+};
 
 // Why the snapshot at `snapshot_file` cannot replace the database at `live_path` (a user table
 // with rows missing there or with another schema), or "" when it can. A table whose snapshot

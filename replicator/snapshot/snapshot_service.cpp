@@ -19,6 +19,8 @@
 #include "replicator/nats/nats_client.hpp"
 #include "replicator/nats/nats_config.hpp"
 #include "replicator/snapshot/snapshot_leader.hpp"
+#include "replicator/snapshot/store_files.hpp"
+#include "replicator/snapshot/transfer_status.hpp"
 #include "shared/apply.hpp"
 #include "shared/capture.hpp"
 #include "shared/clock.hpp"
@@ -128,6 +130,7 @@ std::string refusal(const Config& config, const std::string& holes, const std::s
 
 SnapshotMeta save_snapshot(const Config& config, SnapshotStore& store,
                            const std::function<void()>& on_tick) {
+  SnapshotPhase saving("saving");
   TempFile tmp{temp_path_near(config.db_path, "snapshot")};
   SnapshotMeta meta = make_snapshot_file(config.db_path, tmp.path);
   // A stream this node never applied anything from is at 0: say so explicitly.
@@ -258,9 +261,19 @@ std::optional<SnapshotMeta> fetch_usable_snapshot(const Config& config, Snapshot
                positions_text(info->positions));
   SnapshotMeta meta;
   try {
+    // Room for the download next to the database and for the copy through its write-ahead log
+    // (restore_into removes the download before the checkpoint moves the copy into the file).
+    const std::string db_dir = std::filesystem::absolute(config.db_path).parent_path().string();
+    require_free_space(db_dir, 2 * info->size, "the database's directory",
+                       "the snapshot is downloaded next to the database, then copied into it "
+                       "through its write-ahead log: twice its size");
     meta = store->get(into);
   } catch (const SnapshotRejected& e) {
     throw Error(refusal(config, holes, std::string("the snapshot was rejected: ") + e.what()));
+  } catch (const LocalWriteError& e) {
+    throw Error(fmt::format(
+        "cannot restore the newest snapshot ({:.1f} MB) into {}: {}. The database is unchanged",
+        static_cast<double>(info->size) / (1024.0 * 1024.0), config.db_path, e.what()));
   }
   if (auto why = unusable_because(meta, views); !why.empty()) {
     why_not = "the downloaded snapshot is too old: " + why;
@@ -314,8 +327,13 @@ bool restore_downloaded(const Config& config, Db& db, const std::string& file,
   ro.node = node;
   ro.stop = &stop;
   for (const auto& v : views) ro.apply_own_until[v.name] = v.state.last_seq;
+  ro.defer_checkpoint = true;
   RestoreReport report = restore_into(config.db_path, file, ro);
   if (report.interrupted) return false;
+  // Start-up goes on while the copy moves from the log into the file; the checkpoint lives until
+  // the process ends (interrupted then; a later one finishes it).
+  static std::unique_ptr<BackgroundCheckpoint> checkpoint;
+  checkpoint = std::make_unique<BackgroundCheckpoint>(config.db_path);
   spdlog::info(
       "restored the snapshot of node {} ({:.1f} MB, positions {}); {} unpublished local "
       "change(s) found, {} kept on top and pending publication",
@@ -397,6 +415,8 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
     const auto views = stream_views(config, conn, db);
     if (const std::string holes = describe_holes(views); !holes.empty()) {
       TempFile tmp{temp_path_near(config.db_path, "restore")};
+      // /health answers "starting: restoring snapshot" (503) with the step's progress meanwhile.
+      SnapshotPhase restoring("restoring");
       std::string why_not;
       if (const auto meta = fetch_usable_snapshot(config, store.get(), store_problem, holes, views,
                                                   tmp.path, why_not)) {

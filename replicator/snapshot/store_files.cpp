@@ -6,16 +6,23 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "replicator/snapshot/transfer_status.hpp"
 
 namespace harmony {
 
@@ -37,11 +44,23 @@ void write_all(int fd, const char* data, size_t size, const std::string& path) {
     ssize_t n = ::write(fd, data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw Error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+      throw LocalWriteError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
     }
     data += n;
     size -= static_cast<size_t>(n);
   }
+}
+
+void require_free_space(const std::string& dir, uint64_t needed, const std::string& what,
+                        const std::string& why) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) return;  // unknown: the write itself will tell
+  const uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  if (free_bytes >= needed) return;
+  throw LocalWriteError(
+      fmt::format("not enough free space in {} {}: {:.1f} MB free, {:.1f} MB needed ({}); free "
+                  "some space there and try again",
+                  what, dir, mb(free_bytes), mb(needed), why));
 }
 
 void fsync_dir(const std::string& dir) {
@@ -56,7 +75,8 @@ std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std:
   if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
   // A new file only: an existing one (or a symlink planted at the name) is not written through.
   Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!out.ok()) throw Error(fmt::format("cannot create {}: {}", dst, std::strerror(errno)));
+  if (!out.ok())
+    throw LocalWriteError(fmt::format("cannot create {}: {}", dst, std::strerror(errno)));
   Sha256 h;
   std::vector<char> buf(1 << 20);
   uint64_t size = 0;
@@ -73,8 +93,116 @@ std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std:
     progress.add(static_cast<uint64_t>(n));
   }
   if (::fsync(out.get()) != 0 || !out.close())
-    throw Error(fmt::format("cannot write {}: {}", dst, std::strerror(errno)));
+    throw LocalWriteError(fmt::format("cannot write {}: {}", dst, std::strerror(errno)));
   return {size, h.finish()};
+}
+
+struct PipelinedFileWriter::State {
+  std::string path;
+  std::unique_ptr<Fd> out;
+  std::mutex mu;
+  std::condition_variable changed;
+  std::deque<std::vector<char>> queue;
+  size_t queued_bytes = 0;
+  bool closing = false;
+  std::string error;  // the writer thread's failure, reported by write() and finish()
+  uint64_t size = 0;
+  Sha256 hash;
+  std::thread thread;
+
+  void run() {
+    while (true) {
+      std::vector<char> chunk;
+      {
+        std::unique_lock lk(mu);
+        changed.wait(lk, [&] { return !queue.empty() || closing; });
+        if (queue.empty()) return;
+        chunk = std::move(queue.front());
+        queue.pop_front();
+      }
+      try {
+        if (error.empty()) {
+          hash.update(chunk.data(), chunk.size());
+          write_all(out->get(), chunk.data(), chunk.size(), path);
+          size += chunk.size();
+        }
+      } catch (const Error& e) {
+        std::lock_guard lk(mu);
+        error = e.what();
+      }
+      {
+        std::lock_guard lk(mu);
+        queued_bytes -= chunk.size();
+      }
+      changed.notify_all();
+    }
+  }
+};
+
+PipelinedFileWriter::PipelinedFileWriter(std::string path) : state_(std::make_unique<State>()) {
+  state_->path = std::move(path);
+  state_->out = std::make_unique<Fd>(
+      ::open(state_->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!state_->out->ok())
+    throw LocalWriteError(fmt::format("cannot create {}: {}", state_->path, std::strerror(errno)));
+  state_->thread = std::thread([s = state_.get()] { s->run(); });
+}
+
+PipelinedFileWriter::~PipelinedFileWriter() {
+  {
+    std::lock_guard lk(state_->mu);
+    state_->closing = true;
+    state_->queue.clear();
+  }
+  state_->changed.notify_all();
+  if (state_->thread.joinable()) state_->thread.join();
+}
+
+void PipelinedFileWriter::write(const char* data, size_t size) {
+  if (size == 0) return;
+  std::unique_lock lk(state_->mu);
+  // One chunk larger than the bound still goes through (alone), so nothing waits forever.
+  state_->changed.wait(lk, [&] {
+    return !state_->error.empty() || state_->queued_bytes == 0 ||
+           state_->queued_bytes + size <= kQueueBytes;
+  });
+  if (!state_->error.empty()) throw LocalWriteError(state_->error);
+  state_->queue.emplace_back(data, data + size);
+  state_->queued_bytes += size;
+  lk.unlock();
+  state_->changed.notify_all();
+}
+
+std::pair<uint64_t, Sha256Digest> PipelinedFileWriter::finish() {
+  {
+    std::lock_guard lk(state_->mu);
+    state_->closing = true;
+  }
+  state_->changed.notify_all();
+  state_->thread.join();
+  if (!state_->error.empty()) throw LocalWriteError(state_->error);
+  if (!state_->out->close())
+    throw LocalWriteError(fmt::format("cannot write {}: {}", state_->path, std::strerror(errno)));
+  return {state_->size, state_->hash.finish()};
+}
+
+std::pair<uint64_t, Sha256Digest> copy_pipelined(const std::string& src, const std::string& dst,
+                                                 TransferProgress& progress) {
+  Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+  PipelinedFileWriter out(dst);
+  std::vector<char> buf(1 << 20);
+  while (true) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+    }
+    if (n == 0) break;
+    out.write(buf.data(), static_cast<size_t>(n));
+    progress.add(static_cast<uint64_t>(n));
+  }
+  return out.finish();
 }
 
 void ensure_private_dir(const std::string& dir, const std::string& what) {
@@ -147,7 +275,13 @@ TransferProgress::TransferProgress(std::string what, uint64_t total_bytes,
       total_(total_bytes),
       on_tick_(std::move(on_tick)),
       started_(std::chrono::steady_clock::now()),
-      last_log_(started_) {}
+      last_log_(started_) {
+  snapshot_step_begin(what_, total_);
+}
+
+TransferProgress::~TransferProgress() {
+  snapshot_step_end();
+}
 
 std::string transfer_progress_text(const std::string& what, uint64_t done_bytes,
                                    uint64_t total_bytes, double elapsed_seconds) {
@@ -164,6 +298,10 @@ std::string transfer_progress_text(const std::string& what, uint64_t done_bytes,
 
 void TransferProgress::add(uint64_t bytes) {
   done_ += bytes;
+  snapshot_step_progress(done_);
+  if (const double limit = snapshot_test_rate_limit(); limit > 0)
+    std::this_thread::sleep_until(started_ + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 std::chrono::duration<double>(mb(done_) / limit)));
   auto now = std::chrono::steady_clock::now();
   if (now - last_log_ >= kProgressEvery) {
     last_log_ = now;
