@@ -16,6 +16,7 @@
 #include "shared/column_history.hpp"
 #include "shared/conflict_log.hpp"
 #include "shared/content_digest.hpp"
+#include "shared/fold.hpp"
 #include "shared/held.hpp"
 #include "shared/hlc.hpp"
 #include "shared/meta_store.hpp"
@@ -139,8 +140,11 @@ class Applier {
   bool open_ = false;
   bool conflicts_recorded_ = false;  // since begin(): prune the log in finish()
   ConflictLimits conflict_limits_;
-  int64_t conflicts_in_tx_ = 0;  // rows recorded since begin()
+  int64_t conflicts_in_tx_ = 0;            // rows recorded since begin()
   std::unique_ptr<DigestUpdater> digest_;  // anti-entropy (shared/content_digest.hpp)
+  // Which logs hold local changes, for the fold at each begin() (prepared once per schema).
+  std::unique_ptr<LogProbe> log_probe_;
+  Stmt mute_, unmute_;  // capture off and on again (__harmony_mute)
 };
 
 }  // namespace harmony
