@@ -19,7 +19,7 @@
 // OUT/throughput.png.
 //   harmony_bench [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] [--baseline-bin PATH]
 //                 [--naive] [--seconds S] [--catchup-rows N] [--snapshot-mb N] [--replicas N]
-//                 [--shell-seconds S] [--strict]
+//                 [--shell-seconds S] [--steps 2,3,4,7] [--main-first] [--strict]
 // --quick: tiny sizes (the ctest smoke run). --strict: exit 1 when a target is missed.
 #include <unistd.h>
 
@@ -52,6 +52,8 @@ struct Options {
   std::string baseline_bin;  // another build's harmonylite, measured as "main"
   std::string out_dir;
   double shell_seconds = 10;
+  std::string steps = "2,3,4,7";  // which of the cluster steps run ((6) comes with (2))
+  bool main_first = false;        // measure main before ours in each step (order bias check)
   double tp_seconds = 30;
   double delay_seconds = 20;
   int64_t catchup_rows = 1'000'000;
@@ -64,7 +66,8 @@ int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] "
                "[--baseline-bin PATH] [--naive] [--only ours] [--seconds S] [--catchup-rows N] "
-               "[--snapshot-mb N] [--replicas N] [--shell-seconds S] [--strict]\n",
+               "[--snapshot-mb N] [--replicas N] [--shell-seconds S] [--steps 2,3,4,7] "
+               "[--main-first] [--strict]\n",
                argv0);
   return 2;
 }
@@ -109,6 +112,10 @@ int main(int argc, char** argv) {
     } else if (a == "--only" && next() == "ours") {
       o.naive = false;
       o.baseline_bin.clear();
+    } else if (a == "--steps") {
+      o.steps = next();
+    } else if (a == "--main-first") {
+      o.main_first = true;
     } else if (a == "--naive") {
       o.naive = true;
     } else if (a == "--baseline-bin") {
@@ -194,8 +201,11 @@ int main(int argc, char** argv) {
       clusters.push_back(std::make_unique<BenchCluster>(Mode::Naive, o.replicas, max_entries));
     for (auto& c : clusters) c->launch();
     for (auto& c : clusters) c->wait_started();
+    if (o.main_first && clusters.size() > 1) std::swap(clusters[0], clusters[1]);
+    auto step = [&](char n) { return o.steps.find(n) != std::string::npos; };
 
     for (int txn : {1000, 1}) {
+      if (!step('2')) break;
       for (auto& c : clusters) {
         progress(fmt::format("(2) throughput, {}-row txns, {}", txn, mode_name(c->mode())));
         // How far the writer may run ahead of the slower replica: deep enough that batching
@@ -209,6 +219,7 @@ int main(int argc, char** argv) {
       }
     }
     for (double rate : kDelayRates) {
+      if (!step('3')) break;
       for (auto& c : clusters) {
         progress(fmt::format("(3) delay at {:.0f} txn/s, {}", rate, mode_name(c->mode())));
         results["delay"].push_back(
@@ -220,6 +231,7 @@ int main(int argc, char** argv) {
       }
     }
     for (auto& c : clusters) {
+      if (!step('4')) break;
       const int64_t rows = c->mode() != Mode::Naive ? o.catchup_rows : o.naive_catchup_rows;
       progress(fmt::format("(4) catch-up of {} rows, {}", rows, mode_name(c->mode())));
       results["catchup"].push_back(run_catchup(*c, "catchup", rows));
@@ -227,6 +239,7 @@ int main(int argc, char** argv) {
                            human_rate(results["catchup"].back().value("rows_per_s", 0.0))));
     }
     for (auto& c : clusters) {
+      if (!step('7')) break;
       if (c->mode() == Mode::Naive) continue;  // one row per transaction: locked by design
       progress(fmt::format("(7) sqlite3 shell on node 2 under 5,000 replicated rows/s, {}",
                            mode_name(c->mode())));
