@@ -1,5 +1,5 @@
-// harmony_bench: the whole benchmark of issue 8 in one run, on a local three-node loopback
-// cluster of real harmonylite processes (each with its embedded nats-server):
+// harmony_bench: the whole benchmark of issues 8 and 18 in one run, on local three-node loopback
+// clusters of real harmonylite processes (each with its embedded nats-server):
 //   (1) capture overhead        capture_bench (run as a child, its JSON included)
 //   (2) replication throughput  1,000-row and 1-row transactions, sustained
 //   (3) replication delay       commit on node 1 -> visible on node 2 at 50, 100 and 1,000
@@ -8,18 +8,24 @@
 //   (4) catch-up                node 3 restarted after 1,000,000 rows changed
 //   (5) snapshot                -save-snapshot and restore at start-up of a 1 GB database
 //   (6) resources               RSS and CPU of each replicator during (2)
-//   (7) naive reference mode    the same binary configured like HarmonyLite (scan_max_changes
-//                               = 1, apply_batch_rows = 1), measured side by side, scenario by
-//                               scenario, so every figure has a ratio
+//   (7) write-lock duty cycle   the stock sqlite3 shell writing on node 2 while node 1 produces
+//                               5,000 replicated rows/s: % of shell writes "database is locked"
+// Side by side: with --baseline-bin PATH a second cluster runs another build's harmonylite
+// ("main": scripts/bench.sh --baseline REF builds it) and each scenario measures ours, then
+// main, back to back, so the ratio compares like with like on this shared machine. --naive adds
+// the same binary configured like HarmonyLite (scan_max_changes = 1, apply_batch_rows = 1); it
+// is off by default since issue 18: its ratios (25x-900x) are settled and it costs minutes.
 // Output: a table on stdout and in OUT/table.txt, OUT/results.json, OUT/delay.png and
 // OUT/throughput.png.
-//   harmony_bench [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] [--only ours]
-//                 [--seconds S] [--catchup-rows N] [--snapshot-mb N] [--replicas N] [--strict]
+//   harmony_bench [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] [--baseline-bin PATH]
+//                 [--naive] [--seconds S] [--catchup-rows N] [--snapshot-mb N] [--replicas N]
+//                 [--shell-seconds S] [--steps 2,3,4,7] [--main-first] [--strict]
 // --quick: tiny sizes (the ctest smoke run). --strict: exit 1 when a target is missed.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -42,8 +48,12 @@ namespace {
 
 struct Options {
   bool quick = false, strict = false, skip_capture = false, skip_snapshot = false;
-  bool naive = true;
+  bool naive = false;
+  std::string baseline_bin;  // another build's harmonylite, measured as "main"
   std::string out_dir;
+  double shell_seconds = 10;
+  std::string steps = "2,3,4,7";  // which of the cluster steps run ((6) comes with (2))
+  bool main_first = false;        // measure main before ours in each step (order bias check)
   double tp_seconds = 30;
   double delay_seconds = 20;
   int64_t catchup_rows = 1'000'000;
@@ -54,8 +64,10 @@ struct Options {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] [--only ours] "
-               "[--seconds S] [--catchup-rows N] [--snapshot-mb N] [--replicas N] [--strict]\n",
+               "usage: %s [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] "
+               "[--baseline-bin PATH] [--naive] [--only ours] [--seconds S] [--catchup-rows N] "
+               "[--snapshot-mb N] [--replicas N] [--shell-seconds S] [--steps 2,3,4,7] "
+               "[--main-first] [--strict]\n",
                argv0);
   return 2;
 }
@@ -99,6 +111,17 @@ int main(int argc, char** argv) {
       o.skip_snapshot = true;
     } else if (a == "--only" && next() == "ours") {
       o.naive = false;
+      o.baseline_bin.clear();
+    } else if (a == "--steps") {
+      o.steps = next();
+    } else if (a == "--main-first") {
+      o.main_first = true;
+    } else if (a == "--naive") {
+      o.naive = true;
+    } else if (a == "--baseline-bin") {
+      o.baseline_bin = next();
+    } else if (a == "--shell-seconds") {
+      o.shell_seconds = std::atof(next().c_str());
     } else if (a == "--out") {
       o.out_dir = next();
     } else if (a == "--seconds") {
@@ -121,9 +144,16 @@ int main(int argc, char** argv) {
     o.catchup_rows = 10'000;
     o.naive_catchup_rows = 500;
     o.snapshot_mb = 4;
+    o.shell_seconds = 1;
   }
-  if (o.tp_seconds <= 0 || o.catchup_rows < 1000 || o.snapshot_mb < 1 || o.replicas < 1)
+  if (o.tp_seconds <= 0 || o.catchup_rows < 1000 || o.snapshot_mb < 1 || o.replicas < 1 ||
+      o.shell_seconds <= 0)
     return usage(argv[0]);
+  if (!o.baseline_bin.empty() && access(o.baseline_bin.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "harmony_bench: --baseline-bin %s is not an executable file\n",
+                 o.baseline_bin.c_str());
+    return 2;
+  }
 
   test::TempDir work("bench-work");
   if (o.out_dir.empty()) o.out_dir = work.path();
@@ -134,17 +164,23 @@ int main(int argc, char** argv) {
   results["quick"] = o.quick;
   results["machine"] = machine_info();
   results["load_before"] = load_average();
-  results["settings"] = {{"throughput_seconds", o.tp_seconds},
-                         {"delay_seconds", o.delay_seconds},
-                         {"catchup_rows", o.catchup_rows},
-                         {"naive_catchup_rows", o.naive_catchup_rows},
-                         {"snapshot_mb", o.snapshot_mb},
-                         {"stream_replicas", o.replicas},
-                         {"writer", "own connection, WAL, synchronous=NORMAL, busy_timeout"},
-                         {"naive_config", mode_config(Mode::Naive)}};
+  results["settings"] = {
+      {"throughput_seconds", o.tp_seconds},
+      {"delay_seconds", o.delay_seconds},
+      {"catchup_rows", o.catchup_rows},
+      {"naive_catchup_rows", o.naive_catchup_rows},
+      {"snapshot_mb", o.snapshot_mb},
+      {"stream_replicas", o.replicas},
+      {"shell_seconds", o.shell_seconds},
+      {"baseline_bin", o.baseline_bin},
+      {"baseline_commit",
+       std::getenv("HARMONY_BENCH_BASELINE") ? std::getenv("HARMONY_BENCH_BASELINE") : ""},
+      {"writer", "own connection, WAL, synchronous=NORMAL, busy_timeout"},
+      {"naive_config", mode_config(Mode::Naive)}};
   results["throughput"] = json::array();
   results["delay"] = json::array();
   results["catchup"] = json::array();
+  results["shell"] = json::array();
   int status = 0;
   try {
     if (!o.skip_capture) {
@@ -152,18 +188,24 @@ int main(int argc, char** argv) {
       results["capture"] = run_capture(o, work.path());
     }
 
-    // Both clusters run for the whole replication part; each scenario measures ours, then
-    // naive, back to back, so a change in machine load hits both alike.
+    // Every cluster runs for the whole replication part; each scenario measures ours, then
+    // main (then naive), back to back, so a change in machine load hits all alike.
     progress("starting the clusters");
     const int64_t max_entries = 100'000'000;  // a message is a batch: keep every one
     std::vector<std::unique_ptr<BenchCluster>> clusters;
     clusters.push_back(std::make_unique<BenchCluster>(Mode::Ours, o.replicas, max_entries));
+    if (!o.baseline_bin.empty())
+      clusters.push_back(
+          std::make_unique<BenchCluster>(Mode::Main, o.replicas, max_entries, o.baseline_bin));
     if (o.naive)
       clusters.push_back(std::make_unique<BenchCluster>(Mode::Naive, o.replicas, max_entries));
     for (auto& c : clusters) c->launch();
     for (auto& c : clusters) c->wait_started();
+    if (o.main_first && clusters.size() > 1) std::swap(clusters[0], clusters[1]);
+    auto step = [&](char n) { return o.steps.find(n) != std::string::npos; };
 
     for (int txn : {1000, 1}) {
+      if (!step('2')) break;
       for (auto& c : clusters) {
         progress(fmt::format("(2) throughput, {}-row txns, {}", txn, mode_name(c->mode())));
         // How far the writer may run ahead of the slower replica: deep enough that batching
@@ -177,6 +219,7 @@ int main(int argc, char** argv) {
       }
     }
     for (double rate : kDelayRates) {
+      if (!step('3')) break;
       for (auto& c : clusters) {
         progress(fmt::format("(3) delay at {:.0f} txn/s, {}", rate, mode_name(c->mode())));
         results["delay"].push_back(
@@ -188,11 +231,24 @@ int main(int argc, char** argv) {
       }
     }
     for (auto& c : clusters) {
-      const int64_t rows = c->mode() == Mode::Ours ? o.catchup_rows : o.naive_catchup_rows;
+      if (!step('4')) break;
+      const int64_t rows = c->mode() != Mode::Naive ? o.catchup_rows : o.naive_catchup_rows;
       progress(fmt::format("(4) catch-up of {} rows, {}", rows, mode_name(c->mode())));
       results["catchup"].push_back(run_catchup(*c, "catchup", rows));
       progress(fmt::format("    {} rows/s",
                            human_rate(results["catchup"].back().value("rows_per_s", 0.0))));
+    }
+    for (auto& c : clusters) {
+      if (!step('7')) break;
+      if (c->mode() == Mode::Naive) continue;  // one row per transaction: locked by design
+      progress(fmt::format("(7) sqlite3 shell on node 2 under 5,000 replicated rows/s, {}",
+                           mode_name(c->mode())));
+      results["shell"].push_back(run_shell_contention(*c, 5000, o.shell_seconds));
+      const auto& r = results["shell"].back();
+      progress(fmt::format("    {} of {} shell writes locked ({:.2f} %), {} other failures",
+                           r["shell_locked"].get<int64_t>(), r["shell_attempts"].get<int64_t>(),
+                           r["locked_percent"].get<double>(),
+                           r["shell_other_failures"].get<int64_t>()));
     }
     clusters.clear();  // stops every process
 

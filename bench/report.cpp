@@ -40,10 +40,21 @@ std::string judge(json& results, const std::string& name, double value, const st
   return pass ? "PASS" : "MISS";
 }
 
+// The reference column of (2)-(7): another build ("main", scripts/bench.sh --baseline) when it
+// ran, else the naive mode.
+const char* other_mode(const json& results) {
+  for (const char* key : {"throughput", "delay", "catchup"})
+    if (results.contains(key) && results[key].is_array())
+      for (const auto& r : results[key])
+        if (r.value("mode", "") == "main") return "main";
+  return "naive";
+}
+
 }  // namespace
 
 std::string summary_table(json& results) {
   results["targets"] = json::array();
+  const char* other = other_mode(results);
   std::vector<Line> lines;
   auto section = [&](const std::string& title) { lines.push_back({title, "", "", "", "", ""}); };
 
@@ -81,10 +92,10 @@ std::string summary_table(json& results) {
   section("(2) replication throughput, rows/s committed on node 1 and applied on nodes 2+3");
   for (int txn : {1000, 1}) {
     const json* o = find_run(results["throughput"], "ours", "txn_rows", txn);
-    const json* n = find_run(results["throughput"], "naive", "txn_rows", txn);
+    const json* n = find_run(results["throughput"], other, "txn_rows", txn);
     if (!o) continue;
     const double ov = (*o)["rows_per_s"], nv = n ? (*n)["rows_per_s"].get<double>() : 0;
-    const double target = txn == 1000 ? 50000 : 5000;
+    const double target = txn == 1000 ? 100000 : 20000;  // issue 18
     lines.push_back(
         {fmt::format("  {}-row txns, {:.0f} s", txn, (*o)["write_seconds"].get<double>()),
          human_rate(ov), n ? human_rate(nv) : "-", nv > 0 ? fmt::format("{:.1f}x", ov / nv) : "",
@@ -98,7 +109,7 @@ std::string summary_table(json& results) {
     std::string cells[2];
     double worst_rss = 0;
     for (int m = 0; m < 2; ++m) {
-      const json* r = find_run(results["throughput"], m == 0 ? "ours" : "naive", "txn_rows", txn);
+      const json* r = find_run(results["throughput"], m == 0 ? "ours" : other, "txn_rows", txn);
       if (!r) continue;
       std::string rss, cpu;
       for (const auto& node : (*r)["nodes"]) {
@@ -116,15 +127,26 @@ std::string summary_table(json& results) {
   }
   for (int txn : {1000, 1}) {
     const json* o = find_run(results["throughput"], "ours", "txn_rows", txn);
-    const json* n = find_run(results["throughput"], "naive", "txn_rows", txn);
+    const json* n = find_run(results["throughput"], other, "txn_rows", txn);
     if (!o) continue;
     auto cell = [](const json* r) {
       return r ? fmt::format("{:.1f} + {:.1f}", (*r)["replicator_cpu_us_per_row"].get<double>(),
                              (*r)["nats_cpu_us_per_row"].get<double>())
                : std::string("-");
     };
+    auto total = [](const json* r) {
+      return r ? (*r)["replicator_cpu_us_per_row"].get<double>() +
+                     (*r)["nats_cpu_us_per_row"].get<double>()
+               : 0.0;
+    };
+    const double ot = total(o), nt = total(n);
+    // Issue 18's target is for 1000-row transactions; 1-row ones are reported.
     lines.push_back({fmt::format("  CPU us/row (3 replicators + 3 nats-servers), {}-row", txn),
-                     cell(o), cell(n), "", "", ""});
+                     cell(o), cell(n), ot > 0 && nt > 0 ? fmt::format("{:.2f}x", nt / ot) : "",
+                     txn == 1000 ? "<= 15" : "",
+                     txn == 1000 ? judge(results, "CPU us per replicated row, 1000-row txns", ot,
+                                         "<= 15", ot > 0 && ot <= 15)
+                                 : ""});
   }
 
   // (3) delay.
@@ -133,20 +155,23 @@ std::string summary_table(json& results) {
       "connections, each database in its own directory)");
   for (double rate : kDelayRates) {
     const json* o = find_run(results["delay"], "ours", "rate", rate);
-    const json* n = find_run(results["delay"], "naive", "rate", rate);
+    const json* n = find_run(results["delay"], other, "rate", rate);
     if (!o) continue;
+    // Issue 18: p50 <= 5 ms at 50 and 1,000 txn/s, p99 <= 20 ms at 50/s and <= 25 ms at 1,000/s;
+    // 100/s keeps the first round's bounds.
+    const double p50_max = rate == 100 ? 10 : 5, p99_max = rate == 100 ? 50 : rate == 50 ? 20 : 25;
     for (const char* q : {"p50", "p99", "max"}) {
       const double ov = (*o)["delay_ms"][q], nv = n ? (*n)["delay_ms"][q].get<double>() : 0;
       std::string target, verdict;
       const bool complete = (*o)["seen"] == (*o)["rows"];
       if (std::string(q) == "p50") {
-        target = "<= 10";
-        verdict = judge(results, fmt::format("delay p50 at {:.0f}/s", rate), ov, "<= 10 ms",
-                        ov <= 10 && complete);
+        target = fmt::format("<= {:.0f}", p50_max);
+        verdict = judge(results, fmt::format("delay p50 at {:.0f}/s", rate), ov, target + " ms",
+                        ov <= p50_max && complete);
       } else if (std::string(q) == "p99") {
-        target = "<= 50";
-        verdict = judge(results, fmt::format("delay p99 at {:.0f}/s", rate), ov, "<= 50 ms",
-                        ov <= 50 && complete);
+        target = fmt::format("<= {:.0f}", p99_max);
+        verdict = judge(results, fmt::format("delay p99 at {:.0f}/s", rate), ov, target + " ms",
+                        ov <= p99_max && complete);
       }
       lines.push_back(
           {fmt::format("  {:.0f} txn/s ({} rows) {}", rate, (*o)["rows"].get<int64_t>(), q),
@@ -160,7 +185,10 @@ std::string summary_table(json& results) {
   {
     const json* o = nullptr;
     const json* n = nullptr;
-    for (const auto& r : results["catchup"]) (r["mode"] == "ours" ? o : n) = &r;
+    for (const auto& r : results["catchup"]) {
+      if (r["mode"] == "ours") o = &r;
+      if (r["mode"] == other) n = &r;
+    }
     if (o) {
       auto cell = [](const json* r) {
         if (!r || !r->contains("rows_per_s")) return std::string("-");
@@ -170,9 +198,9 @@ std::string summary_table(json& results) {
       const double ov = o->value("rows_per_s", 0.0);
       const double nv = n ? n->value("rows_per_s", 0.0) : 0;
       lines.push_back({"  from restart", cell(o), cell(n),
-                       nv > 0 ? fmt::format("{:.1f}x", ov / nv) : "", ">= 50k",
-                       judge(results, "catch-up rows/s", ov, ">= 50000",
-                             ov >= 50000 && o->value("identical", false))});
+                       nv > 0 ? fmt::format("{:.1f}x", ov / nv) : "", ">= 250k",
+                       judge(results, "catch-up rows/s", ov, ">= 250000",
+                             ov >= 250000 && o->value("identical", false))});
       auto after = [](const json* r) {
         return r ? fmt::format("{} (ready {:.1f} s)",
                                human_rate(r->value("rows_per_s_after_ready", 0.0)),
@@ -180,6 +208,38 @@ std::string summary_table(json& results) {
                  : std::string("-");
       };
       lines.push_back({"  from 'is replicating'", after(o), after(n), "", "", ""});
+    }
+  }
+
+  // (7) the stock shell on a busy replica.
+  section(
+      "(7) sqlite3 shell (fresh process per write, no busy timeout) on node 2 while node 1 "
+      "produces 5,000 replicated rows/s: % of writes 'database is locked'");
+  if (results.contains("shell") && results["shell"].is_array()) {
+    const json* o = nullptr;
+    const json* n = nullptr;
+    for (const auto& r : results["shell"]) {
+      if (r["mode"] == "ours") o = &r;
+      if (r["mode"] == other) n = &r;
+    }
+    auto cell = [](const json* r) {
+      return r ? fmt::format("{:.2f} % of {}", (*r)["locked_percent"].get<double>(),
+                             (*r)["shell_attempts"].get<int64_t>())
+               : std::string("-");
+    };
+    if (o) {
+      const double ov = (*o)["locked_percent"];
+      const double nv = n ? (*n)["locked_percent"].get<double>() : 0;
+      lines.push_back({"  shell writes locked", cell(o), cell(n),
+                       n && ov > 0 ? fmt::format("{:.1f}x", nv / ov) : "", "<= 1 %",
+                       judge(results, "shell writes 'database is locked' %", ov, "<= 1",
+                             ov <= 1 && (*o)["shell_other_failures"].get<int64_t>() == 0 &&
+                                 (*o)["all_applied_on_node2"].get<bool>())});
+      auto rate = [](const json* r) {
+        return r ? human_rate((*r)["applied_rows_per_s"].get<double>()) : std::string("-");
+      };
+      lines.push_back(
+          {"  replicated rows/s applied on node 2 meanwhile", rate(o), rate(n), "", "", ""});
     }
   }
 
@@ -216,12 +276,22 @@ std::string summary_table(json& results) {
   out += fmt::format("load average before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}\n",
                      lb[0].get<double>(), lb[1].get<double>(), lb[2].get<double>(),
                      la[0].get<double>(), la[1].get<double>(), la[2].get<double>());
-  out +=
-      "naive = the same binary with scan_max_changes = 1 and apply_batch_rows = 1 (one row per "
-      "synchronous publish, one apply transaction per row: HarmonyLite's structure); in (1) "
-      "the second column is plain SQLite / HarmonyLite-style triggers\n\n";
-  out += fmt::format("{:<58} {:>22} {:>22} {:>8} {:>10} {:>5}\n", "figure", "ours", "naive / other",
-                     "gain", "target", "");
+  if (std::string(other) == "main") {
+    const auto& st = results["settings"];
+    out += fmt::format(
+        "main = the harmonylite of {} ({}), a second cluster run beside ours, each scenario "
+        "alternating ours/main; gain = ours over main (for delay and CPU: main over ours); in "
+        "(1) the second column is plain SQLite / HarmonyLite-style triggers\n\n",
+        st.value("baseline_commit", "?"), st.value("baseline_bin", "?"));
+  } else {
+    out +=
+        "naive = the same binary with scan_max_changes = 1 and apply_batch_rows = 1 (one row per "
+        "synchronous publish, one apply transaction per row: HarmonyLite's structure); in (1) "
+        "the second column is plain SQLite / HarmonyLite-style triggers\n\n";
+  }
+  out += fmt::format("{:<58} {:>22} {:>22} {:>8} {:>10} {:>5}\n", "figure", "ours",
+                     std::string(other) == "main" ? "main / other" : "naive / other", "gain",
+                     "target", "");
   for (const auto& l : lines) {
     if (l.ours.empty() && l.other.empty() && l.target.empty()) {
       out += l.label + "\n";

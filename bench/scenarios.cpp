@@ -348,6 +348,74 @@ json run_catchup(BenchCluster& bc, const std::string& table, int64_t rows) {
   return out;
 }
 
+json run_shell_contention(BenchCluster& bc, double rows_per_s, double seconds) {
+  // 100-row transactions: the load is the replicated rate, not a storm of tiny commits (those
+  // are (2)'s 1-row case).
+  constexpr int kTxnRows = 100;
+  const double txn_per_s = rows_per_s / kTxnRows;
+  const auto n_txn = static_cast<int64_t>(std::llround(txn_per_s * seconds));
+  Writer writer(bc.db(0), "shell_load");
+  Progress p2(bc.db(1), "shell_load");
+  const int64_t first_id = p2.max_id() + 1;  // the scenario may run more than once per cluster
+  std::atomic<bool> writing{true};
+  std::string writer_error;
+  const auto t0 = Clock::now();
+  std::thread load([&] {
+    try {
+      for (int64_t k = 0; k < n_txn; ++k) {
+        std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
+                                               std::chrono::duration<double>(k / txn_per_s)));
+        writer.write_txn(first_id + k * kTxnRows, kTxnRows);
+      }
+    } catch (const std::exception& e) {
+      writer_error = e.what();
+    }
+    writing = false;
+  });
+  // The shell starts writing once replicated rows arrive on node 2, and stops with the writer.
+  test::wait_until([&] { return p2.max_id() >= first_id; }, 30s, 5ms);
+  const auto s0 = Clock::now();
+  int64_t attempts = 0, locked = 0, other = 0;
+  std::string other_example;
+  const int64_t shell_base = wall_us();  // distinct ids across runs
+  while (writing.load()) {
+    ++attempts;
+    auto r = test::run_command(
+        {"sqlite3", bc.db(1),
+         fmt::format("INSERT INTO shell_writes (id, t_us, payload) VALUES ({}, {}, 'shell')",
+                     shell_base + attempts, wall_us())},
+        30s);
+    if (r.exit_code == 0) continue;
+    if (r.output.find("database is locked") != std::string::npos) {
+      ++locked;
+    } else {
+      ++other;
+      if (other_example.empty()) other_example = r.output;
+    }
+  }
+  const double shell_seconds = seconds_between(s0, Clock::now());
+  load.join();
+  const int64_t last_id = first_id + n_txn * kTxnRows - 1;
+  const bool applied = test::wait_until([&] { return p2.max_id() >= last_id; }, 60s, 10ms);
+  const double wall = seconds_between(t0, Clock::now());
+  json out = {
+      {"mode", mode_name(bc.mode())},
+      {"target_rows_per_s", rows_per_s},
+      {"txn_rows", kTxnRows},
+      {"rows", n_txn * kTxnRows},
+      {"all_applied_on_node2", applied},
+      {"applied_rows_per_s", static_cast<double>(n_txn * kTxnRows) / wall},
+      {"shell_seconds", shell_seconds},
+      {"shell_attempts", attempts},
+      {"shell_locked", locked},
+      {"shell_other_failures", other},
+      {"locked_percent",
+       attempts > 0 ? 100.0 * static_cast<double>(locked) / static_cast<double>(attempts) : 0.0}};
+  if (!other_example.empty()) out["other_failure_example"] = other_example;
+  if (!writer_error.empty()) out["error"] = writer_error;
+  return out;
+}
+
 json run_snapshot(int64_t megabytes) {
   json out;
   test::TempDir dir("bench-snapshot");

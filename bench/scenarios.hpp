@@ -30,4 +30,11 @@ nlohmann::json run_catchup(BenchCluster& bc, const std::string& table, int64_t r
 // must restore it at start-up (its stream position is older than what the stream keeps).
 nlohmann::json run_snapshot(int64_t megabytes);
 
+// (7): the write-lock duty cycle as users meet it. Node 1 commits `rows_per_s` rows/s (100-row
+// transactions, paced) while the stock `sqlite3` shell, a fresh process per write and no busy
+// timeout (as people run it: `sqlite3 db "INSERT ..."`), writes one row at a time into node 2's
+// database, which is applying that load. Reports the share of shell writes that failed with
+// "database is locked" (and any other failure separately).
+nlohmann::json run_shell_contention(BenchCluster& bc, double rows_per_s, double seconds);
+
 }  // namespace harmony::bench

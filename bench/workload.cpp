@@ -31,14 +31,23 @@ std::string row_payload(int64_t id) {
 }
 
 const char* mode_name(Mode m) {
-  return m == Mode::Ours ? "ours" : "naive";
+  switch (m) {
+    case Mode::Ours:
+      return "ours";
+    case Mode::Main:
+      return "main";
+    case Mode::Naive:
+      return "naive";
+  }
+  return "?";
 }
 
 std::string mode_config(Mode m) {
-  return m == Mode::Ours ? "" : "scan_max_changes = 1\napply_batch_rows = 1\n";
+  return m == Mode::Naive ? "scan_max_changes = 1\napply_batch_rows = 1\n" : "";
 }
 
-BenchCluster::BenchCluster(Mode mode, int replicas, int64_t max_entries) : mode_(mode) {
+BenchCluster::BenchCluster(Mode mode, int replicas, int64_t max_entries, const std::string& binary)
+    : mode_(mode) {
   test::ClusterOptions o;
   o.nodes = 3;
   o.schema = bench_schema();
@@ -48,6 +57,7 @@ BenchCluster::BenchCluster(Mode mode, int replicas, int64_t max_entries) : mode_
   // Each database in its own directory, as deployed: a shared directory lets one node's file
   // events wake another node's publisher and hides a missed wake-up.
   o.separate_dirs = true;
+  o.binary = binary;
   cluster_ = std::make_unique<test::TestCluster>(o);
 }
 

@@ -19,13 +19,18 @@ namespace harmony::bench {
 // Delay is measured at these commit rates (txn/s), each into its own table delay_<rate>; 50/s is
 // an application's steady pace, where a missed wake-up shows as the publisher's 1 s timer.
 constexpr double kDelayRates[] = {50.0, 100.0, 1000.0};
-constexpr const char* kTables[] = {"warm",      "tp_txn1000", "tp_txn1", "delay_50",
-                                   "delay_100", "delay_1000", "catchup"};
+// shell_load and shell_writes: (7), the stock shell writing on a replica under replicated load.
+constexpr const char* kTables[] = {"warm",     "tp_txn1000", "tp_txn1",
+                                   "delay_50", "delay_100",  "delay_1000",
+                                   "catchup",  "shell_load", "shell_writes"};
 std::string bench_schema();
 // About 80 bytes of text that differs per row (compresses like ordinary data, not like zeros).
 std::string row_payload(int64_t id);
 
-enum class Mode { Ours, Naive };
+// Ours: this build. Main: another build's harmonylite (scripts/bench.sh --baseline REF builds
+// it), run beside ours so both face the same machine load. Naive: this build configured like
+// HarmonyLite (optional since issue 18: its ratios are settled, main is the reference now).
+enum class Mode { Ours, Main, Naive };
 const char* mode_name(Mode m);
 // TOML lines that select the mode. Naive = HarmonyLite's structure: one row per published
 // batch, published synchronously and waited for, and one apply transaction per row.
@@ -34,7 +39,8 @@ std::string mode_config(Mode m);
 // Three harmonylite processes on loopback, each with its embedded nats-server, clustered.
 class BenchCluster {
  public:
-  BenchCluster(Mode mode, int replicas, int64_t max_entries);
+  // `binary`: the harmonylite to run ("" = this build's).
+  BenchCluster(Mode mode, int replicas, int64_t max_entries, const std::string& binary = "");
   Mode mode() const { return mode_; }
   test::TestCluster& cluster() { return *cluster_; }
   const std::string& db(int i) const { return cluster_->db(i); }

@@ -162,13 +162,24 @@ Applier::Applier(Db& db, uint64_t self_node, std::vector<CapturedTable> tables,
 Applier::~Applier() = default;
 
 void Applier::begin() {
-  db_.exec("INSERT INTO __harmony_mute(flag) VALUES (1)");
+  // Prepared once: parsing these two per transaction was a tenth of a 1-row batch's apply.
+  if (!mute_) {
+    mute_ = db_.prepare("INSERT INTO __harmony_mute(flag) VALUES (1)");
+    unmute_ = db_.prepare("DELETE FROM __harmony_mute");
+  }
+  mute_.reset();
+  mute_.run();
   open_ = true;
   conflicts_in_tx_ = 0;
-  fold_all(db_, tables_, self_, max_drift_ms_);
-  // Anti-entropy: rows written here change the content digest too (created after this Applier
-  // at start-up, so looked up per transaction).
-  digest_ = std::make_unique<DigestUpdater>(db_);
+  if (!log_probe_) log_probe_ = std::make_unique<LogProbe>(db_, tables_);
+  fold_all(db_, tables_, self_, max_drift_ms_, log_probe_.get());
+  // Anti-entropy: rows written here change the content digest too. Its tables are created after
+  // this Applier at start-up, so looked up per transaction until both exist; from then on the
+  // same statements serve (they are never dropped), which saves ~0.3M instructions per
+  // transaction (docs/performance.md). Bucket sums are written in finish().
+  if (!digest_ || !digest_->complete())
+    digest_ = std::make_unique<DigestUpdater>(db_, DigestUpdater::Writes::Batched);
+  digest_->discard();  // sums of an attempt that rolled back (the caller retries from begin())
   clock_ = load_clock(db_);
   // The key replicator/sync/membership.hpp (kTombstoneHorizonKey) writes.
   horizon_ = use_horizon_ ? meta_get_int(db_, "tombstone_horizon", 0) : 0;
@@ -184,8 +195,14 @@ void Applier::begin() {
 void Applier::finish() {
   if (conflicts_recorded_) prune_conflicts(db_, wall_clock_ms(), conflict_limits_);
   conflicts_recorded_ = false;
+  if (digest_) digest_->flush();
   store_clock(db_, clock_);
-  db_.exec("DELETE FROM __harmony_mute");
+  if (unmute_) {
+    unmute_.reset();
+    unmute_.run();
+  } else {
+    db_.exec("DELETE FROM __harmony_mute");  // finish() without begin(): still unmute
+  }
   open_ = false;
 }
 
@@ -373,6 +390,10 @@ struct Applier::PendingRow {
   const std::string* table = nullptr;      // the batch's table name (the batch outlives the row)
   std::string error;                       // the last failure, for the dead letter
   std::optional<ConflictRecord> conflict;  // recorded once the row is written
+  // What {rows} held for the key when the version check read it, for the digest: valid while
+  // nothing else of the batch was recorded in between (the first pass), not for retried rows.
+  bool before_known = false;
+  std::optional<RowVersion> before;
 };
 
 void Applier::remove_row(const PendingRow& p) {
@@ -407,7 +428,9 @@ std::optional<RowVersion> Applier::digest_before(TableStatements& st,
 }
 
 void Applier::record_row(const PendingRow& p, uint64_t origin) {
-  const auto before = digest_before(*p.st, p.key);
+  // The version check's read when it is still valid: a second lookup per row cost 4 % of the
+  // apply's instructions (docs/performance.md).
+  const auto before = p.before_known ? p.before : digest_before(*p.st, p.key);
   p.st->record.reset();
   for (size_t i = 0; i < p.key.size(); ++i) p.st->record.bind(static_cast<int>(i + 1), p.key[i]);
   p.st->record.bind(static_cast<int>(p.key.size() + 1), p.row->hlc)
@@ -554,6 +577,8 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
                     static_cast<uint64_t>(st->local_version.column_int(1))},
             st->local_version.column_int(2) != 0, st->local_version.column_int(3) != 0};
     st->local_version.reset();
+    if (have_local) p.before = RowVersion{lv.version.hlc, lv.version.node, lv.deleted};
+    p.before_known = true;
     const Version& local = have_local ? lv.version : zero;
     const Version incoming{row.hlc, batch.origin_node};
     if (!have_local && row.hlc < horizon_) {
@@ -613,6 +638,7 @@ ApplyStats Applier::apply(const Batch& batch, const MessageRef& where,
       if (unique_violation(e)) {
         // Maybe only for now: the source transaction may have moved the value away from the
         // row that holds it here (a swap, a rename chain) in a later row of this batch.
+        p.before_known = false;  // other rows are recorded before it: read {rows} again then
         deferred.push_back(std::move(p));
       } else {
         // NOT NULL, CHECK, foreign key: the local schema or data may change (a relaxed

@@ -16,6 +16,7 @@
 #include "shared/column_history.hpp"
 #include "shared/conflict_log.hpp"
 #include "shared/content_digest.hpp"
+#include "shared/fold.hpp"
 #include "shared/held.hpp"
 #include "shared/hlc.hpp"
 #include "shared/meta_store.hpp"
@@ -148,6 +149,9 @@ class Applier {
   bool use_horizon_ = true;
   int64_t horizon_ = 0;  // tombstone GC's active horizon, read in begin() (0: none)
   std::unique_ptr<DigestUpdater> digest_;  // anti-entropy (shared/content_digest.hpp)
+  // Which logs hold local changes, for the fold at each begin() (prepared once per schema).
+  std::unique_ptr<LogProbe> log_probe_;
+  Stmt mute_, unmute_;  // capture off and on again (__harmony_mute)
 };
 
 }  // namespace harmony

@@ -495,7 +495,7 @@ std::optional<uint64_t> winning_content(uint64_t origin, const std::vector<Conte
   return best->first;
 }
 
-DigestUpdater::DigestUpdater(Db& db) {
+DigestUpdater::DigestUpdater(Db& db, Writes writes) : batched_(writes == Writes::Batched) {
   active_ = digest_table_exists(db);
   if (!active_) return;
   // XOR in SQL: SQLite has none, and (a | b) - (a & b) equals a ^ b without overflow (the
@@ -522,20 +522,42 @@ void DigestUpdater::change(int64_t table_id, const std::vector<Value>& key,
   if (before) delta ^= entry_hash(k, *before);
   if (after) delta ^= entry_hash(k, *after);
   const int64_t rows = (after ? 1 : 0) - (before ? 1 : 0);
+  const uint32_t bucket = key_bucket(k);
+  add(table_id, bucket, delta, rows);
+  if (rows != 0 && keys_active_) {
+    Stmt& s = rows > 0 ? add_key_ : drop_key_;
+    s.reset();
+    s.bind(1, table_id).bind(2, int64_t{bucket}).bind(3, Value{Blob{k}}).run();
+  }
+}
+
+void DigestUpdater::add(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows) {
+  if (batched_) {
+    hashes_[{table_id, bucket}] ^= hash;
+    if (rows != 0) rows_[table_id] += rows;
+    return;
+  }
+  write(table_id, bucket, hash, rows);
+}
+
+void DigestUpdater::write(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows) {
   upsert_.reset();
   // Row totals are kept on bucket 0 (see store_digest), so a bucket's rows column means nothing
   // but their sum is the table's entry count.
-  upsert_.bind(1, table_id).bind(2, int64_t{key_bucket(k)}).bind(3, static_cast<int64_t>(delta));
+  upsert_.bind(1, table_id).bind(2, int64_t{bucket}).bind(3, static_cast<int64_t>(hash));
   upsert_.bind(4, int64_t{0}).run();
   if (rows != 0) {
     upsert_.reset();
     upsert_.bind(1, table_id).bind(2, int64_t{0}).bind(3, int64_t{0}).bind(4, rows).run();
-    if (keys_active_) {
-      Stmt& s = rows > 0 ? add_key_ : drop_key_;
-      s.reset();
-      s.bind(1, table_id).bind(2, int64_t{key_bucket(k)}).bind(3, Value{Blob{k}}).run();
-    }
   }
+}
+
+void DigestUpdater::flush() {
+  for (const auto& [where, hash] : hashes_) write(where.first, where.second, hash, 0);
+  for (const auto& [table_id, rows] : rows_)
+    if (rows != 0) write(table_id, 0, 0, rows);
+  hashes_.clear();
+  rows_.clear();
 }
 
 }  // namespace harmony

@@ -150,15 +150,36 @@ std::optional<uint64_t> winning_content(uint64_t origin, const std::vector<Conte
 // back; see docs/anti-entropy.md.
 class DigestUpdater {
  public:
-  explicit DigestUpdater(Db& db);
+  // Immediate: every change() writes its bucket at once. Batched (fold and apply): bucket hashes
+  // and row totals are summed in memory and written by flush(), which the caller must call
+  // before its transaction commits; two upserts per row were a third of the apply's
+  // instructions (docs/performance.md). Key entries are written at once either way.
+  enum class Writes { Immediate, Batched };
+  explicit DigestUpdater(Db& db, Writes writes = Writes::Immediate);
   bool active() const { return active_; }
+  // Both the digest and its key table exist: nothing to look up again.
+  bool complete() const { return active_ && keys_active_; }
   void change(int64_t table_id, const std::vector<Value>& key,
               const std::optional<RowVersion>& before, const std::optional<RowVersion>& after);
+  // Writes what Batched changes summed (nothing otherwise), and starts the sums again.
+  void flush();
+  // Forgets the sums (their transaction rolled back).
+  void discard() {
+    hashes_.clear();
+    rows_.clear();
+  }
 
  private:
+  void add(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows);
+  void write(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows);
   bool active_ = false;
   bool keys_active_ = false;  // __harmony_digest_keys exists
+  bool batched_ = false;
   Stmt upsert_, add_key_, drop_key_;
+  // Batched: XOR of entry hashes per (table, bucket), and row totals per table (kept on bucket
+  // 0, see store_digest). At most one entry per bucket touched: bounded by the buckets.
+  std::map<std::pair<int64_t, uint32_t>, uint64_t> hashes_;
+  std::map<int64_t, int64_t> rows_;
 };
 
 }  // namespace harmony

@@ -2,6 +2,7 @@
 #include "shared/fold.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -49,8 +50,9 @@ void fold_table(Db& db, const CapturedTable& t, uint64_t node, FoldClock& clock,
       "ON CONFLICT DO UPDATE SET version = excluded.version, node = excluded.node, "
       "deleted = excluded.deleted, dirty = 1",
       t.rows, key_list(n), params, n + 1, n + 2, n + 3));
-  // Anti-entropy: the table's content digest follows every {rows} change (content_digest.hpp).
-  DigestUpdater digest(db);
+  // Anti-entropy: the table's content digest follows every {rows} change (content_digest.hpp);
+  // bucket sums are written once at the end of the table, not per key.
+  DigestUpdater digest(db, DigestUpdater::Writes::Batched);
   Stmt before;
   if (digest.active())
     before = db.prepare(fmt::format("SELECT version, node, deleted FROM {} WHERE {}", t.rows,
@@ -72,10 +74,34 @@ void fold_table(Db& db, const CapturedTable& t, uint64_t node, FoldClock& clock,
     digest.change(t.id, k.key, old, RowVersion{k.version, node, k.deleted});
     ++stats.keys;
   });
+  digest.flush();
   if (read > 0) db.exec("DELETE FROM " + t.log);
 }
 
 }  // namespace
+
+LogProbe::LogProbe(Db& db, const std::vector<CapturedTable>& tables) : tables_(tables.size()) {
+  for (size_t first = 0; first < tables.size(); first += kTablesPerStatement) {
+    std::string sql;
+    for (size_t i = first; i < std::min(tables.size(), first + kTablesPerStatement); ++i)
+      sql +=
+          fmt::format("{}EXISTS (SELECT 1 FROM {})", sql.empty() ? "SELECT " : ", ", tables[i].log);
+    statements_.push_back(db.prepare(sql));
+  }
+}
+
+std::vector<bool> LogProbe::logged() {
+  std::vector<bool> out;
+  out.reserve(tables_);
+  for (auto& s : statements_) {
+    s.reset();
+    if (s.step())
+      for (int i = 0; i < s.column_count(); ++i) out.push_back(s.column_int(i) != 0);
+    s.reset();  // ends the statement's read of the logs
+  }
+  out.resize(tables_, true);  // cannot happen; folding a table whose log is empty is harmless
+  return out;
+}
 
 ClockBoundEvents& clock_bound_events() {
   static ClockBoundEvents events;
@@ -153,12 +179,16 @@ int64_t fold_log(Db& db, const CapturedTable& t, FoldClock& clock, FoldStats& st
 }
 
 FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t node,
-                   int64_t max_drift_ms) {
+                   int64_t max_drift_ms, LogProbe* probe) {
   FoldStats stats;
   FoldClock clock = start_fold(db, max_drift_ms);
   stats.clock_lowered_ms = clock.lowered_ms;
   const int64_t before = clock.clock;
-  for (const auto& t : tables) fold_table(db, t, node, clock, stats);
+  std::optional<LogProbe> own;
+  if (!probe) probe = &own.emplace(db, tables);
+  const std::vector<bool> logged = probe->logged();
+  for (size_t i = 0; i < tables.size(); ++i)
+    if (logged[i]) fold_table(db, tables[i], node, clock, stats);
   if (clock.clock != before || clock.lowered_ms > 0) store_clock(db, clock.clock);
   if (stats.clock_lowered_ms > 0 || stats.beyond_bound > 0) {
     auto& events = clock_bound_events();

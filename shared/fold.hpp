@@ -31,6 +31,24 @@ struct ClockBoundEvents {
 };
 ClockBoundEvents& clock_bound_events();
 
+// Which captured tables have anything in their change log, asked with one prepared statement
+// per kTablesPerStatement tables. A fold prepares seven statements per table it folds (~0.5M
+// instructions each time, whether or not the log holds anything), and the consumer folds at the
+// start of every apply transaction: with 1-row transactions that was 87 % of the apply's
+// instructions (docs/performance.md). Keep one per schema where folds are frequent (the Applier).
+class LogProbe {
+ public:
+  // SQLite's default SQLITE_MAX_COLUMN is 2000: one result column per table, well below it.
+  static constexpr size_t kTablesPerStatement = 500;
+  LogProbe(Db& db, const std::vector<CapturedTable>& tables);
+  // One flag per table of the constructor's list: its log is not empty.
+  std::vector<bool> logged();
+
+ private:
+  std::vector<Stmt> statements_;
+  size_t tables_ = 0;
+};
+
 // Folds every captured table's log. Reads and advances the clock kept in __harmony_meta.
 // Each folded key gets version max(clock + 1, write_ms << 16, previous + 1) and dirty = 1, where
 // write_ms is the latest ms logged for it, capped at the wall clock now; `deleted` says whether
@@ -39,8 +57,9 @@ ClockBoundEvents& clock_bound_events();
 // `max_drift_ms` is the drift bound (config max_clock_drift): a stored clock beyond wall clock +
 // bound is lowered to it first (stored so), and no version beyond it is issued except to exceed
 // a row's own previous version.
+// `probe`: a LogProbe of the same `tables`, kept by the caller (none: one is prepared here).
 FoldStats fold_all(Db& db, const std::vector<CapturedTable>& tables, uint64_t node,
-                   int64_t max_drift_ms = kDefaultMaxClockDriftMs);
+                   int64_t max_drift_ms = kDefaultMaxClockDriftMs, LogProbe* probe = nullptr);
 
 // What one fold carries from table to table: the clock it advances and the wall clock that caps
 // logged times (read once, so every table of one fold is capped at the same instant).

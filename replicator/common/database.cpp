@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "replicator/common/stats.hpp"
+
 namespace harmony {
 
 // Short busy timeout: the retry loop below does the waiting, so it can log and stop.
@@ -63,7 +65,7 @@ Db open_database(const std::string& path) {
 }
 
 bool write_transaction(Db& db, const std::atomic<bool>& stop, const std::function<void()>& body,
-                       const char* what) {
+                       const char* what, WriteLockMeter* lock_meter) {
   using clock = std::chrono::steady_clock;
   auto started = clock::now();
   auto last_log = started;
@@ -73,8 +75,10 @@ bool write_transaction(Db& db, const std::atomic<bool>& stop, const std::functio
     std::string storage_error;
     try {
       Transaction tx(db, Transaction::Kind::Immediate);
+      const auto locked = clock::now();  // BEGIN IMMEDIATE took the write lock
       body();
       tx.commit();
+      if (lock_meter) lock_meter->add(clock::now() - locked, wall_clock_ms());
       if (storage_failed) spdlog::info("{}: the database accepts writes again; continuing", what);
       return true;
     } catch (const SqliteError& e) {

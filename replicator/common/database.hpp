@@ -21,8 +21,10 @@ Db open_database(const std::string& path);
 // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, retrying the whole transaction while the
 // database is locked by another writer, and, with a clear error logged and a backoff of up to
 // 5 s, while the storage fails (storage_trouble in shared/sqlite_db.hpp). Returns false only when
-// `stop` became true first.
+// `stop` became true first. `lock_meter`: where the committed attempt's time from BEGIN
+// IMMEDIATE to COMMIT is counted (the write-lock duty cycle of issue 18).
+class WriteLockMeter;
 bool write_transaction(Db& db, const std::atomic<bool>& stop, const std::function<void()>& body,
-                       const char* what);
+                       const char* what, WriteLockMeter* lock_meter = nullptr);
 
 }  // namespace harmony

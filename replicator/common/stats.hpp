@@ -118,6 +118,48 @@ struct ClockSkew {
   }
 };
 
+// How long this process holds a write transaction on its database (fold and apply; issue 18):
+// while it does, every other writer waits, and one without a busy timeout (the stock sqlite3
+// shell) fails with "database is locked". A total, and the share of the last complete interval
+// of kIntervalMs (intervals aligned to the wall clock, so the gauge needs no scrape state).
+class WriteLockMeter {
+ public:
+  // One interval: as long as a typical Prometheus scrape interval, long enough that one
+  // transaction does not swing the share much.
+  static constexpr int64_t kIntervalMs = 10'000;
+  // A transaction that held the lock for `held`, ending at wall clock `now_ms`.
+  void add(std::chrono::nanoseconds held, int64_t now_ms) {
+    const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(held).count();
+    const int64_t i = now_ms / kIntervalMs;
+    std::lock_guard lock(mutex_);
+    total_us_ += us;
+    if (i != current_) {
+      previous_ = current_;
+      previous_us_ = current_us_;
+      current_ = i;
+      current_us_ = 0;
+    }
+    current_us_ += us;
+  }
+  double total_seconds() const {
+    std::lock_guard lock(mutex_);
+    return static_cast<double>(total_us_) / 1e6;
+  }
+  // Share (0..1) of the interval before the one `now_ms` is in.
+  double share(int64_t now_ms) const {
+    const int64_t last = now_ms / kIntervalMs - 1;
+    std::lock_guard lock(mutex_);
+    const int64_t us = current_ == last ? current_us_ : previous_ == last ? previous_us_ : 0;
+    return std::min(1.0, static_cast<double>(us) / (1000.0 * kIntervalMs));
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  int64_t total_us_ = 0;
+  int64_t current_ = -1, current_us_ = 0;    // the newest interval written to
+  int64_t previous_ = -1, previous_us_ = 0;  // the one before it
+};
+
 struct ReplicatorStats {
   const int64_t started_ms = wall_clock_ms();
   std::atomic<int64_t> rows_published{0}, batches_published{0}, publish_failures{0};
@@ -172,6 +214,7 @@ struct ReplicatorStats {
   Histogram apply_latency{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
   Histogram replication_delay{
       {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}};
+  WriteLockMeter write_lock;  // fold (publisher) and apply (consumers) write transactions
 
   // Replaces one stream's entry; the last sequence (also fed by the stream monitor) only grows.
   void set_stream(const std::string& stream, const StreamProgress& p) {

@@ -108,7 +108,7 @@ void write_publishing(Writer& w, const ReplicatorStats& s) {
 }
 
 // Applying: received rows written, skipped, dead-lettered; stream checks; latencies.
-void write_applying(Writer& w, const ReplicatorStats& s) {
+void write_applying(Writer& w, const ReplicatorStats& s, int64_t now_ms) {
   w.single("rows_applied_total", "counter", "Received rows written to this database.",
            d(s.rows_applied));
   w.single("batches_applied_total", "counter", "Received batches applied.", d(s.batches_applied));
@@ -179,6 +179,14 @@ void write_applying(Writer& w, const ReplicatorStats& s) {
            d(s.last_applied_ms) / 1000.0);
   w.histogram("apply_latency_seconds", "Duration of one apply transaction (many batches).",
               s.apply_latency.snapshot());
+  w.single("apply_write_lock_seconds_total", "counter",
+           "Time this replicator held a write transaction on the database (fold and apply): "
+           "other writers wait meanwhile, the sqlite3 shell fails with 'database is locked'.",
+           s.write_lock.total_seconds());
+  w.single("apply_write_lock_share", "gauge",
+           "Share (0..1) of the last complete 10 s interval this replicator held a write "
+           "transaction on the database.",
+           s.write_lock.share(now_ms));
   w.histogram("replication_delay_seconds",
               "Origin write (HLC physical time) to local commit, per applied batch (newest row).",
               s.replication_delay.snapshot());
@@ -303,7 +311,7 @@ void write_process(Writer& w, const ReplicatorStats& s) {
 std::string render_metrics(const ReplicatorStats& s, const MetricsOptions& o, int64_t now_ms) {
   Writer w(o);
   write_publishing(w, s);
-  write_applying(w, s);
+  write_applying(w, s, now_ms);
   write_streams(w, s, now_ms);
   write_snapshots(w, s, now_ms);
   write_clocks(w, s);

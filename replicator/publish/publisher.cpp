@@ -126,7 +126,7 @@ void PublisherRun::sync_schema_if_changed(const std::atomic<bool>& stop) {
         report = sync_capture(db_, options_.selection, SyncMoment::AfterDdl);
         changed = record_schema_hashes(db_, captured_tables(db_));
       },
-      "capture update after schema change");
+      "capture update after schema change", &stats_.write_lock);
   log_sync_report(report);
   tables_ = captured_tables(db_);
   LocalSchema local =
@@ -151,7 +151,7 @@ void PublisherRun::fold_when_not_publishing(const std::atomic<bool>& stop) {
   if (now < next_fold_ || !anything_pending(db_, tables_)) return;
   write_transaction(
       db_, stop, [&] { fold_all(db_, tables_, options_.node, options_.max_clock_drift_ms); },
-      "folding changes");
+      "folding changes", &stats_.write_lock);
   next_fold_ = now + kFoldIntervalWhenNotPublishing;
 }
 
@@ -180,7 +180,7 @@ Collected PublisherRun::collect_next_batch(const std::atomic<bool>& stop) {
                                       options_.max_clock_drift_ms)
                     : Batch{};
       },
-      "collecting changes");
+      "collecting changes", &stats_.write_lock);
   if (!done) return Collected::Stopped;
   acked_.reset();
   data_version_ = db_.query_int("PRAGMA data_version");

@@ -205,7 +205,7 @@ bool ConsumerRun::retry_held_when_due(const std::atomic<bool>& stop) {
                                 kHeldEntriesPerRetry);
             applier_->finish();
           },
-          "applying held rows"))
+          "applying held rows", &stats_.write_lock))
     return false;
   held_cursor_ = r.last_id;
   count_conflicts();
@@ -291,7 +291,7 @@ bool ConsumerRun::flush_own_position_when_quiet(const std::atomic<bool>& stop) {
     return true;
   if (!write_transaction(
           db_, stop, [&] { applier_->set_position(options_.stream, unsaved_position_); },
-          "storing stream position"))
+          "storing stream position", &stats_.write_lock))
     return false;
   stored_position_ = unsaved_position_;
   return true;
@@ -372,7 +372,7 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
           applier_->set_position(options_.stream, plan.position);
         applier_->finish();
       },
-      "applying changes");
+      "applying changes", &stats_.write_lock);
   if (!committed) return false;
   count_conflicts();
   observe_skew(plan, wall_clock_ms());

@@ -134,7 +134,8 @@ void TestCluster::set_node_sections(int i, const std::string& sections) {
 void TestCluster::start(int i, const std::vector<std::string>& extra_flags,
                         const std::map<std::string, std::string>& env) {
   Node& n = nodes_.at(static_cast<size_t>(i));
-  std::vector<std::string> argv = {harmonylite_path(), "-config", n.config};
+  std::vector<std::string> argv = {options_.binary.empty() ? harmonylite_path() : options_.binary,
+                                   "-config", n.config};
   // A lone clustered server waits for routes forever: cluster only when there are peers.
   if (options_.external_nats_url.empty() && size() > 1) {
     argv.push_back("-cluster-addr");

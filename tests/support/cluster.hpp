@@ -40,6 +40,9 @@ struct ClusterOptions {
   // exec() runs through one connection per node kept open for the cluster's life (busy timeout
   // 5 s, no extension loaded), as applications do, instead of a fresh `sqlite3` shell each time.
   bool app_connections = false;
+  // The harmonylite binary to run; empty: this build's (the benchmark runs another build's
+  // binary beside it to compare).
+  std::string binary;
 };
 
 class TestCluster {

@@ -178,3 +178,37 @@ TEST_CASE("metric names take namespace and subsystem from the config", "[metrics
   for (const auto& s : e.samples) CHECK(s.name.rfind("acme_books_", 0) == 0);
   CHECK(escape_label_value("a\"b\\c\nd") == "a\\\"b\\\\c\\nd");
 }
+
+// Issue 18: how long this process holds the database's write lock (fold and apply), as a
+// counter and as the share of the last complete interval, which is what makes a busy replica
+// refuse the stock shell's writes ("database is locked").
+TEST_CASE("the write-lock duty cycle is a counter and the share of the last interval",
+          "[metrics][write_lock]") {
+  ReplicatorStats stats;
+  MetricsOptions o;
+  constexpr int64_t kI = WriteLockMeter::kIntervalMs;
+  const int64_t t0 = (wall_clock_ms() / kI + 1) * kI;  // the start of an interval
+  Exposition none(render_metrics(stats, o, t0));
+  CHECK(none.types.at("harmonylite_apply_write_lock_seconds_total") == "counter");
+  CHECK(none.types.at("harmonylite_apply_write_lock_share") == "gauge");
+  CHECK(none.value("harmonylite_apply_write_lock_seconds_total") == 0);
+  CHECK(none.value("harmonylite_apply_write_lock_share") == 0);
+
+  // 2.5 s held during one interval: a quarter of it, shown once that interval is complete.
+  stats.write_lock.add(std::chrono::milliseconds(1500), t0 + 100);
+  stats.write_lock.add(std::chrono::milliseconds(1000), t0 + kI - 1);
+  Exposition during(render_metrics(stats, o, t0 + kI - 1));
+  CHECK(during.value("harmonylite_apply_write_lock_seconds_total") == Approx(2.5));
+  CHECK(during.value("harmonylite_apply_write_lock_share") == 0);  // nothing complete yet
+  stats.write_lock.add(std::chrono::milliseconds(200), t0 + kI + 5);
+  Exposition next(render_metrics(stats, o, t0 + kI + 10));
+  CHECK(next.value("harmonylite_apply_write_lock_seconds_total") == Approx(2.7));
+  CHECK(next.value("harmonylite_apply_write_lock_share") == Approx(0.25));
+  // The interval after: 0.2 s of 10 s.
+  Exposition later(render_metrics(stats, o, t0 + 2 * kI + 1));
+  CHECK(later.value("harmonylite_apply_write_lock_share") == Approx(200.0 / kI));
+  // A quiet replica: no transaction in the last complete interval reads 0, not an old share.
+  Exposition quiet(render_metrics(stats, o, t0 + 5 * kI));
+  CHECK(quiet.value("harmonylite_apply_write_lock_share") == 0);
+  CHECK(quiet.value("harmonylite_apply_write_lock_seconds_total") == Approx(2.7));
+}
