@@ -82,9 +82,9 @@ std::string summary_table(json& results) {
       for (const auto& r : in["results"]) {
         const std::string w = r["workload"];
         const std::string label =
-            fmt::format("  {} instructions/row", w == "bulk_insert"     ? "bulk INSERT txns"
-                                                 : w == "single_insert" ? "1-row INSERT txns"
-                                                                        : "1-row UPDATE txns");
+            fmt::format("  {} instr/row", w == "bulk_insert"     ? "bulk INSERT txns"
+                                          : w == "single_insert" ? "1-row INSERT txns"
+                                                                 : "1-row UPDATE txns");
         lines.push_back({label + ": ours vs plain", fmt::format("{:.0f}", r["ours"].get<double>()),
                          fmt::format("{:.0f}", r["plain"].get<double>()),
                          fmt::format("{:.2f}", r["ours_over_plain"].get<double>()), "", ""});
