@@ -74,15 +74,52 @@ std::string summary_table(json& results) {
       lines.push_back(
           {label + ": ours vs plain", human_rate(r["ours"]["median"]),
            human_rate(r["plain"]["median"]), fmt::format("{:.2f}", op),
-           fmt::format(">= {:.1f}", target_plain),
+           fmt::format(">= {:.2f}", target_plain),
            judge(results, "capture ours/plain " + w + " " + r["synchronous"].get<std::string>(), op,
-                 fmt::format(">= {:.1f}", target_plain), op >= target_plain)});
+                 fmt::format(">= {:.2f}", target_plain), op >= target_plain)});
       lines.push_back(
           {label + ": ours vs HarmonyLite-style", human_rate(r["ours"]["median"]),
            human_rate(r["harmonylite"]["median"]), fmt::format("{:.2f}x", oh), ">= 1.3x",
            judge(results,
                  "capture ours/harmonylite " + w + " " + r["synchronous"].get<std::string>(), oh,
                  ">= 1.3x", oh >= 1.3)});
+    }
+    // Instructions per row under callgrind (sync=NORMAL): the same ratios without the noise of
+    // this shared machine. ours = instructions/row of ours, other = of plain (or HarmonyLite);
+    // the gain is other/ours, read like the rows/s ratios above. Shown, not judged: the
+    // wall-clock lines carry the targets.
+    const json& in = results["capture"].value("instructions", json::object());
+    if (in.contains("results")) {
+      for (const auto& r : in["results"]) {
+        const std::string w = r["workload"];
+        const std::string label =
+            fmt::format("  {} instr/row", w == "bulk_insert"     ? "bulk INSERT txns"
+                                          : w == "single_insert" ? "1-row INSERT txns"
+                                                                 : "1-row UPDATE txns");
+        lines.push_back({label + ": ours vs plain", fmt::format("{:.0f}", r["ours"].get<double>()),
+                         fmt::format("{:.0f}", r["plain"].get<double>()),
+                         fmt::format("{:.2f}", r["ours_over_plain"].get<double>()), "", ""});
+        lines.push_back({label + ": ours vs HarmonyLite-style",
+                         fmt::format("{:.0f}", r["ours"].get<double>()),
+                         fmt::format("{:.0f}", r["harmonylite"].get<double>()),
+                         fmt::format("{:.2f}x", r["ours_over_harmonylite"].get<double>()), "", ""});
+      }
+    } else if (in.contains("error")) {
+      lines.push_back(
+          {"  instructions/row: " + in["error"].get<std::string>(), "", "", "", "", ""});
+    }
+    // Database size with capture over without, after fold (capture_bench's size step).
+    if (results["capture"].contains("size")) {
+      const json& sz = results["capture"]["size"];
+      const double ratio = sz["ratio_after_fold"];
+      const double target = sz.value("target", 1.5);
+      lines.push_back(
+          {fmt::format("  file size, {} rows after fold (MB)", human_rate(sz["rows"])),
+           fmt::format("{:.1f}", sz["ours_after_fold"]["file_bytes"].get<double>() / 1e6),
+           fmt::format("{:.1f}", sz["plain"]["file_bytes"].get<double>() / 1e6),
+           fmt::format("{:.2f}x", ratio), fmt::format("<= {:.1f}x", target),
+           judge(results, "capture file size ratio", ratio, fmt::format("<= {:.1f}x", target),
+                 ratio <= target)});
     }
   } else {
     lines.push_back({"  (not run)", "", "", "", "", ""});

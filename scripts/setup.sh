@@ -17,6 +17,7 @@ PACKAGES=(
   clang libclang-rt-14-dev         # libFuzzer targets
   iptables iproute2                # partition faults in the soak harness (namespaces, rules)
   gnuplot-nox                      # benchmark plots
+  valgrind                         # callgrind instruction counts in capture_bench (issue 18)
   procps psmisc                    # pgrep/pkill/fuser used by scripts
   openssl                          # throwaway CA and certificates for the TLS route tests
   python3                          # a host the extension is tested in (tests/integration/test_hosts)

@@ -13,8 +13,11 @@
 namespace harmony {
 namespace {
 
-// Wall-clock milliseconds since the Unix epoch, computed with built-in SQL only.
-constexpr const char* kNowMsSql = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+// Wall-clock milliseconds since the Unix epoch, computed with built-in SQL only. julianday()
+// without an argument is 'now' without parsing the string 'now' on every row, and the epoch
+// offset is folded into one constant (2440587.5 days * 86,400,000 ms): one function call, one
+// multiplication, one subtraction per captured row.
+constexpr const char* kNowMsSql = "CAST(julianday() * 86400000 - 210866760000000 AS INTEGER)";
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   std::string out;

@@ -7,6 +7,9 @@
 
 #include <limits>
 
+#include <fmt/format.h>
+
+#include "shared/clock.hpp"
 #include "shared/names.hpp"
 
 using namespace harmony;
@@ -440,4 +443,64 @@ TEST_CASE("changes to rows with a NULL primary key are reported, not silently dr
   auto status = status_json(n.a);
   REQUIRE(status["problems"].size() == 1);
   CHECK_THAT(status["problems"][0].get<std::string>(), Catch::Contains("NULL"));
+}
+
+TEST_CASE("the logged ms is the wall clock of the write", "[capture]") {
+  // The trigger computes ms from julianday() in plain SQL; a wrong constant or formula would
+  // give every version a wrong physical time.
+  TwoNodes n(kBooks);
+  const int64_t before = wall_clock_ms();
+  n.shell_a("INSERT INTO Books VALUES (1, 'Dune', 'Herbert', 1965);");
+  n.shell_a("UPDATE Books SET id = 2 WHERE id = 1;");
+  const int64_t after = wall_clock_ms();
+  auto t = find_captured(n.a, "Books");
+  REQUIRE(t);
+  auto s = n.a.prepare("SELECT k1, ms FROM " + t->log + " ORDER BY seq");
+  std::vector<int64_t> keys;
+  while (s.step()) {
+    keys.push_back(s.column_int(0));
+    CHECK(s.column_int(1) >= before - 1);  // julianday() keeps ms; the CAST may drop one
+    CHECK(s.column_int(1) <= after);
+  }
+  // INSERT, then the key change: old key first (the fold turns it into a tombstone), then new.
+  CHECK(keys == std::vector<int64_t>{1, 1, 2});
+}
+
+TEST_CASE("triggers of the previous release are replaced and what they logged still publishes",
+          "[capture]") {
+  // Upgrade path: a database captured by the previous release holds its trigger text (julianday
+  // of 'now', two INSERTs per UPDATE). Those triggers keep working with this build's fold until
+  // the replicator's start-up or harmony_enable installs the current ones.
+  TwoNodes n(kBooks);
+  auto t = find_captured(n.a, "Books");
+  REQUIRE(t);
+  const std::string log = t->log;
+  const std::string ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+  n.a.exec(fmt::format(
+      "DROP TRIGGER \"__harmony_trg_{0}_upd\";"
+      "CREATE TRIGGER \"__harmony_trg_{0}_upd\" AFTER UPDATE ON \"Books\"\n"
+      "WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)\nBEGIN\n"
+      "  INSERT INTO {1} (k1, ms) SELECT OLD.\"id\", {2} WHERE OLD.\"id\" IS NOT NEW.\"id\";\n"
+      "  INSERT INTO {1} (k1, ms) VALUES (NEW.\"id\", {2});\nEND;"
+      "DROP TRIGGER \"__harmony_trg_{0}_ins\";"
+      "CREATE TRIGGER \"__harmony_trg_{0}_ins\" AFTER INSERT ON \"Books\"\n"
+      "WHEN NOT EXISTS (SELECT 1 FROM __harmony_mute)\nBEGIN\n"
+      "  INSERT INTO {1} (k1, ms) VALUES (NEW.\"id\", {2});\nEND;",
+      t->id, log, ms));
+  CHECK(!triggers_installed(n.a, *t));  // stale: start-up and harmony_enable reinstall them
+  n.shell_a(
+      "INSERT INTO Books VALUES (1, 'Dune', 'Herbert', 1965), (2, 'Emma', 'Austen', 1815);"
+      "UPDATE Books SET id = 3 WHERE id = 2;");
+  CHECK(log_rows(n.a, "Books") == 4);  // 2 inserts, old key + new key
+
+  CHECK_FALSE(enable_table(n.a, "Books"));  // not new: a repair
+  CHECK(triggers_installed(n.a, *t));
+  CHECK(log_rows(n.a, "Books") == 4);  // nothing logged or lost by the reinstall
+  n.shell_a(
+      "UPDATE Books SET title = 'Dune Messiah' WHERE id = 1; DELETE FROM Books WHERE id = 3;");
+  n.sync();
+  n.check_same("Books");
+  auto rows = table_rows(n.b, "Books");
+  REQUIRE(rows.size() == 1);
+  CHECK(std::get<Text>(rows[0][1]).bytes == "Dune Messiah");
 }
