@@ -3,6 +3,7 @@
 #include "shared/capture.hpp"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -244,26 +245,32 @@ int64_t pending_changes(Db& db, const CapturedTable& t) {
       keys, t.log, t.rows));
 }
 
-bool triggers_installed(Db& db, const CapturedTable& t) {
+TriggerState capture_trigger_state(Db& db, const CapturedTable& t) {
   // Every trigger we would create now must be in the schema with exactly the SQL we would use
   // (SQLite stores CREATE TRIGGER verbatim and rewrites it on RENAME COLUMN/TABLE into the same
   // text we generate), and no other trigger of ours may remain on the table (e.g. the UNIQUE
   // triggers after DROP INDEX).
   const CaptureSql want = render(t);
-  size_t matched = 0;
+  std::set<std::string> present;
+  bool differs = false;
   auto s = db.prepare(
       "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND "
       "name LIKE '\\_\\_harmony\\_trg\\_' || ?1 || '\\_%' ESCAPE '\\'");
   s.bind(1, t.id);
   while (s.step()) {
     const std::string name = s.column_text(0);
+    present.insert(name);
     if (std::find(want.trigger_names.begin(), want.trigger_names.end(), name) ==
         want.trigger_names.end())
-      return false;  // one of ours that should not be there
-    if (want.triggers.find(s.column_text(1) + ";") == std::string::npos) return false;  // stale
-    ++matched;
+      differs = true;  // one of ours that should not be there
+    else if (want.triggers.find(s.column_text(1) + ";") == std::string::npos)
+      differs = true;  // stale text
   }
-  return matched == want.trigger_names.size();
+  // The row triggers decide whether a write can have gone uncaptured.
+  for (const char* kind : {"ins", "upd", "del"})
+    if (!present.count(names::trigger(t.id, kind))) return TriggerState::Missing;
+  if (differs || present.size() != want.trigger_names.size()) return TriggerState::Outdated;
+  return TriggerState::Complete;
 }
 
 bool disable_table(Db& db, const std::string& name, bool discard_pending) {

@@ -50,8 +50,18 @@ void remove_all_objects(Db& db);
 
 // Captured changes not yet published for one table (distinct keys in the log or marked dirty).
 int64_t pending_changes(Db& db, const CapturedTable& table);
+// The state of a captured table's triggers against what enable_table would create now:
+//   Complete  all present with exactly the current SQL;
+//   Outdated  the insert, update and delete triggers are all there (every write was captured)
+//             but some trigger differs: another release's text, or a UNIQUE index created or
+//             dropped since (its triggers to add or remove);
+//   Missing   an insert, update or delete trigger is absent: writes may have gone uncaptured.
+enum class TriggerState { Complete, Outdated, Missing };
+TriggerState capture_trigger_state(Db& db, const CapturedTable& table);
 // True when all triggers of the table are present and match its current UNIQUE indexes (a
 // UNIQUE index created or dropped after enabling makes this false until harmony_enable runs).
-bool triggers_installed(Db& db, const CapturedTable& table);
+inline bool triggers_installed(Db& db, const CapturedTable& table) {
+  return capture_trigger_state(db, table) == TriggerState::Complete;
+}
 
 }  // namespace harmony

@@ -39,13 +39,18 @@ SyncReport sync_capture(Db& db, const TableSelection& selection, SyncMoment mome
       continue;
     }
     auto before = find_captured(db, name);
-    bool was_complete = before && triggers_installed(db, *before);
+    const auto state = before ? capture_trigger_state(db, *before) : TriggerState::Missing;
     // Installed and complete: leave it alone (reinstalling would itself be a schema change).
-    // triggers_installed() expects the UNIQUE-index triggers when such an index exists, so a
-    // new UNIQUE index also leads to a reinstall.
-    if (was_complete) continue;
+    // The state expects the UNIQUE-index triggers when such an index exists, so a new UNIQUE
+    // index also leads to a reinstall.
+    if (state == TriggerState::Complete) continue;
     bool fresh = enable_table(db, name, opts);
-    (fresh ? report.enabled : report.repaired).push_back(name);
+    // Outdated triggers (another release's, a UNIQUE index added or dropped) captured every
+    // write: say so, not that writes may be lost.
+    (fresh                             ? report.enabled
+     : state == TriggerState::Outdated ? report.updated
+                                       : report.repaired)
+        .push_back(name);
   }
   for (const auto& want : selection.include) {
     bool found = false;
@@ -67,6 +72,11 @@ SyncReport sync_capture(Db& db, const TableSelection& selection, SyncMoment mome
 
 void log_sync_report(const SyncReport& r) {
   for (const auto& t : r.enabled) spdlog::info("capture installed on table {}", t);
+  for (const auto& t : r.updated)
+    spdlog::info(
+        "capture triggers of table {} were replaced by this release's (another release's text, "
+        "or a UNIQUE index added or dropped); every write had been captured",
+        t);
   for (const auto& t : r.repaired)
     spdlog::warn(
         "capture triggers of table {} were missing and have been reinstalled; writes "

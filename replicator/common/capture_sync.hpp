@@ -18,7 +18,8 @@ struct TableSelection {
 
 struct SyncReport {
   std::vector<std::string> enabled;   // newly captured
-  std::vector<std::string> repaired;  // triggers reinstalled
+  std::vector<std::string> updated;   // triggers outdated (another release, UNIQUE index): replaced
+  std::vector<std::string> repaired;  // triggers missing: reinstalled
   std::vector<std::string> dropped;   // registry entries of dropped tables removed
   std::vector<std::string> skipped;   // "reason" for selected tables that cannot be captured
   std::vector<std::string> missing;   // included by name but not present

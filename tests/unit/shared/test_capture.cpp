@@ -488,6 +488,9 @@ TEST_CASE("triggers of the previous release are replaced and what they logged st
       "  INSERT INTO {1} (k1, ms) VALUES (NEW.\"id\", {2});\nEND;",
       t->id, log, ms));
   CHECK(!triggers_installed(n.a, *t));  // stale: start-up and harmony_enable reinstall them
+  // ... and said to be outdated, not missing: every write was captured (the start-up log says
+  // so instead of warning that writes were lost).
+  CHECK(capture_trigger_state(n.a, *t) == TriggerState::Outdated);
   n.shell_a(
       "INSERT INTO Books VALUES (1, 'Dune', 'Herbert', 1965), (2, 'Emma', 'Austen', 1815);"
       "UPDATE Books SET id = 3 WHERE id = 2;");
@@ -503,4 +506,13 @@ TEST_CASE("triggers of the previous release are replaced and what they logged st
   auto rows = table_rows(n.b, "Books");
   REQUIRE(rows.size() == 1);
   CHECK(std::get<Text>(rows[0][1]).bytes == "Dune Messiah");
+}
+
+TEST_CASE("a capture trigger dropped behind capture's back is missing, not outdated", "[capture]") {
+  TwoNodes n(kBooks);
+  auto t = find_captured(n.a, "Books");
+  REQUIRE(t);
+  CHECK(capture_trigger_state(n.a, *t) == TriggerState::Complete);
+  n.a.exec(fmt::format("DROP TRIGGER \"__harmony_trg_{}_del\"", t->id));
+  CHECK(capture_trigger_state(n.a, *t) == TriggerState::Missing);
 }
