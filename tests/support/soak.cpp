@@ -658,6 +658,7 @@ std::string SoakReport::summary() const {
   row("bad messages sent", fmt::format("{} (not injected by this harness)", bad_messages));
   row("keys checked", std::to_string(check.keys_checked));
   row("rows lost", std::to_string(check.rows_lost));
+  row("deletes pruned (tombstone GC)", std::to_string(check.pruned_deletes));
   row("nodes diverged", std::to_string(check.nodes_diverged));
   row("dead letters", std::to_string(check.dead_letters));
   row("messages re-applied from stream leader",

@@ -119,6 +119,9 @@ SoakNodeState read_node_state(const std::string& path) {
     }
     st.pending = total_pending(db, captured_tables(db));
     st.held = db.query_int("SELECT count(*) FROM __harmony_held");
+    st.tombstone_horizon = db.query_int(
+        "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM __harmony_meta "
+        "WHERE key = 'tombstone_horizon'), 0)");
     st.dead_letters = db.query_int("SELECT count(*) FROM __harmony_dead_letters");
     auto dl = db.prepare(
         "SELECT coalesce(table_name, ''), reason FROM __harmony_dead_letters ORDER BY id LIMIT 5");
@@ -234,6 +237,34 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
   std::set<SoakKey> lost;
   for (int x = 0; x < n_nodes; ++x) {
     const auto& s = nodes[static_cast<size_t>(x)];
+    // The lowest version node n's write `l` can carry: its wall time, or, for a node whose
+    // replicator ran behind, at most |offset| below it (or the clock it had reached when that
+    // window began).
+    auto version_floor_ms = [&](int n, const SoakNodeState::Event& l) {
+      int64_t bound_ms = l.t_ms;
+      for (const auto& w : slow_clocks)
+        if (w.node == n + 1 && l.t_ms >= w.from_ms && l.t_ms <= w.to_ms)
+          bound_ms = std::min(bound_ms, std::min(l.t_ms, w.from_ms) + w.offset_ms);
+      return bound_ms;
+    };
+    // A key absent with no version is a delete tombstone GC pruned when some node's last write
+    // to it is a delete and no node's last write is an update that must carry a version above
+    // the horizon (such an update would beat any pruned delete and be live).
+    auto pruned_delete_possible = [&](const std::vector<std::vector<SoakNodeState::Event>>& h,
+                                      int64_t horizon) {
+      if (horizon == 0) return false;
+      bool a_delete = false;
+      for (int n = 0; n < n_nodes; ++n) {
+        const auto& evs = h[static_cast<size_t>(n)];
+        if (evs.empty()) continue;
+        if (evs.back().op == "D") {
+          a_delete = true;
+        } else if (hlc_from_ms(version_floor_ms(n, evs.back()) - 2) > horizon) {
+          return false;
+        }
+      }
+      return a_delete;
+    };
     std::set<SoakKey> keys;
     for (const auto& [k, h] : history) keys.insert(k);
     for (const auto& [k, r] : s.rows) keys.insert(k);
@@ -278,6 +309,10 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
         continue;
       }
       if (ver == s.versions.end()) {
+        if (!present && pruned_delete_possible(h, s.tombstone_horizon)) {
+          if (x == 0) ++res.pruned_deletes;  // counted once, as keys_checked
+          continue;
+        }
         violate("committed writes but no row version: never captured or never applied");
         continue;
       }
@@ -328,12 +363,7 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
         const auto& evs = h[static_cast<size_t>(n)];
         if (evs.empty() || n == m) continue;
         const auto& l = evs.back();
-        // A node whose replicator ran behind versioned its writes of that window at most
-        // |offset| below their time (or at the clock it had reached when the window began).
-        int64_t bound_ms = l.t_ms;
-        for (const auto& w : slow_clocks)
-          if (w.node == n + 1 && l.t_ms >= w.from_ms && l.t_ms <= w.to_ms)
-            bound_ms = std::min(bound_ms, std::min(l.t_ms, w.from_ms) + w.offset_ms);
+        const int64_t bound_ms = version_floor_ms(n, l);
         if (v.hlc < hlc_from_ms(bound_ms - 2))
           violate(
               fmt::format("node {}'s last write {} {} (at {} ms) is newer than the winning "

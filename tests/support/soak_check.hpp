@@ -60,6 +60,9 @@ struct SoakNodeState {
   int64_t log_lines = 0;
   int64_t pending = 0;
   int64_t held = 0;  // rows in __harmony_held (waiting for a schema, a table or a clock)
+  // Tombstone GC's active horizon (__harmony_meta 'tombstone_horizon', 0: none): deletes with a
+  // version below it may have been pruned (docs/anti-entropy.md "Tombstones").
+  int64_t tombstone_horizon = 0;
   int64_t dead_letters = 0;
   std::vector<std::string> dead_letter_samples;
 };
@@ -81,6 +84,8 @@ struct SoakCheckResult {
   std::vector<std::string> divergence;  // what differs, a few lines
   std::vector<SoakViolation> violations;
   int64_t rows_lost = 0;  // distinct keys with a violation
+  // Keys absent on a node with no version, accepted as deletes pruned below its horizon.
+  int64_t pruned_deletes = 0;
   int64_t keys_checked = 0;
   int64_t writes_logged = 0;  // committed write lines over all nodes
   int64_t dead_letters = 0;
