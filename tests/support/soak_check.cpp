@@ -147,8 +147,13 @@ std::string convergence_fingerprint(const std::string& path, int64_t* pending) {
       }
       out += t.name + "(" + columns + "):" + table_checksum(db, t.name) + ";";
       if (auto id = table_id(db, t.name)) {
-        auto v = db.prepare(fmt::format("SELECT {}, version, node, deleted FROM {} ORDER BY 1",
-                                        t.rows_key_expr, quote_ident(names::rows_table(*id))));
+        // A tombstone below this node's horizon may be pruned at any pass: it counts as pruned
+        // already, so nodes that prune at different moments do not look diverged.
+        auto v = db.prepare(fmt::format(
+            "SELECT {}, version, node, deleted FROM {} WHERE NOT (deleted AND version < "
+            "coalesce((SELECT CAST(value AS INTEGER) FROM __harmony_meta WHERE key = "
+            "'tombstone_horizon'), 0)) ORDER BY 1",
+            t.rows_key_expr, quote_ident(names::rows_table(*id))));
         while (v.step())
           h.update(fmt::format("{}|{}|{}|{}\n", v.column_text(0), v.column_int(1), v.column_int(2),
                                v.column_int(3)));
@@ -176,12 +181,17 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
   }
 
   // Divergence: group nodes by (checksums, versions); the largest group is the reference.
-  auto signature = [](const SoakNodeState& s) {
+  // A tombstone below a node's horizon counts as pruned (it may go at any pass).
+  auto counted = [](const SoakNodeState& s, const SoakNodeState::RowVersion& v) {
+    return !(v.deleted && v.hlc < s.tombstone_horizon);
+  };
+  auto signature = [&](const SoakNodeState& s) {
     std::string sig;
     for (const auto& [t, c] : s.checksums) sig += t + ":" + c + ";";
     for (const auto& [t, c] : s.columns) sig += t + "(" + c + ");";
     for (const auto& [k, v] : s.versions)
-      sig += fmt::format("{}|{}|{}|{}|{};", k.first, k.second, v.hlc, v.node, v.deleted);
+      if (counted(s, v))
+        sig += fmt::format("{}|{}|{}|{}|{};", k.first, k.second, v.hlc, v.node, v.deleted);
     return sig;
   };
   std::map<std::string, std::vector<int>> groups;
@@ -214,9 +224,12 @@ SoakCheckResult check_soak(const std::vector<SoakNodeState>& nodes, const Expect
     for (const auto& [k, v] : ref.versions) keys.insert(k);
     for (const auto& k : keys) {
       auto a = s.versions.find(k), b = ref.versions.find(k);
-      bool same = a != s.versions.end() && b != ref.versions.end() &&
-                  a->second.hlc == b->second.hlc && a->second.node == b->second.node &&
-                  a->second.deleted == b->second.deleted;
+      if (a != s.versions.end() && !counted(s, a->second)) a = s.versions.end();
+      if (b != ref.versions.end() && !counted(ref, b->second)) b = ref.versions.end();
+      bool same = a == s.versions.end() && b == ref.versions.end();
+      same = same ||
+             (a != s.versions.end() && b != ref.versions.end() && a->second.hlc == b->second.hlc &&
+              a->second.node == b->second.node && a->second.deleted == b->second.deleted);
       if (same) continue;
       if (++shown > 5) break;
       res.divergence.push_back(fmt::format(
