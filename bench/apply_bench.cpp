@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "bench/bench_rows.hpp"
 #include "replicator/wire/codec.hpp"
 #include "shared/apply.hpp"
 #include "shared/capture.hpp"
@@ -27,36 +28,12 @@
 #include "shared/hlc.hpp"
 
 using namespace harmony;
+using harmony::bench::bench_schema;
+using harmony::bench::row_payload;
 
 namespace {
 
 constexpr uint64_t kSource = 1, kReplica = 2;  // node ids: batches come from node 1
-
-// The shape of harmony_bench's tables (bench/workload.cpp: not linked here, it needs the test
-// cluster), with several captured tables as there: fold looks at each of them per transaction.
-constexpr const char* kTables[] = {"warm",     "tp_txn1000", "tp_txn1",
-                                   "delay_50", "delay_100",  "delay_1000",
-                                   "catchup",  "shell_load", "shell_writes"};
-std::string bench_schema() {
-  std::string out;
-  for (const char* t : kTables)
-    out += fmt::format(
-        "CREATE TABLE {} (id INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, payload TEXT NOT NULL);",
-        t);
-  return out;
-}
-
-// About 80 bytes of text that differs per row, as bench/workload.cpp row_payload.
-std::string row_payload(int64_t id) {
-  auto mix = [](uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-  };
-  const uint64_t a = mix(static_cast<uint64_t>(id));
-  return fmt::format("{:016x}{:016x} row {} of the replication benchmark", a, mix(a), id);
-}
 
 // The replicator's connection settings (replicator/common/database.cpp open_database).
 Db open_like_replicator(const std::string& path) {

@@ -9,23 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_rows.hpp"
 #include "bench/bench_util.hpp"
 #include "shared/sqlite_db.hpp"
 #include "tests/support/cluster.hpp"
 
 namespace harmony::bench {
 
-// Every table the scenarios use has this shape; `t_us` is the writer's wall clock at commit.
-// Delay is measured at these commit rates (txn/s), each into its own table delay_<rate>; 50/s is
-// an application's steady pace, where a missed wake-up shows as the publisher's 1 s timer.
+// The tables and rows (bench_rows.hpp). Delay is measured at these commit rates (txn/s), each
+// into its own table delay_<rate>; 50/s is an application's steady pace, where a missed wake-up
+// shows as the publisher's 1 s timer.
 constexpr double kDelayRates[] = {50.0, 100.0, 1000.0};
-// shell_load and shell_writes: (7), the stock shell writing on a replica under replicated load.
-constexpr const char* kTables[] = {"warm",     "tp_txn1000", "tp_txn1",
-                                   "delay_50", "delay_100",  "delay_1000",
-                                   "catchup",  "shell_load", "shell_writes"};
-std::string bench_schema();
-// About 80 bytes of text that differs per row (compresses like ordinary data, not like zeros).
-std::string row_payload(int64_t id);
 
 // Ours: this build. Main: another build's harmonylite (scripts/bench.sh --baseline REF builds
 // it), run beside ours so both face the same machine load. Naive: this build configured like

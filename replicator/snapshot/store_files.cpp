@@ -68,18 +68,19 @@ void fsync_dir(const std::string& dir) {
   if (d.ok()) ::fsync(d.get());
 }
 
-// Copies src to dst (created/truncated, fsynced) while hashing; returns size and hex SHA-256.
-std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std::string& dst,
-                                              TransferProgress& progress) {
-  Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
-  // A new file only: an existing one (or a symlink planted at the name) is not written through.
-  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!out.ok())
-    throw LocalWriteError(fmt::format("cannot create {}: {}", dst, std::strerror(errno)));
-  Sha256 h;
+namespace {
+// Opens `src` for reading without following a symlink. Before the destination is created, so
+// a source that cannot be read leaves nothing behind.
+int open_source(const std::string& src) {
+  const int fd = ::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+  return fd;
+}
+
+// Reads `in` (the file `src`) in 1 MiB chunks, handing each to `chunk`.
+template <typename Chunk>
+void read_chunks(Fd& in, const std::string& src, TransferProgress& progress, Chunk&& chunk) {
   std::vector<char> buf(1 << 20);
-  uint64_t size = 0;
   while (true) {
     ssize_t n = ::read(in.get(), buf.data(), buf.size());
     if (n < 0) {
@@ -87,11 +88,27 @@ std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std:
       throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
     }
     if (n == 0) break;
-    h.update(buf.data(), static_cast<size_t>(n));
-    write_all(out.get(), buf.data(), static_cast<size_t>(n), dst);
-    size += static_cast<uint64_t>(n);
+    chunk(buf.data(), static_cast<size_t>(n));
     progress.add(static_cast<uint64_t>(n));
   }
+}
+}  // namespace
+
+// Copies src to dst (created/truncated, fsynced) while hashing; returns size and hex SHA-256.
+std::pair<uint64_t, Sha256Digest> copy_hashed(const std::string& src, const std::string& dst,
+                                              TransferProgress& progress) {
+  Fd in(open_source(src));
+  // A new file only: an existing one (or a symlink planted at the name) is not written through.
+  Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!out.ok())
+    throw LocalWriteError(fmt::format("cannot create {}: {}", dst, std::strerror(errno)));
+  Sha256 h;
+  uint64_t size = 0;
+  read_chunks(in, src, progress, [&](const char* data, size_t n) {
+    h.update(data, n);
+    write_all(out.get(), data, n, dst);
+    size += n;
+  });
   if (::fsync(out.get()) != 0 || !out.close())
     throw LocalWriteError(fmt::format("cannot write {}: {}", dst, std::strerror(errno)));
   return {size, h.finish()};
@@ -188,20 +205,9 @@ std::pair<uint64_t, Sha256Digest> PipelinedFileWriter::finish() {
 
 std::pair<uint64_t, Sha256Digest> copy_pipelined(const std::string& src, const std::string& dst,
                                                  TransferProgress& progress) {
-  Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in.ok()) throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
+  Fd in(open_source(src));
   PipelinedFileWriter out(dst);
-  std::vector<char> buf(1 << 20);
-  while (true) {
-    ssize_t n = ::read(in.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(fmt::format("cannot read {}: {}", src, std::strerror(errno)));
-    }
-    if (n == 0) break;
-    out.write(buf.data(), static_cast<size_t>(n));
-    progress.add(static_cast<uint64_t>(n));
-  }
+  read_chunks(in, src, progress, [&](const char* data, size_t n) { out.write(data, n); });
   return out.finish();
 }
 
