@@ -155,6 +155,8 @@ int ssh_accept_cb(CURL*, const curl_khkey*, const curl_khkey*, enum curl_khmatch
   return CURLKHSTAT_FINE;
 }
 
+}  // namespace
+
 std::string xml_value(const std::string& body, const std::string& tag) {
   auto a = body.find("<" + tag + ">");
   if (a == std::string::npos) return "";
@@ -162,8 +164,6 @@ std::string xml_value(const std::string& body, const std::string& tag) {
   auto b = body.find("</" + tag + ">", a);
   return b == std::string::npos ? "" : body.substr(a, b - a);
 }
-
-}  // namespace
 
 void CurlList::add(const std::string& line) {
   curl_slist* next = curl_slist_append(list_, line.c_str());

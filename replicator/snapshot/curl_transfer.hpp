@@ -111,5 +111,8 @@ std::string curl_failure_hint(const CurlResult& r);
 std::string url_path_escape(const std::string& s);
 // Decodes %XX and '+' (query values).
 std::string url_unescape(const std::string& s);
+// The text of the first <tag>...</tag> in an XML reply (S3's error Code/Message, UploadId), ""
+// when absent. Not an XML parser: the replies read this way are flat and small.
+std::string xml_value(const std::string& body, const std::string& tag);
 
 }  // namespace harmony

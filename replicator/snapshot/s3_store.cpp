@@ -33,14 +33,6 @@ std::string trim_slashes(std::string s) {
   return s;
 }
 
-std::string xml_value(const std::string& body, const std::string& tag) {
-  auto a = body.find("<" + tag + ">");
-  if (a == std::string::npos) return "";
-  a += tag.size() + 2;
-  auto b = body.find("</" + tag + ">", a);
-  return b == std::string::npos ? "" : body.substr(a, b - a);
-}
-
 class S3Backend : public ObjectBackend {
  public:
   S3Backend(const SnapshotS3Config& c, uint64_t part_size) : part_size_(part_size) {
