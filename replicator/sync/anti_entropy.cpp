@@ -531,49 +531,17 @@ RoundReport AntiEntropy::round(bool repair) {
   }
   // Discovery: every node answers the roots request on .all; replies gathered for a window.
   std::vector<Peer> peers;
-  {
-    natsInbox* inbox = nullptr;
-    if (natsInbox_Create(&inbox) != NATS_OK) throw Error("cannot create a NATS inbox");
-    std::unique_ptr<natsInbox, void (*)(natsInbox*)> inbox_owner(inbox, natsInbox_Destroy);
-    natsSubscription* raw_sub = nullptr;
-    natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc_, inbox);
-    if (s != NATS_OK) throw Error("cannot subscribe to an inbox: " + nats_error_text(s));
-    NatsSubscriptionPtr sub(raw_sub);
-    const std::string body = encode_request(SyncRequest{SyncKind::Roots, options_.node});
-    NatsMsgPtr m = make_msg(options_.subject_prefix + ".all", inbox, body, options_.node,
-                            options_.cluster_key.get(), SyncKind::Roots, false);
-    s = natsConnection_PublishMsg(nc_, m.get());
-    if (s != NATS_OK) throw Error("cannot publish the roots request: " + nats_error_text(s));
-    report.bytes_sent += static_cast<int64_t>(body.size());
-    const auto deadline = Clock::now() + std::chrono::milliseconds(options_.discover_window_ms);
-    std::set<uint64_t> seen;
-    while (Clock::now() < deadline) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      natsMsg* raw = nullptr;
-      if (natsSubscription_NextMsg(&raw, sub.get(), std::max<int64_t>(1, left.count())) != NATS_OK)
-        break;
-      NatsMsgPtr reply(raw);
-      report.bytes_received += static_cast<int64_t>(body_of(reply.get()).size());
-      const auto sender = header_u64(reply.get(), kHeaderOrigin);
-      if (!sender || *sender == options_.node || seen.count(*sender)) continue;
-      if (auto why =
-              refuse(options_.cluster_key.get(), reply.get(), *sender, SyncKind::Roots, true)) {
-        report.problems.push_back(fmt::format("roots of node {} refused: {}", *sender, *why));
-        continue;
-      }
-      try {
-        SyncReply r = decode_reply(SyncKind::Roots, body_of(reply.get()));
-        if (r.node != *sender || !r.error.empty()) continue;
-        Peer p{*sender, {}, r.gc};
+  const auto discovery_ends = Clock::now() + std::chrono::milliseconds(options_.discover_window_ms);
+  ask_all(
+      SyncKind::Roots, "roots", true, [&](const std::set<uint64_t>&) { return discovery_ends; },
+      [&](uint64_t sender, SyncReply& r) {
+        if (r.node != sender || !r.error.empty()) return false;
+        Peer p{sender, {}, r.gc};
         for (auto& t : r.tables) p.tables[t.name] = t;
-        seen.insert(*sender);
         peers.push_back(std::move(p));
-      } catch (const DecodeError& e) {
-        report.problems.push_back(fmt::format("roots of node {}: {}", *sender, e.what()));
-      }
-    }
-  }
+        return true;
+      },
+      report.problems, report.bytes_sent, report.bytes_received);
   int64_t budget = options_.max_repair_rows;
   for (const auto& peer : peers) {
     report.peers.push_back(peer.node);
@@ -913,9 +881,11 @@ void AntiEntropy::run(const std::atomic<bool>& stop) {
 
 // --- Status (`harmonylite -status`) ---
 
-std::vector<StatusAnswer> AntiEntropy::ask_status(int64_t window_ms,
-                                                  const std::set<uint64_t>& known, int64_t grace_ms,
-                                                  std::vector<std::string>& problems) {
+void AntiEntropy::ask_all(
+    SyncKind kind, const char* what, bool skip_self,
+    const std::function<Clock::time_point(const std::set<uint64_t>& seen)>& deadline,
+    const std::function<bool(uint64_t sender, SyncReply& reply)>& on_reply,
+    std::vector<std::string>& problems, int64_t& bytes_sent, int64_t& bytes_received) {
   natsInbox* inbox = nullptr;
   if (natsInbox_Create(&inbox) != NATS_OK) throw Error("cannot create a NATS inbox");
   std::unique_ptr<natsInbox, void (*)(natsInbox*)> inbox_owner(inbox, natsInbox_Destroy);
@@ -923,54 +893,69 @@ std::vector<StatusAnswer> AntiEntropy::ask_status(int64_t window_ms,
   natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc_, inbox);
   if (s != NATS_OK) throw Error("cannot subscribe to an inbox: " + nats_error_text(s));
   NatsSubscriptionPtr sub(raw_sub);
-  const std::string body = encode_request(SyncRequest{SyncKind::Status, options_.node});
+  const std::string body = encode_request(SyncRequest{kind, options_.node});
   NatsMsgPtr m = make_msg(options_.subject_prefix + ".all", inbox, body, options_.node,
-                          options_.cluster_key.get(), SyncKind::Status, false);
-  const auto sent = Clock::now();
+                          options_.cluster_key.get(), kind, false);
   s = natsConnection_PublishMsg(nc_, m.get());
-  if (s != NATS_OK) throw Error("cannot publish the status request: " + nats_error_text(s));
-  auto deadline = sent + std::chrono::milliseconds(window_ms);
-  const auto after_grace = sent + std::chrono::milliseconds(std::min(grace_ms, window_ms));
-  std::vector<StatusAnswer> answers;
+  if (s != NATS_OK)
+    throw Error(fmt::format("cannot publish the {} request: {}", what, nats_error_text(s)));
+  bytes_sent += static_cast<int64_t>(body.size());
   std::set<uint64_t> seen;
-  const auto all_known_answered = [&] {
-    return std::all_of(known.begin(), known.end(), [&](uint64_t n) { return seen.count(n) > 0; });
-  };
-  while (Clock::now() < deadline) {
-    if (all_known_answered()) deadline = std::min(deadline, after_grace);
+  while (Clock::now() < deadline(seen)) {
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline(seen) - Clock::now());
     natsMsg* raw = nullptr;
     if (natsSubscription_NextMsg(&raw, sub.get(), std::max<int64_t>(1, left.count())) != NATS_OK)
       break;
     NatsMsgPtr reply(raw);
+    bytes_received += static_cast<int64_t>(body_of(reply.get()).size());
     const auto sender = header_u64(reply.get(), kHeaderOrigin);
-    if (!sender || seen.count(*sender)) continue;
-    if (auto why =
-            refuse(options_.cluster_key.get(), reply.get(), *sender, SyncKind::Status, true)) {
-      problems.push_back(fmt::format("status of node {} refused: {}", *sender, *why));
+    if (!sender || (skip_self && *sender == options_.node) || seen.count(*sender)) continue;
+    if (auto why = refuse(options_.cluster_key.get(), reply.get(), *sender, kind, true)) {
+      problems.push_back(fmt::format("{} of node {} refused: {}", what, *sender, *why));
       continue;
     }
     try {
-      SyncReply r = decode_reply(SyncKind::Status, body_of(reply.get()));
-      if (r.node != *sender) throw DecodeError("answer names another node than its header");
-      if (!r.error.empty()) {
-        problems.push_back(fmt::format("node {}: {}", *sender, r.error));
-        continue;
-      }
-      StatusAnswer a;
-      a.node = *sender;
-      a.round_trip_ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent).count();
-      a.status = decode_status(r.status);
-      // A node speaks only for itself (P8).
-      if (a.status.node != *sender) throw DecodeError("status names another node");
-      seen.insert(*sender);
-      answers.push_back(std::move(a));
+      SyncReply r = decode_reply(kind, body_of(reply.get()));
+      if (on_reply(*sender, r)) seen.insert(*sender);
     } catch (const DecodeError& e) {
-      problems.push_back(fmt::format("status of node {}: {}", *sender, e.what()));
+      problems.push_back(fmt::format("{} of node {}: {}", what, *sender, e.what()));
     }
   }
+}
+
+std::vector<StatusAnswer> AntiEntropy::ask_status(int64_t window_ms,
+                                                  const std::set<uint64_t>& known, int64_t grace_ms,
+                                                  std::vector<std::string>& problems) {
+  const auto sent = Clock::now();
+  const auto window_ends = sent + std::chrono::milliseconds(window_ms);
+  const auto after_grace = sent + std::chrono::milliseconds(std::min(grace_ms, window_ms));
+  std::vector<StatusAnswer> answers;
+  int64_t bytes_sent = 0, bytes_received = 0;  // not reported by -status
+  ask_all(
+      SyncKind::Status, "status", false,
+      [&](const std::set<uint64_t>& seen) {
+        const bool all_known_answered =
+            std::all_of(known.begin(), known.end(), [&](uint64_t n) { return seen.count(n) > 0; });
+        return all_known_answered ? std::min(window_ends, after_grace) : window_ends;
+      },
+      [&](uint64_t sender, SyncReply& r) {
+        if (r.node != sender) throw DecodeError("answer names another node than its header");
+        if (!r.error.empty()) {
+          problems.push_back(fmt::format("node {}: {}", sender, r.error));
+          return false;
+        }
+        StatusAnswer a;
+        a.node = sender;
+        a.round_trip_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent).count();
+        a.status = decode_status(r.status);
+        // A node speaks only for itself (P8).
+        if (a.status.node != sender) throw DecodeError("status names another node");
+        answers.push_back(std::move(a));
+        return true;
+      },
+      problems, bytes_sent, bytes_received);
   return answers;
 }
 

@@ -8,7 +8,9 @@
 // round (its own write connection) and the start-up rebuild of the stored digests.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -117,6 +119,18 @@ class AntiEntropy {
   void repair_table(const Peer& peer, const std::string& table, RoundReport& report,
                     TableRoundReport& t, bool repair, int64_t& budget);
   void settle_gap(const RoundReport& report);
+  // Publishes a `kind` request on <prefix>.all and hands each node's first reply that carries a
+  // node id, passes the cluster key and decodes to `on_reply`, until `deadline(seen)` passes
+  // (`seen`: the nodes whose reply `on_reply` accepted, returning true). `skip_self` ignores this
+  // node's own reply. A refused or undecodable reply (a DecodeError from decoding or from
+  // `on_reply`) is described in `problems` as "<what> of node N ...". Adds the request's body
+  // bytes and every reply's body bytes to `bytes_sent` / `bytes_received`.
+  void ask_all(
+      SyncKind kind, const char* what, bool skip_self,
+      const std::function<std::chrono::steady_clock::time_point(const std::set<uint64_t>& seen)>&
+          deadline,
+      const std::function<bool(uint64_t sender, SyncReply& reply)>& on_reply,
+      std::vector<std::string>& problems, int64_t& bytes_sent, int64_t& bytes_received);
   // Tombstone GC: this node's safe mark before discovery, then the membership and horizon from
   // the peers' reports, and a pruning pass every gc_interval_ms.
   void record_own_mark();
