@@ -195,7 +195,9 @@ bool Node::connect() {
   // Restore the newest snapshot when a stream no longer holds what this node needs (with none
   // usable, skip to the stream's start and leave the gap to anti-entropy); returns how far own
   // batches must be applied after a restore.
-  own_until_ = restore_at_startup(config_, db_, *conn_, node_, stop_);
+  StartupRestore restored = restore_at_startup(config_, db_, *conn_, node_, stop_);
+  own_until_ = std::move(restored.own_until);
+  restore_checkpoint_ = std::move(restored.checkpoint);
   if (stop_) return false;
   write_transaction(
       db_, stop_, [&] { record_runtime_info(db_, connect.urls.front()); },

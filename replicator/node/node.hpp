@@ -18,6 +18,7 @@
 #include "replicator/config/flags.hpp"
 #include "replicator/node/instance_lock.hpp"
 #include "replicator/node/replicator.hpp"
+#include "replicator/snapshot/snapshot.hpp"
 #include "replicator/wire/message_auth.hpp"
 #include "shared/sqlite_db.hpp"
 
@@ -99,6 +100,8 @@ class Node {
   std::unique_ptr<NatsConnection> conn_;
   std::string nats_url_;
   std::map<std::string, uint64_t> own_until_;  // per stream, from a start-up restore
+  // Moves a restored snapshot from the write-ahead log into the file while the node runs.
+  std::unique_ptr<BackgroundCheckpoint> restore_checkpoint_;
   // Used by the workers: everything below is destroyed before the connection and the server.
   std::unique_ptr<JetStreamTransport> transport_;
   std::unique_ptr<Publisher> publisher_;

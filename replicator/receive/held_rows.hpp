@@ -1,6 +1,6 @@
-// Rows that cannot be applied yet, on the consumer's side: turning an apply's HeldRows into
-// entries of __harmony_held (each a one-table batch in the wire format), and offering them to
-// the Applier again. Both run inside the consumer's write transaction, after Applier::begin().
+// Rows that cannot be applied yet, on the consumer's side: offering the entries of
+// __harmony_held (stored by replicator/wire/held_payload) to the Applier again. Both run inside the
+// consumer's write transaction, after Applier::begin().
 //
 // Why holding is sound: apply is last-writer-wins per row on (version, origin), so applying a
 // held row later, after newer or older versions of the same row arrived, ends in the same state
@@ -10,14 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "replicator/wire/held_payload.hpp"
 #include "shared/apply.hpp"
 #include "shared/held.hpp"
 
 namespace harmony {
-
-// Stores what `apply` held of `batch` (received at `where`). Returns what was stored.
-HeldUsage store_held_rows(Db& db, const Batch& batch, const std::vector<HeldRows>& held,
-                          const MessageRef& where);
 
 struct RetryResult {
   int64_t entries = 0;   // entries looked at

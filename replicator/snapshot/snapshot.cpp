@@ -20,6 +20,7 @@
 
 #include "replicator/snapshot/transfer_status.hpp"
 #include "replicator/wire/codec.hpp"
+#include "replicator/wire/held_payload.hpp"
 #include "shared/apply.hpp"
 #include "shared/batch.hpp"
 #include "shared/batch_rows.hpp"
@@ -216,24 +217,12 @@ int64_t reapply_pending(Db& snap, const Batch& pending, const RestoreOptions& op
   applier.apply(pending, where, held);
   applier.finish();
   const int64_t kept = mark_own_rows_pending(snap, pending, options.node);
-  for (const auto& h : held) {
-    HeldEntry e;
-    e.at_ms = wall_clock_ms();
-    e.stream = where.stream;
-    e.seq = where.seq;
-    e.origin = options.node;
-    e.batch_id = pending.batch_id;
-    e.table = pending.tables[h.table_entry].name;
-    e.kind = h.kind;
-    e.reason = h.reason;
-    e.rows = static_cast<int64_t>(h.rows.size());
-    e.payload = encode_batch(held_rows_batch(pending, h.table_entry, h.rows), true);
-    store_held(snap, e);
+  store_held_rows(snap, pending, held, where);
+  for (const auto& h : held)
     spdlog::warn(
         "restore: {} unpublished local change(s) of table \"{}\" are held until this node's "
         "schema can take them ({}); they are applied and published then (see -held)",
-        h.rows.size(), e.table, h.reason);
-  }
+        h.rows.size(), pending.tables[h.table_entry].name, h.reason);
   return kept;
 }
 

@@ -318,11 +318,12 @@ void skip_holes_for_anti_entropy(const Config& config, Db& db, const std::string
       holes, why_not, gap);
 }
 
-// Restores the downloaded snapshot into the live database, then puts capture back. False when
-// stopped meanwhile.
+// Restores the downloaded snapshot into the live database, then puts capture back; `checkpoint`
+// gets the background checkpoint that moves the copy into the file. False when stopped meanwhile.
 bool restore_downloaded(const Config& config, Db& db, const std::string& file,
                         const SnapshotMeta& meta, const std::vector<StreamView>& views,
-                        uint64_t node, const std::atomic<bool>& stop) {
+                        uint64_t node, const std::atomic<bool>& stop,
+                        std::unique_ptr<BackgroundCheckpoint>& checkpoint) {
   RestoreOptions ro;
   ro.node = node;
   ro.stop = &stop;
@@ -330,9 +331,8 @@ bool restore_downloaded(const Config& config, Db& db, const std::string& file,
   ro.defer_checkpoint = true;
   RestoreReport report = restore_into(config.db_path, file, ro);
   if (report.interrupted) return false;
-  // Start-up goes on while the copy moves from the log into the file; the checkpoint lives until
-  // the process ends (interrupted then; a later one finishes it).
-  static std::unique_ptr<BackgroundCheckpoint> checkpoint;
+  // Start-up goes on while the copy moves from the log into the file; the node owns the
+  // checkpoint until it stops (interrupted then; a later checkpoint finishes it).
   checkpoint = std::make_unique<BackgroundCheckpoint>(config.db_path);
   spdlog::info(
       "restored the snapshot of node {} ({:.1f} MB, positions {}); {} unpublished local "
@@ -406,9 +406,9 @@ void claim_fresh_batch_ids(const Config& config, Db& db, NatsConnection& conn,
 
 }  // namespace
 
-std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
-                                                   NatsConnection& conn, uint64_t node,
-                                                   const std::atomic<bool>& stop) {
+StartupRestore restore_at_startup(const Config& config, Db& db, NatsConnection& conn, uint64_t node,
+                                  const std::atomic<bool>& stop) {
+  StartupRestore out;
   std::string store_problem;
   const std::unique_ptr<SnapshotStore> store = open_store_at_startup(config, conn, store_problem);
   if (config.replicate) {
@@ -420,14 +420,16 @@ std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
       std::string why_not;
       if (const auto meta = fetch_usable_snapshot(config, store.get(), store_problem, holes, views,
                                                   tmp.path, why_not)) {
-        if (!restore_downloaded(config, db, tmp.path, *meta, views, node, stop)) return {};
+        if (!restore_downloaded(config, db, tmp.path, *meta, views, node, stop, out.checkpoint))
+          return out;
       } else {
         skip_holes_for_anti_entropy(config, db, holes, why_not, views, stop);
       }
     }
   }
   claim_fresh_batch_ids(config, db, conn, stop);
-  return pending_own_bounds(db, stop);
+  out.own_until = pending_own_bounds(db, stop);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "replicator/config/config.hpp"
@@ -40,10 +41,14 @@ SnapshotMeta save_snapshot(const Config& config, SnapshotStore& store,
 // from its first retained sequence and records the gap for anti-entropy to fill (throws Error to
 // refuse to start only when a snapshot is rejected or rounds are off), and returns, per
 // stream, the sequence up to which this node's own batches must be applied (a restore's content
-// predates them; 0/absent = skip own batches as usual). Returns {} when `stop` interrupted it.
-std::map<std::string, uint64_t> restore_at_startup(const Config& config, Db& db,
-                                                   NatsConnection& conn, uint64_t node,
-                                                   const std::atomic<bool>& stop);
+// predates them; 0/absent = skip own batches as usual), plus the checkpoint a restore left
+// running (the caller keeps it until it stops). own_until is empty when `stop` interrupted it.
+struct StartupRestore {
+  std::map<std::string, uint64_t> own_until;
+  std::unique_ptr<BackgroundCheckpoint> checkpoint;  // null unless a snapshot was restored
+};
+StartupRestore restore_at_startup(const Config& config, Db& db, NatsConnection& conn, uint64_t node,
+                                  const std::atomic<bool>& stop);
 
 // sleep_timeout expired (HarmonyLite's scale-to-zero): with snapshots and publish enabled (and
 // replicate, like the periodic snapshots) and this node holding or taking the snapshot lease,
