@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cbor_messages.hpp"
 #include "replicator/sync/status_protocol.hpp"
 #include "replicator/sync/sync_protocol.hpp"
 
@@ -13,18 +14,8 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string cbor(const json& j) {
-  auto b = json::to_cbor(j);
-  return std::string(b.begin(), b.end());
-}
-
 std::string refusal(const std::string& bytes) {
-  try {
-    decode_status(bytes);
-  } catch (const DecodeError& e) {
-    return e.what();
-  }
-  return "";
+  return refusal_of([&] { decode_status(bytes); });
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cbor_messages.hpp"
 #include "replicator/sync/sync_protocol.hpp"
 
 using namespace harmony;
@@ -12,18 +13,8 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string cbor(const json& j) {
-  auto b = json::to_cbor(j);
-  return std::string(b.begin(), b.end());
-}
-
 std::string refusal(const std::string& bytes) {
-  try {
-    decode_request(bytes);
-  } catch (const DecodeError& e) {
-    return e.what();
-  }
-  return "";
+  return refusal_of([&] { decode_request(bytes); });
 }
 
 }  // namespace
@@ -121,13 +112,10 @@ TEST_CASE("a roots reply carries the tombstone GC report and an older peer's rep
   CHECK_FALSE(got.gc);
 
   auto refused = [](const json& gc) {
-    try {
+    return refusal_of([&] {
       decode_reply(SyncKind::Roots,
                    cbor({{"v", 1}, {"n", 4}, {"tables", json::array()}, {"gc", gc}}));
-    } catch (const DecodeError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
+    });
   };
   CHECK_THAT(refused(json::array()), Catch::Contains("not a map"));
   CHECK_THAT(refused({{"H", -1}, {"i", 0}}), Catch::Contains("horizon"));
