@@ -1,7 +1,9 @@
 // Restore at start-up, measured end to end through the real harmonylite binary (issue 17: at
 // least 100 MB/s on a database of at least 1 GB). Hidden (tag [restore-bench], not in the
 // default suite): `integration_tests "[restore-bench]"`; the size is HARMONY_RESTORE_BENCH_MB
-// (default 1024). One external nats-server (R1); node 1 holds the big database and saves it with
+// (default 1024). External nats-server(s): one (R1), or with HARMONY_RESTORE_BENCH_NATS_REPLICAS=3
+// a cluster of three with the streams and the snapshot bucket replicated three times (R3), as in
+// the examples; node 1 holds the big database and saves it with
 // -save-snapshot to the NATS object store and to a directory store; node 2 (a fresh file) then
 // restores from NATS and node 3 from the directory, each at start-up, one after the other so
 // they do not share the 2 cores. The steps (download with its SHA-256 check, the checks of the
@@ -14,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "replicator/nats/nats_server.hpp"
 #include "shared/sqlite_db.hpp"
 #include "tests/support/cluster.hpp"
 
@@ -76,26 +79,47 @@ std::string measure_restore(TestCluster& c, int i, const std::string& store, dou
       rate(copy), store, rate(checkpoint), store, rate(until_checkpoint));
 }
 
+// `replicas` nats-servers with JetStream, clustered when more than one, on loopback ports.
+std::vector<std::unique_ptr<EmbeddedServer>> start_nats(const TempDir& dir, int replicas) {
+  std::vector<int> route_ports;
+  for (int i = 0; i < replicas; ++i) route_ports.push_back(free_port());
+  std::vector<std::unique_ptr<EmbeddedServer>> servers;
+  for (int i = 0; i < replicas; ++i) {
+    EmbeddedServerOptions so;
+    so.server_name = fmt::format("restore-bench-{}", i + 1);
+    so.store_dir = dir.file(fmt::format("nats-{}", i + 1));
+    if (replicas > 1) {
+      so.cluster_listen = fmt::format("127.0.0.1:{}", route_ports[i]);
+      for (int j = 0; j < replicas; ++j)
+        if (j != i) so.routes.push_back(fmt::format("nats://127.0.0.1:{}/", route_ports[j]));
+      so.cluster_user = "bench";
+      so.cluster_password = "bench-routes";
+    }
+    servers.push_back(std::make_unique<EmbeddedServer>(so));
+    servers.back()->start(std::chrono::seconds(30));
+  }
+  return servers;
+}
+
 }  // namespace
 
 TEST_CASE("restore at start-up of a database of 1 GB from the NATS and directory stores",
           "[.][restore-bench]") {
   const char* env_mb = std::getenv("HARMONY_RESTORE_BENCH_MB");
   const int64_t megabytes = env_mb ? std::atoll(env_mb) : 1024;
+  const char* env_replicas = std::getenv("HARMONY_RESTORE_BENCH_NATS_REPLICAS");
+  const int replicas = env_replicas ? std::atoi(env_replicas) : 1;
+  REQUIRE((replicas == 1 || replicas == 3));
   TempDir dir("restorebench");
-  const int port = free_port();
-  Process nats({"nats-server", "-js", "-sd", dir.file("nats"), "-a", "127.0.0.1", "-p",
-                std::to_string(port), "-n", "restore-bench"},
-               dir.file("nats.log"));
-  REQUIRE(wait_until(
-      [&] { return read_file(dir.file("nats.log")).find("Server is ready") != std::string::npos; },
-      30s, 50ms));
+  auto nats = start_nats(dir, replicas);
 
   ClusterOptions o;
   o.nodes = 3;
   o.schema = "CREATE TABLE big (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);";
-  o.external_nats_url = fmt::format("nats://127.0.0.1:{}", port);
+  o.external_nats_url = nats.front()->client_url();
+  o.replicas = replicas;
   o.max_entries = 10;
+  o.extra_config = fmt::format("[snapshot.nats]\nreplicas = {}\n", replicas);
   TestCluster c(o);
   // Big rows (8 KB, incompressible) in one transaction: few rows for capture to fold, many MB.
   const int64_t row_bytes = 8000;
@@ -171,11 +195,11 @@ TEST_CASE("restore at start-up of a database of 1 GB from the NATS and directory
       2, fmt::format("[snapshot]\nstore = \"file\"\n[snapshot.file]\ndir = \"{}\"\n", files));
   std::string report =
       fmt::format("database {:.0f} MB, {} rows of {} bytes\n{}", db_mb, rows, row_bytes, saves);
-  report += measure_restore(c, 1, "nats R1", db_mb);
+  report += measure_restore(c, 1, fmt::format("nats R{}", replicas), db_mb);
   CHECK(c.stop(1) == 0);
   report += measure_restore(c, 2, "directory", db_mb);
   CHECK(c.stop(2) == 0);
   CHECK(c.query_int(2, "SELECT count(*) FROM big") == rows + 3 * o.max_entries);
   WARN(report);
-  nats.stop(20s);
+  for (auto& server : nats) server->stop(20s);
 }
