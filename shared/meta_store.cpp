@@ -15,18 +15,20 @@ constexpr uint64_t kNodeIdLimit = uint64_t{1} << 53;
 
 }  // namespace
 
+// The clock, the tombstone horizon and the stream position are read and written every applied
+// transaction: these statements are kept prepared (Db::cached) rather than parsed per call.
 std::optional<Value> meta_get(Db& db, const std::string& key) {
-  auto s = db.prepare("SELECT value FROM __harmony_meta WHERE key = ?1");
-  s.bind(1, key);
-  if (!s.step()) return std::nullopt;
-  return s.column(0);
+  auto s = db.cached("SELECT value FROM __harmony_meta WHERE key = ?1");
+  s->bind(1, key);
+  if (!s->step()) return std::nullopt;
+  return s->column(0);
 }
 
 void meta_set(Db& db, const std::string& key, const Value& value) {
-  auto s = db.prepare(
+  auto s = db.cached(
       "INSERT INTO __harmony_meta(key, value) VALUES (?1, ?2) "
       "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-  s.bind(1, key).bind(2, value).run();
+  s->bind(1, key).bind(2, value).run();
 }
 
 int64_t meta_get_int(Db& db, const std::string& key, int64_t fallback) {
@@ -83,10 +85,10 @@ std::map<std::string, uint64_t> load_positions(Db& db) {
 }
 
 void store_position(Db& db, const std::string& stream, uint64_t seq) {
-  auto s = db.prepare(
+  auto s = db.cached(
       "INSERT INTO __harmony_positions(stream, seq) VALUES (?1, ?2) "
       "ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq");
-  s.bind(1, stream).bind(2, static_cast<int64_t>(seq)).run();
+  s->bind(1, stream).bind(2, static_cast<int64_t>(seq)).run();
 }
 
 }  // namespace harmony

@@ -2,6 +2,8 @@
 #include "shared/sqlite_db.hpp"
 
 #include <cstring>
+#include <list>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -16,6 +18,14 @@ bool values_identical(const Value& a, const Value& b) {
   return a == b;
 }
 
+// A list, so statements handed out stay where they are while others are added.
+struct Db::StatementCache {
+  std::list<std::pair<std::string, Stmt>> kept;
+};
+
+Db::Db() = default;
+Db::Db(sqlite3* h, bool owned) : db_(h), owned_(owned) {}
+
 Db Db::open(const std::string& path, int flags) {
   sqlite3* h = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &h, flags | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -28,22 +38,36 @@ Db Db::open(const std::string& path, int flags) {
   return Db(h, true);
 }
 
-Db::Db(Db&& other) noexcept : db_(other.db_), owned_(other.owned_) {
+Db::Db(Db&& other) noexcept
+    : db_(other.db_), owned_(other.owned_), cache_(std::move(other.cache_)) {
   other.db_ = nullptr;
 }
 
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
+    cache_.reset();  // its statements before their connection
     if (owned_) sqlite3_close_v2(db_);
     db_ = other.db_;
     owned_ = other.owned_;
+    cache_ = std::move(other.cache_);
     other.db_ = nullptr;
   }
   return *this;
 }
 
 Db::~Db() {
+  cache_.reset();  // its statements before their connection
   if (owned_) sqlite3_close_v2(db_);
+}
+
+CachedStmt Db::cached(std::string_view sql) {
+  if (!cache_) cache_ = std::make_unique<StatementCache>();
+  for (auto& [text, stmt] : cache_->kept)
+    if (text == sql) return CachedStmt(stmt);
+  if (cache_->kept.size() >= kMaxCachedStatements) return CachedStmt(prepare(sql));
+  Stmt s = prepare(sql);
+  cache_->kept.emplace_back(std::string(sql), std::move(s));
+  return CachedStmt(cache_->kept.back().second);
 }
 
 void Db::fail(int rc, std::string_view context) const {
@@ -188,12 +212,13 @@ std::string Stmt::column_text(int i) const {
 
 Transaction::Transaction(Db& db, Kind kind, std::string savepoint_name)
     : db_(db), kind_(kind), name_(std::move(savepoint_name)) {
+  // BEGIN and COMMIT run every transaction: kept prepared (Db::cached), not parsed each time.
   switch (kind_) {
     case Kind::Deferred:
-      db_.exec("BEGIN DEFERRED");
+      db_.cached("BEGIN DEFERRED")->run();
       break;
     case Kind::Immediate:
-      db_.exec("BEGIN IMMEDIATE");
+      db_.cached("BEGIN IMMEDIATE")->run();
       break;
     case Kind::Savepoint:
       db_.exec("SAVEPOINT " + quote_ident(name_));
@@ -215,7 +240,7 @@ void Transaction::commit() {
   if (kind_ == Kind::Savepoint)
     db_.exec("RELEASE " + quote_ident(name_));
   else
-    db_.exec("COMMIT");
+    db_.cached("COMMIT")->run();
   open_ = false;
 }
 
@@ -225,7 +250,7 @@ void Transaction::rollback() {
   if (kind_ == Kind::Savepoint) {
     db_.exec("ROLLBACK TO " + quote_ident(name_) + "; RELEASE " + quote_ident(name_));
   } else if (db_.in_transaction()) {
-    db_.exec("ROLLBACK");
+    db_.cached("ROLLBACK")->run();
   }
 }
 

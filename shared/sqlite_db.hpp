@@ -17,6 +17,7 @@
 namespace harmony {
 
 class Stmt;
+class CachedStmt;
 
 // Owns or borrows a connection. The extension borrows the host's handle; the replicator owns its
 // own.
@@ -24,7 +25,7 @@ class Db {
  public:
   static Db open(const std::string& path, int flags = SQLITE_OPEN_READWRITE);
   static Db borrow(sqlite3* handle) { return Db(handle, false); }
-  Db() = default;
+  Db();
   Db(Db&& other) noexcept;
   Db& operator=(Db&& other) noexcept;
   Db(const Db&) = delete;
@@ -34,6 +35,14 @@ class Db {
   sqlite3* handle() const { return db_; }
   void exec(std::string_view sql);
   Stmt prepare(std::string_view sql);
+  // The statement for `sql`, prepared once per connection and kept until the Db is closed or
+  // moved from, for the fixed SQL run every transaction (BEGIN/COMMIT, the clock, stream
+  // positions): parsing those each time was a third of applying a 1-row batch
+  // (docs/performance.md). `sql` must be one of a few constants, not built from data: the cache
+  // keeps at most kMaxCachedStatements and prepares the rest per call. SQLite re-prepares a kept
+  // statement after a schema change (prepare_v3); each use is reset when the CachedStmt ends, so
+  // none stays active between uses (holding a read snapshot, or blocking a DETACH).
+  CachedStmt cached(std::string_view sql);
   // Runs a query expected to return one value (or none): returns nullopt when there is no row.
   std::optional<Value> query_value(std::string_view sql);
   int64_t query_int(std::string_view sql, int64_t fallback = 0);
@@ -45,10 +54,16 @@ class Db {
   [[noreturn]] void fail(int rc, std::string_view context) const;
 
  private:
-  Db(sqlite3* h, bool owned) : db_(h), owned_(owned) {}
+  struct StatementCache;
+  Db(sqlite3* h, bool owned);
+  // Its statements are finalized before the connection is closed (~Db, move assignment).
   sqlite3* db_ = nullptr;
   bool owned_ = false;
+  std::unique_ptr<StatementCache> cache_;
 };
+
+// Kept statements: a handful of constant SQL texts (Transaction, shared/meta_store.cpp).
+inline constexpr size_t kMaxCachedStatements = 16;
 
 class Stmt {
  public:
@@ -82,6 +97,24 @@ class Stmt {
  private:
   sqlite3* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
+};
+
+// One use of a statement kept by Db::cached: reset, bindings cleared, when it ends. Holds a
+// statement the Db owns (or, beyond the cache's size, one of its own), so it must not outlive it;
+// one use of the same SQL at a time (a second would rebind the first's statement).
+class CachedStmt {
+ public:
+  explicit CachedStmt(Stmt& kept) : stmt_(&kept) {}
+  explicit CachedStmt(Stmt&& own) : own_(std::move(own)), stmt_(&own_) {}
+  CachedStmt(const CachedStmt&) = delete;
+  CachedStmt& operator=(const CachedStmt&) = delete;
+  ~CachedStmt() { stmt_->reset(); }
+  Stmt* operator->() const { return stmt_; }
+  Stmt& operator*() const { return *stmt_; }
+
+ private:
+  Stmt own_;
+  Stmt* stmt_;
 };
 
 // Rolls back on destruction unless commit() was called; works as BEGIN or as a SAVEPOINT.
