@@ -176,6 +176,17 @@ constexpr const char* kDigestTableSql =
 constexpr const char* kDigestKeysSql =
     "CREATE TABLE IF NOT EXISTS __harmony_digest_keys (tbl INTEGER NOT NULL, bucket INTEGER NOT "
     "NULL, key BLOB NOT NULL, PRIMARY KEY (tbl, bucket, key)) WITHOUT ROWID";
+// Staged keys (content_digest.hpp, kStageKeysFrom): a rowid table without an index, so adding
+// appends to its last page.
+constexpr const char* kStagedKeysSql =
+    "CREATE TABLE IF NOT EXISTS __harmony_digest_keys_new (tbl INTEGER NOT NULL, bucket INTEGER "
+    "NOT NULL, key BLOB NOT NULL)";
+
+bool staged_keys_exist(Db& db) {
+  return db.query_int(
+             "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = "
+             "'__harmony_digest_keys_new'") > 0;
+}
 
 std::string key_list(size_t n) {
   std::string out;
@@ -273,8 +284,25 @@ std::optional<std::vector<Value>> decode_canonical_key(std::string_view bytes) {
   return out;
 }
 
+int64_t staged_key_count(Db& db) {
+  if (!staged_keys_exist(db)) return 0;
+  // Rowids are contiguous: staging only appends, and merge_staged_keys empties it at once.
+  return db.query_int(
+      "SELECT coalesce(max(rowid) - min(rowid) + 1, 0) FROM __harmony_digest_keys_new");
+}
+
+void merge_staged_keys(Db& db) {
+  if (staged_key_count(db) == 0) return;
+  // In key order, so each leaf of the keys' b-tree is visited (and written) once.
+  db.exec(
+      "INSERT OR IGNORE INTO __harmony_digest_keys (tbl, bucket, key) SELECT tbl, bucket, key "
+      "FROM __harmony_digest_keys_new ORDER BY tbl, bucket, key");
+  db.exec("DELETE FROM __harmony_digest_keys_new");
+}
+
 bool ensure_digest_table(Db& db) {
   db.exec(kDigestKeysSql);
+  db.exec(kStagedKeysSql);
   if (digest_table_exists(db)) return false;
   db.exec(kDigestTableSql);
   return true;
@@ -322,6 +350,7 @@ void store_digest(Db& db, int64_t table_id, const TableDigest& d) {
 
 std::vector<std::string> rebuild_digests(Db& db, const std::vector<CapturedTable>& tables) {
   ensure_digest_table(db);
+  merge_staged_keys(db);  // the counts and rebuilds below see every key in one table
   std::vector<std::string> wrong;
   std::string ids;
   for (const auto& t : tables) {
@@ -350,6 +379,18 @@ std::map<uint32_t, std::vector<DigestEntry>> bucket_entries(Db& db, const Captur
   if (buckets.empty()) return found;
   if (digest_keys_exist(db)) {
     // One index range per bucket, then each key's {rows} entry: proportional to the buckets.
+    // Keys still staged (a catch-up in progress) are read in one pass over the staging table,
+    // which kMergeStagedKeysAt bounds.
+    std::map<uint32_t, std::vector<std::string>> staged;
+    if (staged_key_count(db) > 0) {
+      auto s = db.prepare("SELECT bucket, key FROM __harmony_digest_keys_new WHERE tbl = ?1");
+      s.bind(1, t.id);
+      while (s.step()) {
+        const int64_t b = s.column_int(0);
+        if (b < 0 || b >= kDigestBuckets || !buckets.count(static_cast<uint32_t>(b))) continue;
+        staged[static_cast<uint32_t>(b)].emplace_back(as_view(s.column(1)));
+      }
+    }
     std::string match;
     for (size_t i = 0; i < t.key_count(); ++i)
       match += fmt::format("{}k{} IS ?{}", i ? " AND " : "", i + 1, i + 1);
@@ -360,12 +401,20 @@ std::map<uint32_t, std::vector<DigestEntry>> bucket_entries(Db& db, const Captur
     std::map<uint32_t, std::vector<DigestEntry>> out;
     size_t total = 0;
     for (uint32_t b : buckets) {
-      std::vector<DigestEntry> entries;
+      std::vector<std::string> raw;
       keys.reset();
       keys.bind(1, t.id).bind(2, int64_t{b});
-      while (keys.step()) {
-        const Value raw = keys.column(0);
-        auto key = decode_canonical_key(as_view(raw));
+      while (keys.step()) raw.emplace_back(as_view(keys.column(0)));
+      keys.reset();
+      if (auto it = staged.find(b); it != staged.end()) {
+        // The same order as the b-tree's (BLOBs compare as memcmp, as std::string does).
+        raw.insert(raw.end(), it->second.begin(), it->second.end());
+        std::sort(raw.begin(), raw.end());
+        raw.erase(std::unique(raw.begin(), raw.end()), raw.end());
+      }
+      std::vector<DigestEntry> entries;
+      for (const auto& bytes : raw) {
+        auto key = decode_canonical_key(bytes);
         if (!key || key->size() != t.key_count()) continue;
         version.reset();
         for (size_t i = 0; i < key->size(); ++i) version.bind(static_cast<int>(i + 1), (*key)[i]);
@@ -375,7 +424,6 @@ std::map<uint32_t, std::vector<DigestEntry>> bucket_entries(Db& db, const Captur
             RowVersion{version.column_int(0), static_cast<uint64_t>(version.column_int(1)),
                        version.column_int(2) != 0}});
       }
-      keys.reset();
       version.reset();
       if (!out.empty() && total + entries.size() > max_entries) break;
       total += entries.size();
@@ -495,7 +543,8 @@ std::optional<uint64_t> winning_content(uint64_t origin, const std::vector<Conte
   return best->first;
 }
 
-DigestUpdater::DigestUpdater(Db& db, Writes writes) : batched_(writes == Writes::Batched) {
+DigestUpdater::DigestUpdater(Db& db, Writes writes)
+    : db_(&db), batched_(writes == Writes::Batched) {
   active_ = digest_table_exists(db);
   if (!active_) return;
   // XOR in SQL: SQLite has none, and (a | b) - (a & b) equals a ^ b without overflow (the
@@ -504,7 +553,9 @@ DigestUpdater::DigestUpdater(Db& db, Writes writes) : batched_(writes == Writes:
       "INSERT INTO __harmony_digest (tbl, bucket, hash, rows) VALUES (?1, ?2, ?3, ?4) "
       "ON CONFLICT DO UPDATE SET hash = (hash | excluded.hash) - (hash & excluded.hash), "
       "rows = rows + excluded.rows");
-  if (digest_keys_exist(db)) {
+  // Both or neither: ensure_digest_table creates them together (a file of an older release has
+  // the keys only until its replicator starts; until then nothing is staged).
+  if (digest_keys_exist(db) && staged_keys_exist(db)) {
     add_key_ = db.prepare(
         "INSERT OR IGNORE INTO __harmony_digest_keys (tbl, bucket, key) VALUES (?1, ?2, ?3)");
     drop_key_ =
@@ -517,18 +568,57 @@ void DigestUpdater::change(int64_t table_id, const std::vector<Value>& key,
                            const std::optional<RowVersion>& before,
                            const std::optional<RowVersion>& after) {
   if (!active_ || before == after) return;
-  const std::string k = canonical_key(key);
+  std::string k = canonical_key(key);
   uint64_t delta = 0;
   if (before) delta ^= entry_hash(k, *before);
   if (after) delta ^= entry_hash(k, *after);
   const int64_t rows = (after ? 1 : 0) - (before ? 1 : 0);
   const uint32_t bucket = key_bucket(k);
   add(table_id, bucket, delta, rows);
-  if (rows != 0 && keys_active_) {
-    Stmt& s = rows > 0 ? add_key_ : drop_key_;
-    s.reset();
-    s.bind(1, table_id).bind(2, int64_t{bucket}).bind(3, Value{Blob{k}}).run();
+  if (rows == 0 || !keys_active_) return;
+  if (rows > 0 && batched_) {
+    keys_.push_back(NewKey{table_id, bucket, std::move(k)});
+    ++added_;
+    if (keys_.size() >= kMaxBufferedKeys) write_keys();
+    return;
   }
+  if (rows < 0 && !staging_merged_) {
+    // A drop (tombstone GC) deletes from the b-tree: the key may still be staged or kept here,
+    // so those go in first. Once per updater: later drops find nothing staged.
+    write_keys();
+    merge_staged_keys(*db_);
+    staging_merged_ = true;
+  }
+  Stmt& s = rows > 0 ? add_key_ : drop_key_;
+  s.reset();
+  s.bind(1, table_id).bind(2, int64_t{bucket}).bind(3, Value{Blob{std::move(k)}}).run();
+}
+
+void DigestUpdater::write_keys() {
+  if (keys_.empty()) return;
+  if (added_ >= kStageKeysFrom) {
+    if (!stage_key_)
+      stage_key_ = db_->prepare(
+          "INSERT INTO __harmony_digest_keys_new (tbl, bucket, key) VALUES (?1, ?2, ?3)");
+    for (auto& k : keys_) {
+      stage_key_.reset();
+      stage_key_.bind(1, k.table_id)
+          .bind(2, int64_t{k.bucket})
+          .bind(3, Value{Blob{std::move(k.key)}});
+      stage_key_.run();
+    }
+  } else {
+    // A few keys: into the b-tree at once, in its order (neighbours share pages).
+    std::sort(keys_.begin(), keys_.end());
+    for (auto& k : keys_) {
+      add_key_.reset();
+      add_key_.bind(1, k.table_id)
+          .bind(2, int64_t{k.bucket})
+          .bind(3, Value{Blob{std::move(k.key)}});
+      add_key_.run();
+    }
+  }
+  keys_.clear();
 }
 
 void DigestUpdater::add(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows) {
@@ -553,11 +643,27 @@ void DigestUpdater::write(int64_t table_id, uint32_t bucket, uint64_t hash, int6
 }
 
 void DigestUpdater::flush() {
+  const bool changed = !hashes_.empty() || added_ > 0;
   for (const auto& [where, hash] : hashes_) write(where.first, where.second, hash, 0);
   for (const auto& [table_id, rows] : rows_)
     if (rows != 0) write(table_id, 0, 0, rows);
   hashes_.clear();
   rows_.clear();
+  if (keys_active_ && batched_) {
+    write_keys();
+    // Merge when enough wait, or when this transaction was a small one that changed something:
+    // the burst that staged them is over, and a steady state keeps every key in the b-tree. (Not
+    // for a flush that changed nothing: every apply transaction folds first, usually nothing.)
+    if (!count_staged_)
+      count_staged_ = db_->prepare(
+          "SELECT coalesce(max(rowid) - min(rowid) + 1, 0) FROM __harmony_digest_keys_new");
+    count_staged_.reset();
+    const int64_t staged = count_staged_.step() ? count_staged_.column_int(0) : 0;
+    count_staged_.reset();
+    if (staged > 0 && (staged >= kMergeStagedKeysAt || (changed && added_ < kStageKeysFrom)))
+      merge_staged_keys(*db_);
+  }
+  added_ = 0;
 }
 
 }  // namespace harmony

@@ -142,6 +142,34 @@ struct ContentVote {
 // same). nullopt without votes.
 std::optional<uint64_t> winning_content(uint64_t origin, const std::vector<ContentVote>& votes);
 
+// Keys staged in bulk (see DigestUpdater): __harmony_digest_keys_new (tbl, bucket, key), a rowid
+// table, so a catch-up appends to it instead of inserting at random places in the keys' b-tree.
+// Its entries are part of the keys per bucket: bucket_entries reads them too, and
+// merge_staged_keys moves them into __harmony_digest_keys in key order.
+//
+// Why (issue 18, docs/performance.md "Catch-up"): __harmony_digest_keys is ordered by bucket, a
+// hash of the key, so the keys of one transaction land on pages all over its b-tree; a catch-up
+// transaction of 20,000 rows into a table of 1M keys dirtied nearly every leaf (~36 MB) and
+// wrote it to the WAL again at each commit, which halved the catch-up rate.
+//
+// A transaction that adds at least this many keys stages them (below it they go straight into
+// the b-tree: a few pages, and the steady state keeps no staged keys at all). 1024 keys dirty at
+// most 1024 leaves directly, ~4 MiB; staged, 1024 keys of ~30 bytes fill ~8 pages.
+inline constexpr size_t kStageKeysFrom = 1024;
+// Staged keys are merged once this many are waiting: the merge writes each leaf of the b-tree it
+// touches once, so a larger figure spreads that over more keys, while bucket_entries scans the
+// staged keys (262,144 of ~30 bytes: ~8 MiB, a few milliseconds) and the merge's transaction
+// holds the write lock for about a second on a 1M-key table.
+inline constexpr int64_t kMergeStagedKeysAt = 262'144;
+// A batched updater keeps at most this many added keys in memory before writing them (a fold of
+// one huge local transaction): ~50 bytes each, ~3 MiB.
+inline constexpr size_t kMaxBufferedKeys = 65'536;
+
+// Staged keys waiting (O(log n): staging only appends, and a merge empties it).
+int64_t staged_key_count(Db& db);
+// Moves every staged key into __harmony_digest_keys, in key order; nothing when none wait.
+void merge_staged_keys(Db& db);
+
 // Incremental maintenance, used by fold and apply inside their write transaction: `before` is
 // what {rows} held for the key (nullopt: no entry), `after` what it holds now. Does nothing when
 // the database has no __harmony_digest yet (the replicator creates and fills it at start-up).
@@ -150,10 +178,13 @@ std::optional<uint64_t> winning_content(uint64_t origin, const std::vector<Conte
 // back; see docs/anti-entropy.md.
 class DigestUpdater {
  public:
-  // Immediate: every change() writes its bucket at once. Batched (fold and apply): bucket hashes
-  // and row totals are summed in memory and written by flush(), which the caller must call
-  // before its transaction commits; two upserts per row were a third of the apply's
-  // instructions (docs/performance.md). Key entries are written at once either way.
+  // Immediate: every change() writes its bucket and key at once. Batched (fold and apply): bucket
+  // hashes and row totals are summed in memory and new keys kept, all written by flush(), which
+  // the caller must call before its transaction commits; two upserts per row were a third of the
+  // apply's instructions (docs/performance.md). flush() inserts a small transaction's keys into
+  // __harmony_digest_keys in key order, and stages a large one's (kStageKeysFrom); a small
+  // transaction that changes rows after a burst merges what the burst staged (so does a drop),
+  // so a steady state stages nothing.
   enum class Writes { Immediate, Batched };
   explicit DigestUpdater(Db& db, Writes writes = Writes::Immediate);
   bool active() const { return active_; }
@@ -161,25 +192,41 @@ class DigestUpdater {
   bool complete() const { return active_ && keys_active_; }
   void change(int64_t table_id, const std::vector<Value>& key,
               const std::optional<RowVersion>& before, const std::optional<RowVersion>& after);
-  // Writes what Batched changes summed (nothing otherwise), and starts the sums again.
+  // Writes what Batched changes summed and kept (nothing otherwise), and starts again.
   void flush();
-  // Forgets the sums (their transaction rolled back).
+  // Forgets the sums and keys (their transaction rolled back).
   void discard() {
     hashes_.clear();
     rows_.clear();
+    keys_.clear();
+    added_ = 0;
   }
 
  private:
+  struct NewKey {
+    int64_t table_id;
+    uint32_t bucket;
+    std::string key;
+    auto operator<=>(const NewKey&) const = default;
+  };
   void add(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows);
   void write(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows);
+  // Writes the kept keys: staged when this transaction added kStageKeysFrom or more, else into
+  // the b-tree in key order.
+  void write_keys();
+  Db* db_ = nullptr;
   bool active_ = false;
   bool keys_active_ = false;  // __harmony_digest_keys exists
   bool batched_ = false;
-  Stmt upsert_, add_key_, drop_key_;
+  bool staging_merged_ = false;  // a drop merged the staged keys first (once per updater)
+  Stmt upsert_, add_key_, drop_key_, stage_key_, count_staged_;  // the last two when needed
   // Batched: XOR of entry hashes per (table, bucket), and row totals per table (kept on bucket
   // 0, see store_digest). At most one entry per bucket touched: bounded by the buckets.
   std::map<std::pair<int64_t, uint32_t>, uint64_t> hashes_;
   std::map<int64_t, int64_t> rows_;
+  // Batched: keys added since the last flush (at most kMaxBufferedKeys kept), and their count.
+  std::vector<NewKey> keys_;
+  size_t added_ = 0;
 };
 
 }  // namespace harmony

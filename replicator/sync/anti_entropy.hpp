@@ -87,6 +87,18 @@ struct StatusAnswer {
   NodeStatus status;
 };
 
+// Catch-up and repair (docs/performance.md "Catch-up"): while a stream is this many messages or
+// more behind its last sequence, and not paused, this node is catching up: what the peers hold
+// beyond its position comes from the stream anyway, and a round (its bucket reads and its write
+// transaction) would fight the consumer for the CPU and the write lock. 1000 messages is at least
+// a few tenths of a second of applying even for 1-row batches; a steady state lags far less.
+inline constexpr uint64_t kCatchUpLagMessages = 1000;
+// Rounds wait for a catch-up at most this long, then run anyway (a writer faster than this node
+// would otherwise stop repair for good): a 1M-row catch-up took ~50 s at the slowest measured.
+inline constexpr std::chrono::minutes kMaxRepairDeferral{5};
+// The first stream this node is catching up on (see kCatchUpLagMessages), or empty.
+std::string stream_catching_up(const std::map<std::string, StreamProgress>& streams);
+
 class AntiEntropy {
  public:
   // `stats` may be null (the -verify command). `nc` outlives this object.
