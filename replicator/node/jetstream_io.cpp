@@ -259,6 +259,11 @@ void JetStreamSource::audit() {
   AuditCounters counters;
   auto differing = audit_.run(
       now, [this](uint64_t seq) { return leader_message(seq); }, counters);
+  // harmony_bench --trace-delay: how long the pass held up the receive path.
+  spdlog::debug(
+      "delay trace: audit of {}: {} leader reads in {} us", stream_, counters.leader_reads,
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - now)
+          .count());
   if (stats_) {
     stats_->stream_messages_checked += static_cast<int64_t>(counters.checked);
     stats_->stream_messages_repaired += static_cast<int64_t>(counters.mismatched);
