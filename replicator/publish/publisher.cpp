@@ -200,7 +200,9 @@ Collected PublisherRun::collect_next_batch(const std::atomic<bool>& stop) {
       "collecting changes", &stats_.write_lock);
   if (!done) return Collected::Stopped;
   acked_.reset();
-  data_version_ = db_.query_int("PRAGMA data_version");
+  // data_version_ stays the value read before the transaction: our own commit does not change
+  // it, and reading it again here would absorb a commit another connection made right after
+  // ours, which this transaction did not see; that commit would then wait for the idle timer.
   if (schema_moved) {
     check_now_ = true;
     return Collected::SchemaMoved;
