@@ -20,7 +20,11 @@
 //   harmony_bench [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] [--baseline-bin PATH]
 //                 [--naive] [--seconds S] [--catchup-rows N] [--snapshot-mb N] [--replicas N]
 //                 [--shell-seconds S] [--steps 2,3,4,7] [--main-first] [--strict]
+//                 [--trace-delay]
 // --quick: tiny sizes (the ctest smoke run). --strict: exit 1 when a target is missed.
+// --trace-delay: the clusters log at debug level and (3) adds each leg of a row's way (commit,
+// watcher wake, collect, publish, ack, receive, apply, reader) from the replicators' trace lines
+// (a build without them reports no rows per leg).
 #include <unistd.h>
 
 #include <chrono>
@@ -49,6 +53,7 @@ namespace {
 struct Options {
   bool quick = false, strict = false, skip_capture = false, skip_snapshot = false;
   bool naive = false;
+  bool trace_delay = false;  // (3) with the replicators' per-batch timeline (debug logging)
   std::string baseline_bin;  // another build's harmonylite, measured as "main"
   std::string out_dir;
   double shell_seconds = 10;
@@ -67,7 +72,7 @@ int usage(const char* argv0) {
                "usage: %s [--quick] [--out DIR] [--skip-capture] [--skip-snapshot] "
                "[--baseline-bin PATH] [--naive] [--only ours] [--seconds S] [--catchup-rows N] "
                "[--snapshot-mb N] [--replicas N] [--shell-seconds S] [--steps 2,3,4,7] "
-               "[--main-first] [--strict]\n",
+               "[--main-first] [--strict] [--trace-delay]\n",
                argv0);
   return 2;
 }
@@ -116,6 +121,8 @@ int main(int argc, char** argv) {
       o.steps = next();
     } else if (a == "--main-first") {
       o.main_first = true;
+    } else if (a == "--trace-delay") {
+      o.trace_delay = true;
     } else if (a == "--naive") {
       o.naive = true;
     } else if (a == "--baseline-bin") {
@@ -193,10 +200,11 @@ int main(int argc, char** argv) {
     progress("starting the clusters");
     const int64_t max_entries = 100'000'000;  // a message is a batch: keep every one
     std::vector<std::unique_ptr<BenchCluster>> clusters;
-    clusters.push_back(std::make_unique<BenchCluster>(Mode::Ours, o.replicas, max_entries));
+    clusters.push_back(
+        std::make_unique<BenchCluster>(Mode::Ours, o.replicas, max_entries, "", o.trace_delay));
     if (!o.baseline_bin.empty())
-      clusters.push_back(
-          std::make_unique<BenchCluster>(Mode::Main, o.replicas, max_entries, o.baseline_bin));
+      clusters.push_back(std::make_unique<BenchCluster>(Mode::Main, o.replicas, max_entries,
+                                                        o.baseline_bin, o.trace_delay));
     if (o.naive)
       clusters.push_back(std::make_unique<BenchCluster>(Mode::Naive, o.replicas, max_entries));
     for (auto& c : clusters) c->launch();
@@ -223,11 +231,15 @@ int main(int argc, char** argv) {
       for (auto& c : clusters) {
         progress(fmt::format("(3) delay at {:.0f} txn/s, {}", rate, mode_name(c->mode())));
         results["delay"].push_back(
-            run_delay(*c, fmt::format("delay_{:.0f}", rate), rate, o.delay_seconds));
+            run_delay(*c, fmt::format("delay_{:.0f}", rate), rate, o.delay_seconds, o.trace_delay));
         const auto& d = results["delay"].back()["delay_ms"];
         progress(fmt::format("    p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms",
                              d["p50"].get<double>(), d["p99"].get<double>(),
                              d["max"].get<double>()));
+        for (const auto& leg : results["delay"].back().value("legs_ms", json::array()))
+          progress(fmt::format("      {:<34} p50 {:7.2f}  p99 {:7.2f}  ({} rows)",
+                               leg["leg"].get<std::string>(), leg["p50"].get<double>(),
+                               leg["p99"].get<double>(), leg["rows"].get<size_t>()));
       }
     }
     for (auto& c : clusters) {

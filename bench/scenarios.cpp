@@ -7,10 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -192,12 +194,114 @@ json run_throughput(BenchCluster& bc, const std::string& table, int txn_rows, do
   return out;
 }
 
-json run_delay(BenchCluster& bc, const std::string& table, double rate, double seconds) {
+// --trace-delay: one row's way from node 1's commit to node 2's reader, from the replicators'
+// debug lines (wall-clock microseconds, the same clock as the bench's t_us):
+//   node 1  "delay trace: published batch B (N rows, R rechecks): woke W collected C sent S acked
+//   A" node 2  "delay trace: applied batch O/B: received V committed M"
+struct PublishedTrace {
+  int64_t batch = 0, woke = 0, collected = 0, sent = 0, acked = 0, rechecks = 0;
+};
+struct AppliedTrace {
+  int64_t received = 0, committed = 0;
+};
+
+std::vector<PublishedTrace> published_traces(const std::string& log) {
+  std::vector<PublishedTrace> out;
+  static const std::regex line(
+      R"(delay trace: published batch (\d+) \(\d+ rows, (\d+) rechecks\): woke (\d+) collected (\d+) sent (\d+) acked (\d+))");
+  for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
+    const auto& m = *it;
+    out.push_back({std::stoll(m[1]), std::stoll(m[3]), std::stoll(m[4]), std::stoll(m[5]),
+                   std::stoll(m[6]), std::stoll(m[2])});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.collected < b.collected; });
+  return out;
+}
+
+std::map<int64_t, AppliedTrace> applied_traces(const std::string& log, int64_t origin) {
+  std::map<int64_t, AppliedTrace> out;
+  static const std::regex line(
+      R"(delay trace: applied batch (\d+)/(\d+): received (\d+) committed (\d+))");
+  for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
+    const auto& m = *it;
+    if (std::stoll(m[1]) == origin) out[std::stoll(m[2])] = {std::stoll(m[3]), std::stoll(m[4])};
+  }
+  return out;
+}
+
+// Each row belongs to the first batch collected after its commit (rows are written in id order
+// and a batch takes everything pending). Legs in ms, median and p99 over the rows traced.
+json delay_legs(const std::string& publisher_log, const std::string& consumer_log,
+                const std::vector<std::pair<int64_t, int64_t>>& rows) {
+  const auto published = published_traces(publisher_log);
+  const auto applied = applied_traces(consumer_log, 1);
+  const char* names[] = {"commit -> watcher wake",          "wake -> fold/collect done",
+                         "collect -> publish sent",         "publish sent -> ack (quorum)",
+                         "publish sent -> node 2 received", "received -> apply committed",
+                         "apply committed -> reader sees",  "total (commit -> reader sees)"};
+  constexpr size_t kLegs = std::size(names);
+  std::array<std::vector<double>, kLegs> legs;
+  std::vector<double> rechecks;
+  auto ms = [](int64_t from, int64_t to) { return static_cast<double>(to - from) / 1000.0; };
+  for (const auto& [commit, seen] : rows) {
+    auto it = std::lower_bound(published.begin(), published.end(), commit,
+                               [](const PublishedTrace& p, int64_t t) { return p.collected < t; });
+    if (it == published.end()) continue;
+    auto a = applied.find(it->batch);
+    if (a == applied.end()) continue;
+    // A wake-up before the commit (the publisher's own write, an earlier row's event) counts as
+    // no wait: the leg is what the row spent waiting for the publisher to look.
+    const int64_t woke = std::max(it->woke, commit);
+    const int64_t points[] = {commit, woke, it->collected, it->sent, it->acked};
+    for (size_t i = 0; i < 4; ++i) legs[i].push_back(ms(points[i], points[i + 1]));
+    legs[4].push_back(ms(it->sent, a->second.received));
+    legs[5].push_back(ms(a->second.received, a->second.committed));
+    legs[6].push_back(ms(a->second.committed, seen));
+    legs[7].push_back(ms(commit, seen));
+    rechecks.push_back(static_cast<double>(it->rechecks));
+  }
+  json out = json::array();
+  for (size_t i = 0; i < kLegs; ++i) {
+    Summary s = summarize(legs[i]);
+    out.push_back({{"leg", names[i]}, {"rows", s.n}, {"p50", s.p50}, {"p99", s.p99}});
+  }
+  // The stream audit's leader reads run on node 2's receive path: how long each pass that read
+  // anything held it (over the node's whole log), and how many passes gave way to deliveries.
+  std::vector<double> audits;
+  double gave_way = 0;
+  static const std::regex audit_line(
+      R"(delay trace: audit of \S+: (\d+) leader reads in (\d+) us( \(gave way)?)");
+  for (std::sregex_iterator it(consumer_log.begin(), consumer_log.end(), audit_line), end;
+       it != end; ++it) {
+    if ((*it)[3].matched) ++gave_way;
+    if (std::stoll((*it)[1]) > 0)
+      audits.push_back(static_cast<double>(std::stoll((*it)[2])) / 1000.0);
+  }
+  Summary au = summarize(audits);
+  out.push_back({{"leg", "node 2 audit pass with reads (ms)"},
+                 {"rows", au.n},
+                 {"p50", au.p50},
+                 {"p99", au.max}});
+  out.push_back({{"leg", "node 2 audit passes that gave way"},
+                 {"rows", au.n},
+                 {"p50", gave_way},
+                 {"p99", gave_way}});
+  Summary r = summarize(rechecks);
+  out.push_back(
+      {{"leg", "rechecks before collect (count)"}, {"rows", r.n}, {"p50", r.p50}, {"p99", r.p99}});
+  return out;
+}
+
+json run_delay(BenchCluster& bc, const std::string& table, double rate, double seconds,
+               bool trace) {
   const auto n = static_cast<int64_t>(std::llround(rate * seconds));
   std::vector<double> delays;
   delays.reserve(static_cast<size_t>(n));
   std::atomic<bool> writer_done{false};
   std::atomic<int64_t> seen{0};
+  std::vector<std::pair<int64_t, int64_t>> timeline;  // per row: t_us (commit), seen (wall us)
+  timeline.reserve(static_cast<size_t>(n));
   std::string reader_error;
   Db rdb = Db::open(bc.db(1), SQLITE_OPEN_READWRITE);
   rdb.set_busy_timeout(5000);
@@ -222,6 +326,7 @@ json run_delay(BenchCluster& bc, const std::string& table, double rate, double s
           while (q.step()) {
             const int64_t now = wall_us();
             delays.push_back(static_cast<double>(now - q.column_int(1)) / 1000.0);
+            timeline.emplace_back(q.column_int(1), now);
             last_id = q.column_int(0);
             ++seen;
           }
@@ -265,6 +370,7 @@ json run_delay(BenchCluster& bc, const std::string& table, double rate, double s
               {"achieved_rate", write_seconds > 0 ? static_cast<double>(n) / write_seconds : 0},
               {"delay_ms", s.to_json()},
               {"cdf", std::move(cdf)}};
+  if (trace) out["legs_ms"] = delay_legs(bc.cluster().log(0), bc.cluster().log(1), timeline);
   if (!writer_error.empty()) out["error"] = writer_error;
   if (!reader_error.empty()) out["error"] = reader_error;
   return out;

@@ -18,8 +18,11 @@ nlohmann::json run_throughput(BenchCluster& bc, const std::string& table, int tx
                               double seconds, int64_t lag_cap);
 
 // (3): single-row transactions at a steady `rate` per second for `seconds`; a reader on node 2
-// polls PRAGMA data_version and, for each new row, takes now - t_us (milliseconds).
-nlohmann::json run_delay(BenchCluster& bc, const std::string& table, double rate, double seconds);
+// polls PRAGMA data_version and, for each new row, takes now - t_us (milliseconds). `trace`
+// (the cluster runs with debug logging): also each row's timeline through the replicators,
+// from their "delay trace:" log lines, as the median and p99 of each leg ("legs_ms").
+nlohmann::json run_delay(BenchCluster& bc, const std::string& table, double rate, double seconds,
+                         bool trace = false);
 
 // (4): node 3 stopped, `rows` rows written on node 1 (1,000-row transactions) and applied on
 // node 2; then node 3 restarts: time until it holds every row, and a content check.

@@ -23,7 +23,8 @@ std::string mode_config(Mode m) {
   return m == Mode::Naive ? "scan_max_changes = 1\napply_batch_rows = 1\n" : "";
 }
 
-BenchCluster::BenchCluster(Mode mode, int replicas, int64_t max_entries, const std::string& binary)
+BenchCluster::BenchCluster(Mode mode, int replicas, int64_t max_entries, const std::string& binary,
+                           bool verbose)
     : mode_(mode) {
   test::ClusterOptions o;
   o.nodes = 3;
@@ -35,6 +36,7 @@ BenchCluster::BenchCluster(Mode mode, int replicas, int64_t max_entries, const s
   // events wake another node's publisher and hides a missed wake-up.
   o.separate_dirs = true;
   o.binary = binary;
+  o.verbose = verbose;
   cluster_ = std::make_unique<test::TestCluster>(o);
 }
 

@@ -33,8 +33,10 @@ std::string mode_config(Mode m);
 // Three harmonylite processes on loopback, each with its embedded nats-server, clustered.
 class BenchCluster {
  public:
-  // `binary`: the harmonylite to run ("" = this build's).
-  BenchCluster(Mode mode, int replicas, int64_t max_entries, const std::string& binary = "");
+  // `binary`: the harmonylite to run ("" = this build's). `verbose`: debug logging, which
+  // carries the per-batch delay trace lines that --trace-delay reads.
+  BenchCluster(Mode mode, int replicas, int64_t max_entries, const std::string& binary = "",
+               bool verbose = false);
   Mode mode() const { return mode_; }
   test::TestCluster& cluster() { return *cluster_; }
   const std::string& db(int i) const { return cluster_->db(i); }

@@ -64,6 +64,8 @@ class JetStreamSource : public MessageSource {
   void audit();
   // A reconnect since the last look: resubscribes (and marks the audit window suspect).
   void check_reconnected(std::chrono::steady_clock::time_point now);
+  // Messages already delivered to the subscription and not read yet.
+  bool messages_waiting() const;
   LeaderMessage leader_message(uint64_t seq);
   uint64_t reconnects() const;
   static void on_leader_elected(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
@@ -75,6 +77,8 @@ class JetStreamSource : public MessageSource {
   NatsSubscriptionPtr leader_advisories_;
   std::atomic<bool> leader_changed_{false};
   StreamAudit audit_;
+  // The last audit pass that ran to its end without giving way to waiting messages.
+  std::chrono::steady_clock::time_point audit_completed_ = std::chrono::steady_clock::now();
   std::deque<IncomingMessage> repairs_;
   uint64_t reconnects_seen_ = 0;
   bool subscribed_before_ = false;

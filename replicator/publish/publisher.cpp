@@ -36,10 +36,26 @@ constexpr auto kFoldIntervalWhenNotPublishing = std::chrono::seconds(5);
 constexpr auto kFirstRecheckAfterEvent = std::chrono::milliseconds(1);
 constexpr auto kLastRecheckAfterEvent = std::chrono::milliseconds(256);
 
+// Wall-clock microseconds (the clock of the delay trace below and of the benchmark's rows).
+int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One batch's way through this loop, logged at debug level when it is acknowledged ("delay
+// trace:", read by harmony_bench --trace-delay): the last file event before the collect, the
+// collect's commit, the publish and its acknowledgement, and how many rechecks found nothing.
+struct DelayTrace {
+  int64_t woke_us = 0, collected_us = 0, sent_us = 0, acked_us = 0;
+  int rechecks = 0;
+};
+
 struct InFlight {
   Batch batch;
   std::vector<OutgoingPart> parts;
   int attempts = 0;
+  DelayTrace trace;
 };
 
 // Cheap read-only check so the write lock is only taken when something is pending.
@@ -98,6 +114,7 @@ class PublisherRun {
   // > 0 while a file event may still stand for a commit we cannot see yet: look again after
   // this delay (doubling) instead of sleeping until the idle timer. See kFirstRecheckAfterEvent.
   std::chrono::milliseconds recheck_{0};
+  DelayTrace next_trace_;  // the wake-ups of the batch not collected yet
 };
 
 PublisherRun::PublisherRun(const PublisherOptions& options, BatchTransport& transport,
@@ -183,12 +200,15 @@ Collected PublisherRun::collect_next_batch(const std::atomic<bool>& stop) {
       "collecting changes", &stats_.write_lock);
   if (!done) return Collected::Stopped;
   acked_.reset();
-  data_version_ = db_.query_int("PRAGMA data_version");
+  // data_version_ stays the value read before the transaction: our own commit does not change
+  // it, and reading it again here would absorb a commit another connection made right after
+  // ours, which this transaction did not see; that commit would then wait for the idle timer.
   if (schema_moved) {
     check_now_ = true;
     return Collected::SchemaMoved;
   }
   if (batch.rows.empty()) return Collected::Nothing;
+  next_trace_.collected_us = wall_us();
   start_in_flight(std::move(batch));
   return Collected::Batch;
 }
@@ -213,6 +233,8 @@ void PublisherRun::start_in_flight(Batch batch) {
       p.auth = part_auth_tag(*options_.cluster_key, batch.origin_node, batch.batch_id, p.index,
                              p.count, p.payload);
   f.batch = std::move(batch);
+  f.trace = next_trace_;
+  next_trace_ = {};
   in_flight_ = std::move(f);
 }
 
@@ -222,6 +244,7 @@ void PublisherRun::publish_in_flight(const std::atomic<bool>& stop) {
   std::string error;
   ++in_flight_->attempts;
   const auto started = std::chrono::steady_clock::now();
+  in_flight_->trace.sent_us = wall_us();
   if (!transport_.publish(in_flight_->parts, in_flight_->batch.origin_node,
                           in_flight_->batch.batch_id, error)) {
     back_off_after_failure(error, stop);
@@ -229,6 +252,12 @@ void PublisherRun::publish_in_flight(const std::atomic<bool>& stop) {
   }
   stats_.publish_latency.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  const DelayTrace& t = in_flight_->trace;
+  spdlog::debug(
+      "delay trace: published batch {} ({} rows, {} rechecks): woke {} collected {} sent {} "
+      "acked {}",
+      in_flight_->batch.batch_id, in_flight_->batch.rows.size(), t.rechecks, t.woke_us,
+      t.collected_us, t.sent_us, wall_us());
   if (in_flight_->attempts > 1)
     spdlog::info("batch {} ({} rows) published after {} attempts", in_flight_->batch.batch_id,
                  in_flight_->batch.rows.size(), in_flight_->attempts);
@@ -262,12 +291,16 @@ void PublisherRun::back_off_after_failure(const std::string& error, const std::a
 void PublisherRun::wait_for_change() {
   const auto idle_wait =
       options_.poll_interval.count() > 0 ? options_.poll_interval : std::chrono::milliseconds(1000);
-  if (watcher_.wait(recheck_.count() > 0 ? recheck_ : idle_wait))
+  if (watcher_.wait(recheck_.count() > 0 ? recheck_ : idle_wait)) {
     recheck_ = kFirstRecheckAfterEvent;
-  else if (recheck_.count() > 0)
+    next_trace_.woke_us = wall_us();
+    next_trace_.rechecks = 0;
+  } else if (recheck_.count() > 0) {
     recheck_ = recheck_ * 2 > kLastRecheckAfterEvent ? std::chrono::milliseconds(0) : recheck_ * 2;
-  else
+    ++next_trace_.rechecks;
+  } else {
     check_now_ = true;  // timer tick: look again anyway
+  }
 }
 
 // Leaving: record the last acknowledgement if possible; what is unacknowledged stays queued.

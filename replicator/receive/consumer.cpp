@@ -101,7 +101,15 @@ class ConsumerRun {
   std::deque<IncomingMessage> backlog_;  // received but left for the next transaction
   uint64_t unsaved_position_ = 0;        // advanced over own batches, not yet stored
   std::chrono::steady_clock::time_point unsaved_since_ = std::chrono::steady_clock::now();
+  int64_t gathered_us_ = 0;  // wall-clock µs the last gather's first message arrived (trace)
 };
+
+// Wall-clock microseconds, for the debug-level delay trace (harmony_bench --trace-delay).
+int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 uint64_t stored_position(Db& db, const std::string& stream) {
   auto positions = load_positions(db);
@@ -269,6 +277,7 @@ std::deque<IncomingMessage> ConsumerRun::gather() {
   std::deque<IncomingMessage> messages;
   auto first = next_message(kIdleReadTimeout);
   if (!first) return messages;
+  gathered_us_ = wall_us();
   size_t bytes = first->payload.size();
   messages.push_back(std::move(*first));
   const auto gather_until = std::chrono::steady_clock::now() + options_.max_gather;
@@ -374,6 +383,10 @@ bool ConsumerRun::apply(const ConsumePlan& plan, const std::atomic<bool>& stop) 
       },
       "applying changes", &stats_.write_lock);
   if (!committed) return false;
+  if (spdlog::should_log(spdlog::level::debug))
+    for (const auto& r : plan.apply)
+      spdlog::debug("delay trace: applied batch {}/{}: received {} committed {}",
+                    r.batch.origin_node, r.batch.batch_id, gathered_us_, wall_us());
   count_conflicts();
   observe_skew(plan, wall_clock_ms());
   report_clock();
