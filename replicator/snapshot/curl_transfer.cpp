@@ -295,17 +295,51 @@ void rewind_sink(DownloadSink& sink) {
   sink.overflow = false;
 }
 
+namespace {
+
+// The connection broke off or the server closed it before answering: nothing the server said.
+// Over SFTP libcurl reports these as SSH errors: CURLE_SSH (a server killed mid-transfer; but
+// also a write the server refused, which libcurl does not tell apart: see upload_space_hint), or
+// a session that could not be set up because the peer closed before its banner.
+bool connection_broke(const CurlResult& r) {
+  if (!r.host_key_note.empty()) return false;
+  switch (r.code) {
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return true;
+    case CURLE_SSH:
+      return true;
+    case CURLE_FAILED_INIT:
+      return r.error.find("Failure establishing ssh session") != std::string::npos;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 bool transient(const CurlResult& r) {
+  if (connection_broke(r)) return true;
   switch (r.code) {
     case CURLE_OK:
       return r.status == 429 || r.status == 500 || r.status == 502 || r.status == 503 ||
              r.status == 504;
     case CURLE_COULDNT_CONNECT:
     case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool unreachable(const CurlResult& r) {
+  if (connection_broke(r)) return true;
+  switch (r.code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
       return true;
     default:
       return false;
@@ -318,9 +352,15 @@ CurlResult curl_with_retries(const CurlRequest& request,
   for (int attempt = 1;; ++attempt) {
     if (before_attempt) before_attempt();
     CurlResult r = curl_perform(request);
-    if (r.ok() || !transient(r) || attempt >= kCurlAttempts) return r;
-    spdlog::debug("snapshot store request failed ({}), retrying in {} ms", curl_failure_text(r),
-                  wait.count());
+    if (r.ok() || !transient(r) || attempt >= kCurlAttempts) {
+      r.attempts = attempt;
+      return r;
+    }
+    // One line per retry, so an operator sees a flaky server before it becomes a failed save.
+    // The URL carries no credentials (CurlRequest keeps them apart).
+    spdlog::warn("snapshot store: {} {}: attempt {} of {} failed ({}), retrying in {} ms",
+                 request.method.empty() ? "SFTP command on" : request.method, request.url, attempt,
+                 kCurlAttempts, curl_failure_text(r), wait.count());
     std::this_thread::sleep_for(wait);
     wait *= 2;
   }
@@ -340,6 +380,9 @@ std::string curl_failure_text(const CurlResult& r) {
 std::string curl_failure_hint(const CurlResult& r) {
   if (!r.host_key_note.empty())
     return "check the server's host key and the known_hosts file ([snapshot.sftp] known_hosts)";
+  if (connection_broke(r))
+    return "the connection broke off: check that the server is running (and was not "
+           "restarted) and the network between this node and it";
   switch (r.code) {
     case CURLE_OK:
       break;
@@ -367,6 +410,35 @@ std::string curl_failure_hint(const CurlResult& r) {
   if (r.status == 404) return "check the bucket, directory or path in the configuration";
   if (r.status == 507 || r.status == 413) return "the server has no room: free space there";
   return "check the server's log";
+}
+
+std::string upload_space_hint(const CurlResult& r, const std::string& where, bool server_answers) {
+  const std::string code = xml_value(r.body, "Code");
+  const bool said_full =
+      r.code == CURLE_REMOTE_DISK_FULL ||
+      (r.code == CURLE_OK && (r.status == 507 || code.find("StorageFull") != std::string::npos ||
+                              code == "QuotaExceeded" || code == "InsufficientStorage"));
+  if (said_full)
+    return fmt::format(
+        "the server says it is out of space: disk full or quota reached on the server; free "
+        "space or raise the quota for {}",
+        where);
+  const bool likely_full =
+      (r.code == CURLE_OK && (r.status == 405 || r.status == 500 || r.status == 413)) ||
+      (r.code == CURLE_SSH && server_answers) || r.code == CURLE_UPLOAD_FAILED;
+  if (likely_full)
+    return fmt::format(
+        "the server could not store the data, most likely disk full on the server (it does not "
+        "say so in its reply): check free space and quota for {} and the server's log",
+        where);
+  return "";
+}
+
+[[noreturn]] void throw_request_failure(const std::string& store, const std::string& what,
+                                        const CurlResult& r, const std::string& hint) {
+  throw Error(fmt::format("{}: {} failed{}: {} ({})", store, what,
+                          r.attempts > 1 ? fmt::format(" after {} attempts", r.attempts) : "",
+                          curl_failure_text(r), hint));
 }
 
 std::string url_path_escape(const std::string& s) {

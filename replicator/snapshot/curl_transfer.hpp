@@ -84,6 +84,7 @@ struct CurlResult {
   std::string body;           // response body when no sink was given (first 64 KiB)
   std::string etag;           // ETag response header (S3 multipart parts)
   std::string host_key_note;  // SFTP: why the host key was refused, "" when it was not
+  int attempts = 1;           // how many curl_with_retries made
   bool ok() const { return code == CURLE_OK && (status == 0 || (status >= 200 && status < 300)); }
 };
 
@@ -94,9 +95,14 @@ CurlResult curl_perform(const CurlRequest& request);
 // cut short, HTTP 429/500/502/503/504.
 bool transient(const CurlResult& r);
 
+// True when the server could not be reached or the connection broke (nothing it said): trying
+// the same again later may work.
+bool unreachable(const CurlResult& r);
+
 // Runs `request` up to kCurlAttempts times while the failure is transient, waiting 0.25, 0.5,
-// 1 s ... between attempts; `before_attempt` (if set) runs before each one, e.g. to rewind a
-// download sink. Returns the last result.
+// 1 s ... between attempts and logging each retry once (a warning with the attempt number and
+// the failure); `before_attempt` (if set) runs before each one, e.g. to rewind a download sink.
+// Returns the last result, with the number of attempts made.
 CurlResult curl_with_retries(const CurlRequest& request,
                              const std::function<void()>& before_attempt = nullptr);
 
@@ -106,6 +112,21 @@ std::string curl_failure_text(const CurlResult& r);
 
 // A hint for the person reading the log: what to check for this kind of failure.
 std::string curl_failure_hint(const CurlResult& r);
+
+// For a failed upload into `where` (a directory or bucket, for the message): the hint when the
+// reply says the server ran out of space (HTTP 507, S3's storage-full and quota codes, SFTP's
+// "no space" status) or is how the servers we know report it without saying so: rclone's WebDAV
+// (golang.org/x/net/webdav) answers 405 to a PUT whose write failed, s3rver answers 500
+// InternalError, SFTP servers that send a full disk as a generic failure (libcurl: CURLE_SSH,
+// as for a connection that broke off, so only when `server_answers`: the caller found the server
+// still there after the failure). "" when the failure is of another kind.
+std::string upload_space_hint(const CurlResult& r, const std::string& where,
+                              bool server_answers = false);
+
+// Throws Error "<store>: <what> failed[ after N attempts]: <failure text> (<hint>)": the message
+// every remote store gives for a failed request.
+[[noreturn]] void throw_request_failure(const std::string& store, const std::string& what,
+                                        const CurlResult& r, const std::string& hint);
 
 // Percent-encodes everything but unreserved characters and '/' (object keys in URLs).
 std::string url_path_escape(const std::string& s);

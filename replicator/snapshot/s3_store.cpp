@@ -112,7 +112,8 @@ class S3Backend : public ObjectBackend {
       rq.upload_size = size;
       rq.upload_progress = &progress;
       CurlResult r = curl_with_retries(rq);
-      if (!r.ok()) fail("uploading " + name, r);
+      // (RemoteSnapshotStore::put removes what a failed upload left.)
+      if (!r.ok()) fail("uploading " + name, r, upload_space_hint(r, where()));
       return;
     }
     multipart(name, path, size, progress);
@@ -126,11 +127,11 @@ class S3Backend : public ObjectBackend {
     if (!r.ok()) fail("writing " + name, r);
   }
 
-  void remove(const std::string& name) override {
+  bool remove(const std::string& name) override {
     CurlResult r = curl_with_retries(request("DELETE", object_url(name), empty_hash()));
-    if (!r.ok() && r.status != 404)
-      spdlog::warn("{}: cannot remove the old snapshot {}: {}", describe(), name,
-                   curl_failure_text(r));
+    if (r.ok() || (r.code == CURLE_OK && r.status == 404)) return true;
+    spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
+    return !unreachable(r);
   }
 
  private:
@@ -160,18 +161,22 @@ class S3Backend : public ObjectBackend {
     return rq;
   }
 
-  [[noreturn]] void fail(const std::string& what, const CurlResult& r) const {
-    std::string hint =
-        r.code == CURLE_OK && r.status == 404 && r.body.find("NoSuchBucket") != std::string::npos
-            ? "the bucket does not exist: check [snapshot.s3] bucket (a save "
-              "creates it)"
-            : curl_failure_hint(r);
+  std::string where() const { return "the bucket " + bucket_; }
+
+  // `hint`: what the caller knows better than curl_failure_hint (a full disk on upload).
+  [[noreturn]] void fail(const std::string& what, const CurlResult& r,
+                         std::string hint = "") const {
+    if (hint.empty())
+      hint =
+          r.code == CURLE_OK && r.status == 404 && r.body.find("NoSuchBucket") != std::string::npos
+              ? "the bucket does not exist: check [snapshot.s3] bucket (a save "
+                "creates it)"
+              : curl_failure_hint(r);
     if (r.code == CURLE_OK && (r.status == 401 || r.status == 403))
       hint =
           "check [snapshot.s3] access_key and secret (or AWS_ACCESS_KEY_ID and "
           "AWS_SECRET_ACCESS_KEY), region and the key's permissions on the bucket";
-    throw Error(
-        fmt::format("{}: {} failed: {} ({})", describe(), what, curl_failure_text(r), hint));
+    throw_request_failure(describe(), what, r, hint);
   }
 
   // Initiate, one PUT per part streamed from its range of the file, complete; abort on
@@ -203,7 +208,9 @@ class S3Backend : public ObjectBackend {
         rq.upload_size = std::min(part_size_, size - off);
         rq.upload_progress = &progress;
         CurlResult pr = curl_with_retries(rq);
-        if (!pr.ok()) fail(fmt::format("uploading part {} of {}", part, name), pr);
+        if (!pr.ok())
+          fail(fmt::format("uploading part {} of {}", part, name), pr,
+               upload_space_hint(pr, where()));
         if (pr.etag.empty())
           throw Error(
               fmt::format("{}: the server's reply to part {} has no ETag", describe(), part));

@@ -87,10 +87,12 @@ class SftpBackend : public ObjectBackend {
     rq.upload_progress = &progress;
     rq.create_dirs = true;
     CurlResult r = curl_with_retries(rq);
-    if (!r.ok()) {
-      remove(name);
-      fail("uploading " + name, r);
-    }
+    if (r.ok()) return;
+    // libcurl reports a write the server refused (rclone: a full disk) like a connection that
+    // broke off (CURLE_SSH, no detail). One more connection tells them apart: a server that
+    // still answers refused the data. (RemoteSnapshotStore::put removes what the upload left.)
+    bool answers = r.code == CURLE_SSH && curl_perform(request("", dir_url())).ok();
+    fail("uploading " + name, r, upload_space_hint(r, "the directory " + dir_, answers));
   }
 
   void replace_small(const std::string& name, const std::string& text) override {
@@ -114,11 +116,16 @@ class SftpBackend : public ObjectBackend {
     }
   }
 
-  void remove(const std::string& name) override {
+  bool remove(const std::string& name) override {
     CurlRequest rq = request("", dir_url());
     rq.quote = {"rm " + quoted(remote_path(name))};
     CurlResult r = curl_with_retries(rq);
-    if (!r.ok()) spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
+    if (r.ok()) return true;
+    // A refused rm is also how SFTP says the file is not there (a server that removed a partial
+    // upload itself): nothing to retry, and not worth a warning.
+    if (r.code == CURLE_QUOTE_ERROR) return true;
+    spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
+    return !unreachable(r);
   }
 
  private:
@@ -142,14 +149,15 @@ class SftpBackend : public ObjectBackend {
     return rq;
   }
 
-  [[noreturn]] void fail(const std::string& what, const CurlResult& r) const {
-    std::string hint = curl_failure_hint(r);
+  // `hint`: what the caller knows better than curl_failure_hint (a full disk on upload).
+  [[noreturn]] void fail(const std::string& what, const CurlResult& r,
+                         std::string hint = "") const {
+    if (hint.empty()) hint = curl_failure_hint(r);
     if (r.code == CURLE_LOGIN_DENIED)
       hint =
           "check the user and password in [snapshot.sftp] url, or key_file and the "
           "server's authorized keys";
-    throw Error(
-        fmt::format("{}: {} failed: {} ({})", describe(), what, curl_failure_text(r), hint));
+    throw_request_failure(describe(), what, r, hint);
   }
 
   std::string user_, password_, host_, dir_;

@@ -89,10 +89,8 @@ class WebdavBackend : public ObjectBackend {
     rq.upload_size = size;
     rq.upload_progress = &progress;
     CurlResult r = curl_with_retries(rq);
-    if (!r.ok()) {
-      remove(name);
-      fail("uploading " + name, r);
-    }
+    // (RemoteSnapshotStore::put removes what a failed upload left.)
+    if (!r.ok()) fail("uploading " + name, r, upload_space_hint(r, "the directory " + dir_url()));
   }
 
   void replace_small(const std::string& name, const std::string& text) override {
@@ -110,10 +108,11 @@ class WebdavBackend : public ObjectBackend {
     }
   }
 
-  void remove(const std::string& name) override {
+  bool remove(const std::string& name) override {
     CurlResult r = curl_with_retries(request("DELETE", object_url(name)));
-    if (!r.ok() && r.status != 404)
-      spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
+    if (r.ok() || (r.code == CURLE_OK && r.status == 404)) return true;
+    spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
+    return !unreachable(r);
   }
 
  private:
@@ -131,12 +130,13 @@ class WebdavBackend : public ObjectBackend {
     return rq;
   }
 
-  [[noreturn]] void fail(const std::string& what, const CurlResult& r) const {
-    std::string hint = curl_failure_hint(r);
+  // `hint`: what the caller knows better than curl_failure_hint (a full disk on upload).
+  [[noreturn]] void fail(const std::string& what, const CurlResult& r,
+                         std::string hint = "") const {
+    if (hint.empty()) hint = curl_failure_hint(r);
     if (r.code == CURLE_OK && (r.status == 401 || r.status == 403))
       hint = "check login and secret in [snapshot.webdav] url and the user's rights there";
-    throw Error(
-        fmt::format("{}: {} failed: {} ({})", describe(), what, curl_failure_text(r), hint));
+    throw_request_failure(describe(), what, r, hint);
   }
 
   std::string base_, dir_, user_, password_;
