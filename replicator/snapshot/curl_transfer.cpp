@@ -366,6 +366,26 @@ CurlResult curl_with_retries(const CurlRequest& request,
   }
 }
 
+CurlResult download_with_retries(CurlRequest request, DownloadSink& sink) {
+  request.sink = &sink;
+  return curl_with_retries(request, [&] { rewind_sink(sink); });
+}
+
+CurlResult upload_with_retries(CurlRequest request, const std::string& path, uint64_t offset,
+                               uint64_t size, TransferProgress& progress) {
+  request.upload_file = path;
+  request.upload_offset = offset;
+  request.upload_size = size;
+  request.upload_progress = &progress;
+  return curl_with_retries(request);
+}
+
+bool remove_outcome(const std::string& store, const std::string& name, const CurlResult& r) {
+  if (r.ok() || (r.code == CURLE_OK && r.status == 404)) return true;
+  spdlog::warn("{}: cannot remove {}: {}", store, name, curl_failure_text(r));
+  return !unreachable(r);
+}
+
 std::string curl_failure_text(const CurlResult& r) {
   if (!r.host_key_note.empty()) return r.host_key_note;
   if (r.code != CURLE_OK) {
@@ -450,6 +470,12 @@ std::string url_path_escape(const std::string& s) {
       out += fmt::format("%{:02X}", ch);
   }
   return out;
+}
+
+std::string trim_slashes(std::string s) {
+  while (!s.empty() && s.front() == '/') s.erase(0, 1);
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  return s;
 }
 
 std::string url_unescape(const std::string& s) {

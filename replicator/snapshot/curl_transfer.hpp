@@ -106,6 +106,18 @@ bool unreachable(const CurlResult& r);
 CurlResult curl_with_retries(const CurlRequest& request,
                              const std::function<void()>& before_attempt = nullptr);
 
+// The two transfers every store makes, retried as curl_with_retries does: `request` (method GET)
+// streamed into `sink`, rewound before each attempt; `request` (method PUT) sending `size` bytes
+// of `path` from `offset`, counted in `progress` (curl rewinds the range itself).
+CurlResult download_with_retries(CurlRequest request, DownloadSink& sink);
+CurlResult upload_with_retries(CurlRequest request, const std::string& path, uint64_t offset,
+                               uint64_t size, TransferProgress& progress);
+
+// The end of a store's best-effort remove of `name`: true when it is gone (done, or HTTP 404) or
+// the server refused (logged: trying again would not help), false when the server could not be
+// reached (logged: worth another try later).
+bool remove_outcome(const std::string& store, const std::string& name, const CurlResult& r);
+
 // "cannot connect (Couldn't connect to server: ...)" / "HTTP 403 SignatureDoesNotMatch: ..."
 // for a failed result: what went wrong, with the server's error code when it gave one.
 std::string curl_failure_text(const CurlResult& r);
@@ -130,6 +142,8 @@ std::string upload_space_hint(const CurlResult& r, const std::string& where,
 
 // Percent-encodes everything but unreserved characters and '/' (object keys in URLs).
 std::string url_path_escape(const std::string& s);
+// `s` without leading and trailing '/' (directories and key prefixes from the configuration).
+std::string trim_slashes(std::string s);
 // Decodes %XX and '+' (query values).
 std::string url_unescape(const std::string& s);
 // The text of the first <tag>...</tag> in an XML reply (S3's error Code/Message, UploadId), ""

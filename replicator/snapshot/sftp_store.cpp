@@ -71,9 +71,7 @@ class SftpBackend : public ObjectBackend {
   }
 
   bool download(const std::string& name, DownloadSink& sink) override {
-    CurlRequest rq = request("GET", object_url(name));
-    rq.sink = &sink;
-    CurlResult r = curl_with_retries(rq, [&] { rewind_sink(sink); });
+    CurlResult r = download_with_retries(request("GET", object_url(name)), sink);
     if (r.ok()) return true;
     if (r.code == CURLE_REMOTE_FILE_NOT_FOUND) return false;
     fail("reading " + name, r);
@@ -82,11 +80,8 @@ class SftpBackend : public ObjectBackend {
   void upload(const std::string& name, const std::string& path, uint64_t size,
               TransferProgress& progress) override {
     CurlRequest rq = request("PUT", object_url(name));
-    rq.upload_file = path;
-    rq.upload_size = size;
-    rq.upload_progress = &progress;
     rq.create_dirs = true;
-    CurlResult r = curl_with_retries(rq);
+    CurlResult r = upload_with_retries(std::move(rq), path, 0, size, progress);
     if (r.ok()) return;
     // libcurl reports a write the server refused (rclone: a full disk) like a connection that
     // broke off (CURLE_SSH, no detail). One more connection tells them apart: a server that
@@ -120,12 +115,9 @@ class SftpBackend : public ObjectBackend {
     CurlRequest rq = request("", dir_url());
     rq.quote = {"rm " + quoted(remote_path(name))};
     CurlResult r = curl_with_retries(rq);
-    if (r.ok()) return true;
     // A refused rm is also how SFTP says the file is not there (a server that removed a partial
     // upload itself): nothing to retry, and not worth a warning.
-    if (r.code == CURLE_QUOTE_ERROR) return true;
-    spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
-    return !unreachable(r);
+    return r.code == CURLE_QUOTE_ERROR || remove_outcome(describe(), name, r);
   }
 
  private:
@@ -140,13 +132,7 @@ class SftpBackend : public ObjectBackend {
   }
 
   CurlRequest request(const std::string& method, const std::string& url) const {
-    CurlRequest rq;
-    rq.method = method;
-    rq.url = url;
-    rq.user = user_;
-    rq.password = password_;
-    rq.ssh = &ssh_;
-    return rq;
+    return {.method = method, .url = url, .user = user_, .password = password_, .ssh = &ssh_};
   }
 
   // `hint`: what the caller knows better than curl_failure_hint (a full disk on upload).
