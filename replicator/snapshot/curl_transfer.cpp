@@ -199,6 +199,7 @@ CurlResult curl_perform(const CurlRequest& rq) {
   // No "Expect: 100-continue" round trip before each upload. Not with SigV4: libcurl 7.88 signs
   // the empty header it is told to leave out, and the server's signature then differs.
   if (rq.aws_sigv4.empty()) headers.add("Expect:");
+  if (!rq.range.empty()) curl_easy_setopt(c, CURLOPT_RANGE, rq.range.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
 
   Upload up;
@@ -446,12 +447,14 @@ std::string upload_space_hint(const CurlResult& r, const std::string& where, boo
   const bool likely_full =
       (r.code == CURLE_OK && (r.status == 405 || r.status == 500 || r.status == 413)) ||
       (r.code == CURLE_SSH && server_answers) || r.code == CURLE_UPLOAD_FAILED;
-  if (likely_full)
-    return fmt::format(
-        "the server could not store the data, most likely disk full on the server (it does not "
-        "say so in its reply): check free space and quota for {} and the server's log",
-        where);
-  return "";
+  return likely_full ? likely_full_hint(where) : "";
+}
+
+std::string likely_full_hint(const std::string& where) {
+  return fmt::format(
+      "the server could not store the data, most likely disk full on the server (it does not "
+      "say so in its reply): check free space and quota for {} and the server's log",
+      where);
 }
 
 [[noreturn]] void throw_request_failure(const std::string& store, const std::string& what,

@@ -72,6 +72,7 @@ struct CurlRequest {
   uint64_t upload_offset = 0, upload_size = 0;
   TransferProgress* upload_progress = nullptr;
   DownloadSink* sink = nullptr;  // null: the response body is kept (bounded) for error text
+  std::string range;             // CURLOPT_RANGE ("from-"), "" for all
   std::vector<std::string> quote, postquote;  // SFTP commands before/after the transfer
   bool create_dirs = false;                   // SFTP: create missing directories on upload
   const SshSettings* ssh = nullptr;
@@ -134,6 +135,9 @@ std::string curl_failure_hint(const CurlResult& r);
 // still there after the failure). "" when the failure is of another kind.
 std::string upload_space_hint(const CurlResult& r, const std::string& where,
                               bool server_answers = false);
+
+// upload_space_hint's text for a server that failed to store the data without saying why.
+std::string likely_full_hint(const std::string& where);
 
 // Throws Error "<store>: <what> failed[ after N attempts]: <failure text> (<hint>)": the message
 // every remote store gives for a failed request.
