@@ -199,6 +199,7 @@ CurlResult curl_perform(const CurlRequest& rq) {
   // No "Expect: 100-continue" round trip before each upload. Not with SigV4: libcurl 7.88 signs
   // the empty header it is told to leave out, and the server's signature then differs.
   if (rq.aws_sigv4.empty()) headers.add("Expect:");
+  if (!rq.range.empty()) curl_easy_setopt(c, CURLOPT_RANGE, rq.range.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
 
   Upload up;
@@ -295,17 +296,51 @@ void rewind_sink(DownloadSink& sink) {
   sink.overflow = false;
 }
 
+namespace {
+
+// The connection broke off or the server closed it before answering: nothing the server said.
+// Over SFTP libcurl reports these as SSH errors: CURLE_SSH (a server killed mid-transfer; but
+// also a write the server refused, which libcurl does not tell apart: see upload_space_hint), or
+// a session that could not be set up because the peer closed before its banner.
+bool connection_broke(const CurlResult& r) {
+  if (!r.host_key_note.empty()) return false;
+  switch (r.code) {
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return true;
+    case CURLE_SSH:
+      return true;
+    case CURLE_FAILED_INIT:
+      return r.error.find("Failure establishing ssh session") != std::string::npos;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 bool transient(const CurlResult& r) {
+  if (connection_broke(r)) return true;
   switch (r.code) {
     case CURLE_OK:
       return r.status == 429 || r.status == 500 || r.status == 502 || r.status == 503 ||
              r.status == 504;
     case CURLE_COULDNT_CONNECT:
     case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool unreachable(const CurlResult& r) {
+  if (connection_broke(r)) return true;
+  switch (r.code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_OPERATION_TIMEDOUT:
       return true;
     default:
       return false;
@@ -318,12 +353,38 @@ CurlResult curl_with_retries(const CurlRequest& request,
   for (int attempt = 1;; ++attempt) {
     if (before_attempt) before_attempt();
     CurlResult r = curl_perform(request);
-    if (r.ok() || !transient(r) || attempt >= kCurlAttempts) return r;
-    spdlog::debug("snapshot store request failed ({}), retrying in {} ms", curl_failure_text(r),
-                  wait.count());
+    if (r.ok() || !transient(r) || attempt >= kCurlAttempts) {
+      r.attempts = attempt;
+      return r;
+    }
+    // One line per retry, so an operator sees a flaky server before it becomes a failed save.
+    // The URL carries no credentials (CurlRequest keeps them apart).
+    spdlog::warn("snapshot store: {} {}: attempt {} of {} failed ({}), retrying in {} ms",
+                 request.method.empty() ? "SFTP command on" : request.method, request.url, attempt,
+                 kCurlAttempts, curl_failure_text(r), wait.count());
     std::this_thread::sleep_for(wait);
     wait *= 2;
   }
+}
+
+CurlResult download_with_retries(CurlRequest request, DownloadSink& sink) {
+  request.sink = &sink;
+  return curl_with_retries(request, [&] { rewind_sink(sink); });
+}
+
+CurlResult upload_with_retries(CurlRequest request, const std::string& path, uint64_t offset,
+                               uint64_t size, TransferProgress& progress) {
+  request.upload_file = path;
+  request.upload_offset = offset;
+  request.upload_size = size;
+  request.upload_progress = &progress;
+  return curl_with_retries(request);
+}
+
+bool remove_outcome(const std::string& store, const std::string& name, const CurlResult& r) {
+  if (r.ok() || (r.code == CURLE_OK && r.status == 404)) return true;
+  spdlog::warn("{}: cannot remove {}: {}", store, name, curl_failure_text(r));
+  return !unreachable(r);
 }
 
 std::string curl_failure_text(const CurlResult& r) {
@@ -340,6 +401,9 @@ std::string curl_failure_text(const CurlResult& r) {
 std::string curl_failure_hint(const CurlResult& r) {
   if (!r.host_key_note.empty())
     return "check the server's host key and the known_hosts file ([snapshot.sftp] known_hosts)";
+  if (connection_broke(r))
+    return "the connection broke off: check that the server is running (and was not "
+           "restarted) and the network between this node and it";
   switch (r.code) {
     case CURLE_OK:
       break;
@@ -369,6 +433,37 @@ std::string curl_failure_hint(const CurlResult& r) {
   return "check the server's log";
 }
 
+std::string upload_space_hint(const CurlResult& r, const std::string& where, bool server_answers) {
+  const std::string code = xml_value(r.body, "Code");
+  const bool said_full =
+      r.code == CURLE_REMOTE_DISK_FULL ||
+      (r.code == CURLE_OK && (r.status == 507 || code.find("StorageFull") != std::string::npos ||
+                              code == "QuotaExceeded" || code == "InsufficientStorage"));
+  if (said_full)
+    return fmt::format(
+        "the server says it is out of space: disk full or quota reached on the server; free "
+        "space or raise the quota for {}",
+        where);
+  const bool likely_full =
+      (r.code == CURLE_OK && (r.status == 405 || r.status == 500 || r.status == 413)) ||
+      (r.code == CURLE_SSH && server_answers) || r.code == CURLE_UPLOAD_FAILED;
+  return likely_full ? likely_full_hint(where) : "";
+}
+
+std::string likely_full_hint(const std::string& where) {
+  return fmt::format(
+      "the server could not store the data, most likely disk full on the server (it does not "
+      "say so in its reply): check free space and quota for {} and the server's log",
+      where);
+}
+
+[[noreturn]] void throw_request_failure(const std::string& store, const std::string& what,
+                                        const CurlResult& r, const std::string& hint) {
+  throw Error(fmt::format("{}: {} failed{}: {} ({})", store, what,
+                          r.attempts > 1 ? fmt::format(" after {} attempts", r.attempts) : "",
+                          curl_failure_text(r), hint));
+}
+
 std::string url_path_escape(const std::string& s) {
   std::string out;
   for (unsigned char ch : s) {
@@ -378,6 +473,12 @@ std::string url_path_escape(const std::string& s) {
       out += fmt::format("%{:02X}", ch);
   }
   return out;
+}
+
+std::string trim_slashes(std::string s) {
+  while (!s.empty() && s.front() == '/') s.erase(0, 1);
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  return s;
 }
 
 std::string url_unescape(const std::string& s) {

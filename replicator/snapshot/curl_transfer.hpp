@@ -72,6 +72,7 @@ struct CurlRequest {
   uint64_t upload_offset = 0, upload_size = 0;
   TransferProgress* upload_progress = nullptr;
   DownloadSink* sink = nullptr;  // null: the response body is kept (bounded) for error text
+  std::string range;             // CURLOPT_RANGE ("from-"), "" for all
   std::vector<std::string> quote, postquote;  // SFTP commands before/after the transfer
   bool create_dirs = false;                   // SFTP: create missing directories on upload
   const SshSettings* ssh = nullptr;
@@ -84,6 +85,7 @@ struct CurlResult {
   std::string body;           // response body when no sink was given (first 64 KiB)
   std::string etag;           // ETag response header (S3 multipart parts)
   std::string host_key_note;  // SFTP: why the host key was refused, "" when it was not
+  int attempts = 1;           // how many curl_with_retries made
   bool ok() const { return code == CURLE_OK && (status == 0 || (status >= 200 && status < 300)); }
 };
 
@@ -94,11 +96,28 @@ CurlResult curl_perform(const CurlRequest& request);
 // cut short, HTTP 429/500/502/503/504.
 bool transient(const CurlResult& r);
 
+// True when the server could not be reached or the connection broke (nothing it said): trying
+// the same again later may work.
+bool unreachable(const CurlResult& r);
+
 // Runs `request` up to kCurlAttempts times while the failure is transient, waiting 0.25, 0.5,
-// 1 s ... between attempts; `before_attempt` (if set) runs before each one, e.g. to rewind a
-// download sink. Returns the last result.
+// 1 s ... between attempts and logging each retry once (a warning with the attempt number and
+// the failure); `before_attempt` (if set) runs before each one, e.g. to rewind a download sink.
+// Returns the last result, with the number of attempts made.
 CurlResult curl_with_retries(const CurlRequest& request,
                              const std::function<void()>& before_attempt = nullptr);
+
+// The two transfers every store makes, retried as curl_with_retries does: `request` (method GET)
+// streamed into `sink`, rewound before each attempt; `request` (method PUT) sending `size` bytes
+// of `path` from `offset`, counted in `progress` (curl rewinds the range itself).
+CurlResult download_with_retries(CurlRequest request, DownloadSink& sink);
+CurlResult upload_with_retries(CurlRequest request, const std::string& path, uint64_t offset,
+                               uint64_t size, TransferProgress& progress);
+
+// The end of a store's best-effort remove of `name`: true when it is gone (done, or HTTP 404) or
+// the server refused (logged: trying again would not help), false when the server could not be
+// reached (logged: worth another try later).
+bool remove_outcome(const std::string& store, const std::string& name, const CurlResult& r);
 
 // "cannot connect (Couldn't connect to server: ...)" / "HTTP 403 SignatureDoesNotMatch: ..."
 // for a failed result: what went wrong, with the server's error code when it gave one.
@@ -107,8 +126,28 @@ std::string curl_failure_text(const CurlResult& r);
 // A hint for the person reading the log: what to check for this kind of failure.
 std::string curl_failure_hint(const CurlResult& r);
 
+// For a failed upload into `where` (a directory or bucket, for the message): the hint when the
+// reply says the server ran out of space (HTTP 507, S3's storage-full and quota codes, SFTP's
+// "no space" status) or is how the servers we know report it without saying so: rclone's WebDAV
+// (golang.org/x/net/webdav) answers 405 to a PUT whose write failed, s3rver answers 500
+// InternalError, SFTP servers that send a full disk as a generic failure (libcurl: CURLE_SSH,
+// as for a connection that broke off, so only when `server_answers`: the caller found the server
+// still there after the failure). "" when the failure is of another kind.
+std::string upload_space_hint(const CurlResult& r, const std::string& where,
+                              bool server_answers = false);
+
+// upload_space_hint's text for a server that failed to store the data without saying why.
+std::string likely_full_hint(const std::string& where);
+
+// Throws Error "<store>: <what> failed[ after N attempts]: <failure text> (<hint>)": the message
+// every remote store gives for a failed request.
+[[noreturn]] void throw_request_failure(const std::string& store, const std::string& what,
+                                        const CurlResult& r, const std::string& hint);
+
 // Percent-encodes everything but unreserved characters and '/' (object keys in URLs).
 std::string url_path_escape(const std::string& s);
+// `s` without leading and trailing '/' (directories and key prefixes from the configuration).
+std::string trim_slashes(std::string s);
 // Decodes %XX and '+' (query values).
 std::string url_unescape(const std::string& s);
 // The text of the first <tag>...</tag> in an XML reply (S3's error Code/Message, UploadId), ""

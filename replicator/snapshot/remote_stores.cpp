@@ -78,6 +78,8 @@ std::optional<SnapshotMeta> RemoteSnapshotStore::info() {
 void RemoteSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
                               const std::function<void()>& on_tick) {
   backend_->prepare();
+  // What an earlier failed put left while the server was away: the server answers again.
+  std::erase_if(leftovers_, [&](const std::string& name) { return backend_->remove(name); });
   std::optional<std::pair<std::string, SnapshotMeta>> previous;
   try {
     previous = read_current();
@@ -87,14 +89,16 @@ void RemoteSnapshotStore::put(const std::string& file, const SnapshotMeta& meta,
   }
   std::string name = std::string(kDataPrefix) + new_nuid() + std::string(kDataSuffix);
   TransferProgress progress("snapshot upload to " + describe(), meta.size, on_tick);
-  backend_->upload(name, file, meta.size, progress);
   nlohmann::json j;
   j["file"] = name;
   j["meta"] = nlohmann::json::parse(meta.to_json());
   try {
+    backend_->upload(name, file, meta.size, progress);
     backend_->replace_small(kMetaObject, j.dump(2));
   } catch (...) {
-    backend_->remove(name);
+    // No partial object stays behind: nobody reads it, but it holds the server's space (on a
+    // full disk, the space the next save needs).
+    if (!backend_->remove(name)) leftovers_.push_back(name);
     throw;
   }
   progress.finish();

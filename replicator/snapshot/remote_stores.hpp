@@ -6,11 +6,14 @@
 //   2. the metadata object snapshot.json ({"file": name, "meta": SnapshotMeta}) is replaced,
 //      so that a reader sees the old or the new snapshot, never part of one,
 //   3. the previous data object is removed.
-// A crash between 1 and 2 leaves an unreferenced data object (removed by nothing; harmless).
+// A data object whose upload failed (disk full, the server gone mid-transfer) is removed at once,
+// or, when the server cannot be reached then, at the start of this store's next put. A crash
+// between 1 and 2 leaves an unreferenced data object (removed by nothing; harmless).
 #pragma once
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "replicator/snapshot/curl_transfer.hpp"
 #include "replicator/snapshot/object_store.hpp"
@@ -32,8 +35,10 @@ class ObjectBackend {
                       TransferProgress& progress) = 0;
   // Replaces `name` with `text` so a reader sees the old or the new content, never part.
   virtual void replace_small(const std::string& name, const std::string& text) = 0;
-  // Best effort: a failure is logged, not thrown (old data is only wasted space).
-  virtual void remove(const std::string& name) = 0;
+  // Best effort: a failure is logged, not thrown (old data is only wasted space). Returns false
+  // when the server could not be reached (worth trying again later), true when the object is
+  // gone or the server refused (trying again would not help).
+  virtual bool remove(const std::string& name) = 0;
 };
 
 class RemoteSnapshotStore : public SnapshotStore {
@@ -54,6 +59,8 @@ class RemoteSnapshotStore : public SnapshotStore {
   std::optional<std::pair<std::string, SnapshotMeta>> read_current();
 
   std::unique_ptr<ObjectBackend> backend_;
+  // Data objects of failed puts that could not be removed then (the server was away).
+  std::vector<std::string> leftovers_;
 };
 
 // S3 multipart parts: objects larger than one part go up in parts of this size. 64 MiB keeps a

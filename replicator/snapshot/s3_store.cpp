@@ -27,12 +27,6 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-std::string trim_slashes(std::string s) {
-  while (!s.empty() && s.front() == '/') s.erase(0, 1);
-  while (!s.empty() && s.back() == '/') s.pop_back();
-  return s;
-}
-
 class S3Backend : public ObjectBackend {
  public:
   S3Backend(const SnapshotS3Config& c, uint64_t part_size) : part_size_(part_size) {
@@ -96,9 +90,7 @@ class S3Backend : public ObjectBackend {
   }
 
   bool download(const std::string& name, DownloadSink& sink) override {
-    CurlRequest rq = request("GET", object_url(name), empty_hash());
-    rq.sink = &sink;
-    CurlResult r = curl_with_retries(rq, [&] { rewind_sink(sink); });
+    CurlResult r = download_with_retries(request("GET", object_url(name), empty_hash()), sink);
     if (r.ok()) return true;
     if (r.code == CURLE_OK && r.status == 404) return false;
     fail("reading " + name, r);
@@ -107,12 +99,10 @@ class S3Backend : public ObjectBackend {
   void upload(const std::string& name, const std::string& path, uint64_t size,
               TransferProgress& progress) override {
     if (size <= part_size_) {
-      CurlRequest rq = request("PUT", object_url(name), kUnsignedPayload);
-      rq.upload_file = path;
-      rq.upload_size = size;
-      rq.upload_progress = &progress;
-      CurlResult r = curl_with_retries(rq);
-      if (!r.ok()) fail("uploading " + name, r);
+      CurlResult r = upload_with_retries(request("PUT", object_url(name), kUnsignedPayload), path,
+                                         0, size, progress);
+      // (RemoteSnapshotStore::put removes what a failed upload left.)
+      if (!r.ok()) fail("uploading " + name, r, upload_space_hint(r, where()));
       return;
     }
     multipart(name, path, size, progress);
@@ -126,11 +116,9 @@ class S3Backend : public ObjectBackend {
     if (!r.ok()) fail("writing " + name, r);
   }
 
-  void remove(const std::string& name) override {
-    CurlResult r = curl_with_retries(request("DELETE", object_url(name), empty_hash()));
-    if (!r.ok() && r.status != 404)
-      spdlog::warn("{}: cannot remove the old snapshot {}: {}", describe(), name,
-                   curl_failure_text(r));
+  bool remove(const std::string& name) override {
+    return remove_outcome(describe(), name,
+                          curl_with_retries(request("DELETE", object_url(name), empty_hash())));
   }
 
  private:
@@ -160,18 +148,22 @@ class S3Backend : public ObjectBackend {
     return rq;
   }
 
-  [[noreturn]] void fail(const std::string& what, const CurlResult& r) const {
-    std::string hint =
-        r.code == CURLE_OK && r.status == 404 && r.body.find("NoSuchBucket") != std::string::npos
-            ? "the bucket does not exist: check [snapshot.s3] bucket (a save "
-              "creates it)"
-            : curl_failure_hint(r);
+  std::string where() const { return "the bucket " + bucket_; }
+
+  // `hint`: what the caller knows better than curl_failure_hint (a full disk on upload).
+  [[noreturn]] void fail(const std::string& what, const CurlResult& r,
+                         std::string hint = "") const {
+    if (hint.empty())
+      hint =
+          r.code == CURLE_OK && r.status == 404 && r.body.find("NoSuchBucket") != std::string::npos
+              ? "the bucket does not exist: check [snapshot.s3] bucket (a save "
+                "creates it)"
+              : curl_failure_hint(r);
     if (r.code == CURLE_OK && (r.status == 401 || r.status == 403))
       hint =
           "check [snapshot.s3] access_key and secret (or AWS_ACCESS_KEY_ID and "
           "AWS_SECRET_ACCESS_KEY), region and the key's permissions on the bucket";
-    throw Error(
-        fmt::format("{}: {} failed: {} ({})", describe(), what, curl_failure_text(r), hint));
+    throw_request_failure(describe(), what, r, hint);
   }
 
   // Initiate, one PUT per part streamed from its range of the file, complete; abort on
@@ -195,15 +187,14 @@ class S3Backend : public ObjectBackend {
       int part = 1;
       for (uint64_t off = 0; off < size; off += part_size_, ++part) {
         // Query parameters in sorted order: libcurl 7.88 does not sort them for the signature.
-        CurlRequest rq = request(
-            "PUT", fmt::format("{}?partNumber={}&uploadId={}", object_url(name), part, id_q),
-            kUnsignedPayload);
-        rq.upload_file = path;
-        rq.upload_offset = off;
-        rq.upload_size = std::min(part_size_, size - off);
-        rq.upload_progress = &progress;
-        CurlResult pr = curl_with_retries(rq);
-        if (!pr.ok()) fail(fmt::format("uploading part {} of {}", part, name), pr);
+        CurlResult pr = upload_with_retries(
+            request("PUT",
+                    fmt::format("{}?partNumber={}&uploadId={}", object_url(name), part, id_q),
+                    kUnsignedPayload),
+            path, off, std::min(part_size_, size - off), progress);
+        if (!pr.ok())
+          fail(fmt::format("uploading part {} of {}", part, name), pr,
+               upload_space_hint(pr, where()));
         if (pr.etag.empty())
           throw Error(
               fmt::format("{}: the server's reply to part {} has no ETag", describe(), part));

@@ -71,9 +71,7 @@ class SftpBackend : public ObjectBackend {
   }
 
   bool download(const std::string& name, DownloadSink& sink) override {
-    CurlRequest rq = request("GET", object_url(name));
-    rq.sink = &sink;
-    CurlResult r = curl_with_retries(rq, [&] { rewind_sink(sink); });
+    CurlResult r = download_with_retries(request("GET", object_url(name)), sink);
     if (r.ok()) return true;
     if (r.code == CURLE_REMOTE_FILE_NOT_FOUND) return false;
     fail("reading " + name, r);
@@ -82,15 +80,31 @@ class SftpBackend : public ObjectBackend {
   void upload(const std::string& name, const std::string& path, uint64_t size,
               TransferProgress& progress) override {
     CurlRequest rq = request("PUT", object_url(name));
-    rq.upload_file = path;
-    rq.upload_size = size;
-    rq.upload_progress = &progress;
     rq.create_dirs = true;
-    CurlResult r = curl_with_retries(rq);
-    if (!r.ok()) {
-      remove(name);
-      fail("uploading " + name, r);
-    }
+    CurlResult r = upload_with_retries(std::move(rq), path, 0, size, progress);
+    if (r.ok()) return check_stored(name, size);
+    // libcurl reports a write the server refused (rclone: a full disk) like a connection that
+    // broke off (CURLE_SSH, no detail). One more connection tells them apart: a server that
+    // still answers refused the data. (RemoteSnapshotStore::put removes what the upload left.)
+    bool answers = r.code == CURLE_SSH && curl_perform(request("", dir_url())).ok();
+    fail("uploading " + name, r, upload_space_hint(r, "the directory " + dir_, answers));
+  }
+
+  // rclone's SFTP server writes behind the client's back and can acknowledge an upload whose
+  // write then fails (a full disk; seen 1 run in 7): snapshot.json would name a missing or short
+  // object. So the object's last byte must be on the server before it is named (one small read).
+  void check_stored(const std::string& name, uint64_t size) {
+    if (size == 0) return;
+    DownloadSink tail;
+    tail.max_bytes = 1;
+    CurlRequest rq = request("GET", object_url(name));
+    rq.range = fmt::format("{}-", size - 1);
+    CurlResult r = download_with_retries(std::move(rq), tail);
+    if (r.ok() && tail.received == 1) return;
+    throw Error(fmt::format(
+        "{}: uploading {} failed: the server acknowledged it but does not hold its {} bytes{} ({})",
+        describe(), name, size, r.ok() ? "" : " (" + curl_failure_text(r) + ")",
+        likely_full_hint("the directory " + dir_)));
   }
 
   void replace_small(const std::string& name, const std::string& text) override {
@@ -114,11 +128,13 @@ class SftpBackend : public ObjectBackend {
     }
   }
 
-  void remove(const std::string& name) override {
+  bool remove(const std::string& name) override {
     CurlRequest rq = request("", dir_url());
     rq.quote = {"rm " + quoted(remote_path(name))};
     CurlResult r = curl_with_retries(rq);
-    if (!r.ok()) spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
+    // A refused rm is also how SFTP says the file is not there (a server that removed a partial
+    // upload itself): nothing to retry, and not worth a warning.
+    return r.code == CURLE_QUOTE_ERROR || remove_outcome(describe(), name, r);
   }
 
  private:
@@ -133,23 +149,18 @@ class SftpBackend : public ObjectBackend {
   }
 
   CurlRequest request(const std::string& method, const std::string& url) const {
-    CurlRequest rq;
-    rq.method = method;
-    rq.url = url;
-    rq.user = user_;
-    rq.password = password_;
-    rq.ssh = &ssh_;
-    return rq;
+    return {.method = method, .url = url, .user = user_, .password = password_, .ssh = &ssh_};
   }
 
-  [[noreturn]] void fail(const std::string& what, const CurlResult& r) const {
-    std::string hint = curl_failure_hint(r);
+  // `hint`: what the caller knows better than curl_failure_hint (a full disk on upload).
+  [[noreturn]] void fail(const std::string& what, const CurlResult& r,
+                         std::string hint = "") const {
+    if (hint.empty()) hint = curl_failure_hint(r);
     if (r.code == CURLE_LOGIN_DENIED)
       hint =
           "check the user and password in [snapshot.sftp] url, or key_file and the "
           "server's authorized keys";
-    throw Error(
-        fmt::format("{}: {} failed: {} ({})", describe(), what, curl_failure_text(r), hint));
+    throw_request_failure(describe(), what, r, hint);
   }
 
   std::string user_, password_, host_, dir_;

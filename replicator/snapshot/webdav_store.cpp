@@ -4,19 +4,12 @@
 // missing. snapshot.json is replaced by PUT to a temporary name and MOVE with Overwrite: T,
 // which a WebDAV server performs as one step, so a reader never sees a half-written one.
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "replicator/snapshot/remote_stores.hpp"
 
 namespace harmony {
 
 namespace {
-
-std::string trim_slashes(std::string s) {
-  while (!s.empty() && s.front() == '/') s.erase(0, 1);
-  while (!s.empty() && s.back() == '/') s.pop_back();
-  return s;
-}
 
 class WebdavBackend : public ObjectBackend {
  public:
@@ -73,9 +66,7 @@ class WebdavBackend : public ObjectBackend {
   }
 
   bool download(const std::string& name, DownloadSink& sink) override {
-    CurlRequest rq = request("GET", object_url(name));
-    rq.sink = &sink;
-    CurlResult r = curl_with_retries(rq, [&] { rewind_sink(sink); });
+    CurlResult r = download_with_retries(request("GET", object_url(name)), sink);
     if (r.ok()) return true;
     if (r.code == CURLE_OK && r.status == 404) return false;
     fail("reading " + name, r);
@@ -84,15 +75,9 @@ class WebdavBackend : public ObjectBackend {
   void upload(const std::string& name, const std::string& path, uint64_t size,
               TransferProgress& progress) override {
     // A name nobody reads yet: no temporary name needed.
-    CurlRequest rq = request("PUT", object_url(name));
-    rq.upload_file = path;
-    rq.upload_size = size;
-    rq.upload_progress = &progress;
-    CurlResult r = curl_with_retries(rq);
-    if (!r.ok()) {
-      remove(name);
-      fail("uploading " + name, r);
-    }
+    CurlResult r = upload_with_retries(request("PUT", object_url(name)), path, 0, size, progress);
+    // (RemoteSnapshotStore::put removes what a failed upload left.)
+    if (!r.ok()) fail("uploading " + name, r, upload_space_hint(r, "the directory " + dir_url()));
   }
 
   void replace_small(const std::string& name, const std::string& text) override {
@@ -110,10 +95,8 @@ class WebdavBackend : public ObjectBackend {
     }
   }
 
-  void remove(const std::string& name) override {
-    CurlResult r = curl_with_retries(request("DELETE", object_url(name)));
-    if (!r.ok() && r.status != 404)
-      spdlog::warn("{}: cannot remove {}: {}", describe(), name, curl_failure_text(r));
+  bool remove(const std::string& name) override {
+    return remove_outcome(describe(), name, curl_with_retries(request("DELETE", object_url(name))));
   }
 
  private:
@@ -123,20 +106,16 @@ class WebdavBackend : public ObjectBackend {
   }
 
   CurlRequest request(const std::string& method, const std::string& url) const {
-    CurlRequest rq;
-    rq.method = method;
-    rq.url = url;
-    rq.user = user_;
-    rq.password = password_;
-    return rq;
+    return {.method = method, .url = url, .user = user_, .password = password_};
   }
 
-  [[noreturn]] void fail(const std::string& what, const CurlResult& r) const {
-    std::string hint = curl_failure_hint(r);
+  // `hint`: what the caller knows better than curl_failure_hint (a full disk on upload).
+  [[noreturn]] void fail(const std::string& what, const CurlResult& r,
+                         std::string hint = "") const {
+    if (hint.empty()) hint = curl_failure_hint(r);
     if (r.code == CURLE_OK && (r.status == 401 || r.status == 403))
       hint = "check login and secret in [snapshot.webdav] url and the user's rights there";
-    throw Error(
-        fmt::format("{}: {} failed: {} ({})", describe(), what, curl_failure_text(r), hint));
+    throw_request_failure(describe(), what, r, hint);
   }
 
   std::string base_, dir_, user_, password_;

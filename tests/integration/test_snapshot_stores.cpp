@@ -29,33 +29,6 @@ using Catch::Contains;
 
 namespace {
 
-// A harmonylite database with `rows` rows of ~1 KB, and a snapshot file of it.
-SnapshotMeta make_snapshot(const TempDir& dir, const std::string& name, int rows) {
-  std::string path = dir.file(name + ".src.db");
-  {
-    Db db = Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    db.exec("PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);");
-    ensure_base_schema(db);
-    enable_all(db);
-    db.exec(
-        fmt::format("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {}) "
-                    "INSERT INTO t SELECT i, hex(randomblob(512)) FROM s",
-                    rows));
-  }
-  return make_snapshot_file(path, dir.file(name));
-}
-
-// The message of the Error that `f` throws ("" when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
 template <typename F>
 bool rejected(F&& f) {
   try {
