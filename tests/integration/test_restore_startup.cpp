@@ -31,30 +31,6 @@ namespace {
 // Rows of this many random bytes: a few MB of snapshot with few rows to capture.
 constexpr int64_t kRowBytes = 8000;
 
-// A small tmpfs mounted at `path` for the life of the object (unmounted in the destructor, so on
-// every path out of a test). `ok()` is false where mounting is not permitted.
-class Tmpfs {
- public:
-  Tmpfs(std::string path, int megabytes) : path_(std::move(path)) {
-    std::filesystem::create_directories(path_);
-    auto r = run_command({"mount", "-t", "tmpfs", "-o",
-                          fmt::format("size={}m,mode=0700", megabytes), "tmpfs", path_});
-    mounted_ = r.exit_code == 0;
-    why_ = r.output;
-  }
-  ~Tmpfs() {
-    if (mounted_) run_command({"umount", "-l", path_});
-  }
-  Tmpfs(const Tmpfs&) = delete;
-  Tmpfs& operator=(const Tmpfs&) = delete;
-  bool ok() const { return mounted_; }
-  const std::string& why_not() const { return why_; }
-
- private:
-  std::string path_, why_;
-  bool mounted_ = false;
-};
-
 // A standalone JetStream server for the test.
 struct Nats {
   TempDir dir{"restorenats"};

@@ -208,19 +208,6 @@ void SftpServer::kill() {
   if (process_) process_->kill9();
 }
 
-Tmpfs::Tmpfs(std::string path, int megabytes) : path_(std::move(path)) {
-  std::filesystem::create_directories(path_);
-  auto r = run_command(
-      {"mount", "-t", "tmpfs", "-o", fmt::format("size={}m,mode=0700", megabytes), "tmpfs", path_});
-  mounted_ = r.exit_code == 0;
-  why_ = r.output;
-}
-
-Tmpfs::~Tmpfs() {
-  // -l: a server that still has a file open there must not keep the mount (and the test) alive.
-  if (mounted_) run_command({"umount", "-l", path_});
-}
-
 namespace {
 
 int listen_loopback(int& port) {

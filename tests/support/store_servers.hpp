@@ -9,7 +9,7 @@
 // A server that cannot start throws std::runtime_error with the reason and its log, so the test
 // that needs it fails instead of passing without it. Each can keep its data in a given directory
 // (a small tmpfs for the disk-full cases) and be restarted on the same port.
-// Also for the failure tests: Tmpfs (a small mount for a full disk), TcpProxy (a loopback proxy
+// Also for the failure tests (with support.hpp's Tmpfs for a full disk): TcpProxy (a loopback proxy
 // that refuses connections or holds an upload at a byte count, so a failure lands at a known
 // point) and LogCapture (the lines this process logs, to count retries).
 #pragma once
@@ -116,23 +116,6 @@ std::string error_of(F&& f) {
 
 // True when something accepts TCP connections on 127.0.0.1:port.
 bool port_open(int port);
-
-// A small tmpfs mounted at `path` (created) for the life of the object, unmounted in the
-// destructor so every way out of a test unmounts it. `ok()` is false where mounting is not
-// permitted (not root, no CAP_SYS_ADMIN); `why_not()` says why.
-class Tmpfs {
- public:
-  Tmpfs(std::string path, int megabytes);
-  ~Tmpfs();
-  Tmpfs(const Tmpfs&) = delete;
-  Tmpfs& operator=(const Tmpfs&) = delete;
-  bool ok() const { return mounted_; }
-  const std::string& why_not() const { return why_; }
-
- private:
-  std::string path_, why_;
-  bool mounted_ = false;
-};
 
 // A TCP proxy on a free loopback port in front of 127.0.0.1:`target_port`, one thread per
 // connection. refuse_next(n): the next n connections are accepted and closed at once (the

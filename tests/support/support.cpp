@@ -19,6 +19,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "shared/files.hpp"
 
 namespace harmony::test {
@@ -178,6 +180,19 @@ std::string write_cluster_key_file(const std::string& path) {
   write_file(path, "8f1d0c5e3b7a49d2a6c4e1f0b9d8c7a65f4e3d2c1b0a99887766554433221100\n");
   if (chmod(path.c_str(), 0600) != 0) throw std::runtime_error("cannot chmod 0600 " + path);
   return path;
+}
+
+Tmpfs::Tmpfs(std::string path, int megabytes) : path_(std::move(path)) {
+  std::filesystem::create_directories(path_);
+  auto r = run_command(
+      {"mount", "-t", "tmpfs", "-o", fmt::format("size={}m,mode=0700", megabytes), "tmpfs", path_});
+  mounted_ = r.exit_code == 0;
+  why_ = r.output;
+}
+
+Tmpfs::~Tmpfs() {
+  // -l: a server that still has a file open there must not keep the mount (and the test) alive.
+  if (mounted_) run_command({"umount", "-l", path_});
 }
 
 }  // namespace harmony::test

@@ -78,4 +78,21 @@ void write_file(const std::string& path, const std::string& content);
 // a key readable by others is refused) and returns its path.
 std::string write_cluster_key_file(const std::string& path);
 
+// A small tmpfs mounted at `path` (created) for the life of the object, unmounted in the
+// destructor so every way out of a test unmounts it. `ok()` is false where mounting is not
+// permitted (not root, no CAP_SYS_ADMIN); `why_not()` says why.
+class Tmpfs {
+ public:
+  Tmpfs(std::string path, int megabytes);
+  ~Tmpfs();
+  Tmpfs(const Tmpfs&) = delete;
+  Tmpfs& operator=(const Tmpfs&) = delete;
+  bool ok() const { return mounted_; }
+  const std::string& why_not() const { return why_; }
+
+ private:
+  std::string path_, why_;
+  bool mounted_ = false;
+};
+
 }  // namespace harmony::test
