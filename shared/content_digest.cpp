@@ -596,27 +596,20 @@ void DigestUpdater::change(int64_t table_id, const std::vector<Value>& key,
 
 void DigestUpdater::write_keys() {
   if (keys_.empty()) return;
+  Stmt* insert = &add_key_;
   if (added_ >= kStageKeysFrom) {
     if (!stage_key_)
       stage_key_ = db_->prepare(
           "INSERT INTO __harmony_digest_keys_new (tbl, bucket, key) VALUES (?1, ?2, ?3)");
-    for (auto& k : keys_) {
-      stage_key_.reset();
-      stage_key_.bind(1, k.table_id)
-          .bind(2, int64_t{k.bucket})
-          .bind(3, Value{Blob{std::move(k.key)}});
-      stage_key_.run();
-    }
+    insert = &stage_key_;
   } else {
     // A few keys: into the b-tree at once, in its order (neighbours share pages).
     std::sort(keys_.begin(), keys_.end());
-    for (auto& k : keys_) {
-      add_key_.reset();
-      add_key_.bind(1, k.table_id)
-          .bind(2, int64_t{k.bucket})
-          .bind(3, Value{Blob{std::move(k.key)}});
-      add_key_.run();
-    }
+  }
+  for (auto& k : keys_) {
+    insert->reset();
+    insert->bind(1, k.table_id).bind(2, int64_t{k.bucket}).bind(3, Value{Blob{std::move(k.key)}});
+    insert->run();
   }
   keys_.clear();
 }
