@@ -2,6 +2,7 @@
 #include "tests/support/cluster.hpp"
 
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 
@@ -198,11 +199,16 @@ bool TestCluster::logged_ready(int i) const {
 
 bool TestCluster::wait_ready(int i, std::chrono::milliseconds timeout) {
   const auto probe = health_probe(config(i));
-  if (!probe) return wait_until([&] { return logged_ready(i); }, timeout, kReadyPoll);
-  // A node that exited answers nothing: stop asking at once (the test reads its log).
-  return wait_until([&] { return !running(i) || health_says_ready(*probe); }, timeout,
-                    kReadyPoll) &&
-         running(i);
+  // A node that exited answers nothing: stop asking at once.
+  const bool ready = probe ? wait_until([&] { return !running(i) || health_says_ready(*probe); },
+                                        timeout, kReadyPoll) &&
+                                 running(i)
+                           : wait_until([&] { return logged_ready(i); }, timeout, kReadyPoll);
+  // Most tests REQUIRE readiness before they attach the logs: say here why the node is not ready.
+  if (!ready)
+    std::fprintf(stderr, "node %d not ready (%s); its log:\n%s\n", i + 1,
+                 running(i) ? "still running" : "exited", log(i).c_str());
+  return ready;
 }
 
 std::string TestCluster::checksum(int i) const {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -140,21 +142,58 @@ CommandResult sqlite_shell(const std::string& db, const std::string& sql) {
   return run_command({"sqlite3", "-batch", "-cmd", ".timeout 10000", db, sql});
 }
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// Test ports come from below the kernel's ephemeral range (32768-60999 on Debian). A port that
+// bind(0) hands out and the test then closes lies in that range, so until the process it is
+// meant for binds it (seconds later, after nats-server starts), any outgoing connection — the
+// tests' own /health polls open hundreds — may take it as its source port, and another test
+// running in parallel may be handed it too. Both sank CI runs: a node that cannot bind its
+// cluster or health port exits.
+constexpr int kFirstTestPort = 20000;
+constexpr int kTestPortCount = 12000;  // up to 31999
+// Parallel test processes claim a port with an flock on a file named after it; the lock lives
+// until the process exits, so no two running tests share a port.
+const char* const kPortLockDir = "/tmp/harmony-test-ports";
+
+bool bindable(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as the servers bind
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    throw std::runtime_error("bind failed");
-  }
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   close(fd);
-  return port;
+  return ok;
+}
+
+}  // namespace
+
+int free_port() {
+  static std::mutex mutex;
+  static int next = -1;
+  const std::lock_guard lock(mutex);
+  std::filesystem::create_directories(kPortLockDir);
+  chmod(kPortLockDir, 01777);  // shared by every user's test runs, like /tmp
+  // Start at a place that differs per process so parallel tests rarely try the same ports.
+  if (next < 0) next = static_cast<int>((static_cast<unsigned>(getpid()) * 7919u) % kTestPortCount);
+  for (int tried = 0; tried < kTestPortCount; ++tried) {
+    const int port = kFirstTestPort + next;
+    next = (next + 1) % kTestPortCount;
+    const std::string lock_path = fmt::format("{}/{}", kPortLockDir, port);
+    const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !bindable(port)) {
+      close(fd);
+      continue;
+    }
+    return port;  // fd stays open: the claim lasts until this process exits
+  }
+  throw std::runtime_error(fmt::format("no free test port in {}..{}", kFirstTestPort,
+                                       kFirstTestPort + kTestPortCount - 1));
 }
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,

@@ -69,6 +69,7 @@ CommandResult run_command(const std::vector<std::string>& argv,
 // Runs the stock sqlite3 shell: `sqlite3 -batch db <sql>`.
 CommandResult sqlite_shell(const std::string& db, const std::string& sql);
 
+// A loopback port no other running test holds and no outgoing connection takes (see the .cpp).
 int free_port();
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll = 50ms);
