@@ -39,6 +39,7 @@ ConsumerOptions consumer_options(const Config& config, int shard, uint64_t node,
   co.conflict_limits = config.conflicts;
   co.schema_generation = &schema_generation;
   co.max_clock_drift_ms = config.max_clock_drift_ms;
+  co.skip_gaps = config.anti_entropy.interval_ms > 0;
   return co;
 }
 

@@ -66,7 +66,7 @@ std::vector<std::string> health_warnings(const ReplicatorStats& s, const DbProbe
   if (s.anti_entropy_gap > 0)
     warnings.push_back(fmt::format(
         "repairing a gap of {} sequence(s) by anti-entropy: the streams trimmed past this node's "
-        "position while it was down and no snapshot covered it; clears when a round with every "
+        "position before it read them (down, or too far behind); clears when a round with every "
         "reachable peer finds nothing missing here",
         s.anti_entropy_gap.load()));
   for (const auto& [name, p] : s.streams())

@@ -24,11 +24,21 @@ ConsumePlan ConsumePlanner::plan(std::deque<IncomingMessage> messages, const Pla
     messages.pop_front();
     if (m.stream_seq <= last_seen_ && !m.replay) continue;  // redelivery after a reset
     if (!m.replay && m.stream_seq != last_seen_ + 1 && m.stream_seq != 0) {
-      // A hole: retention removed messages before this node applied them. Applying what
-      // follows would leave this node diverged for good, so the stream stops here (what came
-      // before is still applied); a restart restores the newest snapshot.
-      plan.gap = SequenceGap{last_seen_ + 1, m.stream_seq - 1};
-      break;
+      // A hole: retention removed messages before this node applied them. With anti-entropy
+      // rounds on, reading goes on and the peers supply the rows the hole carried (with their
+      // versions, so applying what follows first is safe). Without them, applying what follows
+      // would leave this node diverged for good: the stream stops here (what came before is
+      // still applied) and a restart restores the newest snapshot.
+      const SequenceGap hole{last_seen_ + 1, m.stream_seq - 1};
+      if (!in.skip_gaps) {
+        plan.gap = hole;
+        break;
+      }
+      plan.skipped_gaps.push_back(hole);
+      // A batch with parts on both sides of the hole can never complete: forget its parts (its
+      // rows come by anti-entropy like the rest), or it would pin the position below the hole.
+      in_order_ = BatchAssembler{};
+      last_seen_ = m.stream_seq - 1;
     }
     // A replay lies at or below what was read already: the position does not move for it.
     last_seen_ = std::max(last_seen_, m.stream_seq);

@@ -54,6 +54,9 @@ struct PlanInputs {
   size_t max_rows_per_txn = 20000;
   // Set: every part must carry a valid Harmony-Auth tag under this key (when it verifies).
   const ClusterKey* cluster_key = nullptr;
+  // Anti-entropy rounds are on: a hole is skipped (ConsumePlan::skipped_gaps) and its rows come
+  // from the peers, instead of stopping the stream.
+  bool skip_gaps = false;
 };
 
 struct ConsumePlan {
@@ -62,7 +65,10 @@ struct ConsumePlan {
   int64_t skipped_own = 0;  // own batches recognised as echoes
   // Not planned because the transaction reached max_rows_per_txn: read first next time, in order.
   std::deque<IncomingMessage> deferred;
-  std::optional<SequenceGap> gap;     // the stream stops after this plan
+  std::optional<SequenceGap> gap;  // the stream stops after this plan
+  // Holes read past (PlanInputs::skip_gaps): to be added to the anti-entropy gap before the
+  // position moves beyond them.
+  std::vector<SequenceGap> skipped_gaps;
   uint64_t position = 0;              // safe position once the plan is carried out
   uint64_t last_seen = 0;             // highest sequence read so far
   std::vector<std::string> warnings;  // complete log lines (dropped parts, forged own ids)

@@ -69,6 +69,9 @@ struct ConsumerOptions {
   int64_t max_clock_drift_ms = kDefaultMaxClockDriftMs;
   // [nats] cluster_key_file: parts are checked against it (nullptr: no cluster key).
   std::shared_ptr<const ClusterKey> cluster_key;
+  // Anti-entropy rounds are on: sequences the stream trimmed before they were read are skipped
+  // and added to the anti-entropy gap (kAntiEntropyGapKey) instead of pausing the stream.
+  bool skip_gaps = false;
 };
 
 class Consumer {

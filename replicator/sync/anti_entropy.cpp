@@ -507,6 +507,9 @@ void AntiEntropy::repair_table(const Peer& peer, const std::string& table, Round
 RoundReport AntiEntropy::round(bool repair) {
   RoundReport report;
   ++rounds_;
+  // The consumer adds to the gap when it skips trimmed sequences while running (consumer.cpp).
+  gap_ = meta_get_int(db_, kAntiEntropyGapKey, 0);
+  if (stats_) stats_->anti_entropy_gap = gap_;
   if (options_.digest_check_rounds > 0 && rounds_ % options_.digest_check_rounds == 0) {
     for (const auto& t : rebuild())
       spdlog::warn(
@@ -787,15 +790,23 @@ void AntiEntropy::settle_gap(const RoundReport& report) {
       std::all_of(report.tables.begin(), report.tables.end(),
                   [](const TableRoundReport& t) { return t.differences == 0 && t.held == 0; });
   if (!nothing_missing) return;
+  // Only the gap this round started with is settled: sequences the consumer skipped meanwhile
+  // may hold rows this round compared too early, so they wait for the next round.
+  int64_t left = 0;
   write_transaction(
-      db_, never_stop(), [&] { meta_set(db_, kAntiEntropyGapKey, int64_t{0}); },
+      db_, never_stop(),
+      [&] {
+        left = std::max<int64_t>(0, meta_get_int(db_, kAntiEntropyGapKey, 0) - gap_);
+        meta_set(db_, kAntiEntropyGapKey, left);
+      },
       "anti-entropy gap filled");
   spdlog::info(
       "anti-entropy: the gap of {} trimmed sequence(s) is filled: a round with every reachable "
-      "peer (nodes {}) found nothing missing here",
-      gap_, fmt::join(report.peers, ", "));
-  gap_ = 0;
-  if (stats_) stats_->anti_entropy_gap = 0;
+      "peer (nodes {}) found nothing missing here{}",
+      gap_, fmt::join(report.peers, ", "),
+      left > 0 ? fmt::format(" ({} more skipped since, for the next round)", left) : "");
+  gap_ = left;
+  if (stats_) stats_->anti_entropy_gap = left;
 }
 
 // --- Tombstone GC (docs/anti-entropy.md "Tombstones") ---

@@ -1,7 +1,8 @@
-// The consumer's planning step (replicator/receive/consume_plan.hpp) on its own, without a database
-// or a stream: own echoes are skipped, redeliveries ignored, a hole stops the stream, replays apply
-// below the position, a transaction is bounded by rows, a schema mismatch pauses at its batch,
-// undecodable bytes are dead-lettered, and the position never passes an incomplete batch.
+// The consumer's planning step (replicator/receive/consume_plan.hpp) on its own, without a
+// database or a stream: own echoes are skipped, redeliveries ignored, a hole stops the stream (or
+// is read past for anti-entropy to repair), replays apply below the position, a transaction is
+// bounded by rows, a schema mismatch pauses at its batch, undecodable bytes are dead-lettered,
+// and the position never passes an incomplete batch.
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -131,6 +132,28 @@ TEST_CASE("plan: redeliveries, holes and replays", "[consume_plan]") {
     CHECK(applied_seqs(plan) == std::vector<uint64_t>{6});
     CHECK(plan.position == 6);
     CHECK(plan.deferred.empty());  // nothing after a hole is read again
+  }
+  SECTION("with anti-entropy on, a hole is read past and reported for the gap to repair") {
+    f.in.skip_gaps = true;
+    auto plan = planner.plan(of({message(6, books(kOtherNode, 6)), message(9, books(kOtherNode, 9)),
+                                 message(12, books(kOtherNode, 12))}),
+                             f.in);
+    CHECK_FALSE(plan.gap);
+    REQUIRE(plan.skipped_gaps.size() == 2);
+    CHECK(plan.skipped_gaps[0].first == 7);
+    CHECK(plan.skipped_gaps[0].last == 8);
+    CHECK(plan.skipped_gaps[1].first == 10);
+    CHECK(plan.skipped_gaps[1].last == 11);
+    CHECK(applied_seqs(plan) == std::vector<uint64_t>{6, 9, 12});
+    CHECK(plan.position == 12);
+  }
+  SECTION("with anti-entropy on, a batch cut by a hole does not pin the position") {
+    f.in.skip_gaps = true;
+    auto cut = parts(6, books(kOtherNode, 6, 20), 3);  // sequences 6, 7, 8; 7 and 8 trimmed
+    auto plan = planner.plan(of({cut[0], message(9, books(kOtherNode, 9))}), f.in);
+    REQUIRE(plan.skipped_gaps.size() == 1);
+    CHECK(applied_seqs(plan) == std::vector<uint64_t>{9});
+    CHECK(plan.position == 9);
   }
   SECTION("a replay at or below the position is applied without moving the position") {
     IncomingMessage replay = message(3, books(kOtherNode, 3));
