@@ -138,13 +138,19 @@ class BoundedSax {
 // frame (its ~100 KB of tables allocated and initialised) was ~14,000 of the ~25,000
 // instructions of decoding a 1-row batch. A context reset between frames keeps nothing of the
 // previous one that could change the next one's result.
-ZSTD_DCtx& thread_dctx() {
-  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(),
-                                                                        ZSTD_freeDCtx);
+using DCtxPtr = std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)>;
+DCtxPtr& thread_dctx() {
+  thread_local DCtxPtr ctx(nullptr, ZSTD_freeDCtx);
+  if (!ctx) ctx.reset(ZSTD_createDCtx());
   if (!ctx) throw std::bad_alloc();
   ZSTD_DCtx_reset(ctx.get(), ZSTD_reset_session_only);
-  return *ctx;
+  return ctx;
 }
+
+// A context keeps the window buffer of the largest frame it decoded. A frame may ask for a
+// window of up to 128 MiB (zstd's default limit); one such frame, hostile or not, must not pin
+// that much for the thread's lifetime: a context grown past this is freed after its frame.
+constexpr size_t kMaxKeptDCtxBytes = size_t{4} << 20;  // our frames' windows are far smaller
 
 ZSTD_CCtx& thread_cctx() {
   thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(),
@@ -154,7 +160,14 @@ ZSTD_CCtx& thread_cctx() {
 }
 
 std::string decompress(std::string_view data, size_t max_bytes) {
-  ZSTD_DCtx& ctx = thread_dctx();
+  DCtxPtr& held = thread_dctx();
+  ZSTD_DCtx& ctx = *held;
+  struct ShrinkAfter {
+    DCtxPtr& held;
+    ~ShrinkAfter() {
+      if (ZSTD_sizeof_DCtx(held.get()) > kMaxKeptDCtxBytes) held.reset();
+    }
+  } shrink_after{held};
   std::string out;
   size_t chunk_bytes = ZSTD_DStreamOutSize();  // zstd's recommended output buffer (128 KiB)
   // The frame's declared size, when it has one and it is within the limit, saves the doublings

@@ -396,3 +396,36 @@ TEST_CASE("a legitimate batch of scan_max_changes rows decodes under the default
   INFO("frame: " << frame.size() << " bytes; peak RSS growth: " << peak.growth_mib << " MiB");
   CHECK(peak.said == "decoded 100000 rows");
 }
+
+TEST_CASE("a frame that asks for a huge zstd window leaves no big buffer behind",
+          "[security][wire][decode]") {
+  // The decoder keeps its zstd context between frames (one per thread). A frame may ask for a
+  // 128 MiB window; the buffer it makes the context allocate must go with that frame.
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, 27);
+  const std::string body = tiny_values_body(10, 10);
+  std::string f(1 + ZSTD_compressBound(body.size()) + 64, '\0');
+  f[0] = 1;
+  ZSTD_inBuffer in{body.data(), body.size(), 0};
+  ZSTD_outBuffer out{f.data() + 1, f.size() - 1, 0};
+  // Streamed without a size, so the header keeps the window asked for.
+  REQUIRE_FALSE(ZSTD_isError(ZSTD_compressStream2(cctx.get(), &out, &in, ZSTD_e_continue)));
+  REQUIRE(ZSTD_compressStream2(cctx.get(), &out, &in, ZSTD_e_end) == 0);
+  f.resize(1 + out.pos);
+  // The frame header (RFC 8878 3.1.1.1): after the 4-byte magic, the descriptor byte; without
+  // its single-segment bit, the window descriptor follows (window log = 10 + exponent).
+  REQUIRE(f.size() > 6);
+  const auto descriptor = static_cast<uint8_t>(f[5]);
+  REQUIRE((descriptor & 0x20) == 0);
+  REQUIRE(10 + (static_cast<uint8_t>(f[6]) >> 3) >= 26);  // a window of 64 MiB or more
+  auto allocated = [] {
+    const struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;  // bytes in use, heap and mmap
+  };
+  decode_outcome(encode_batch(Batch{}, true));  // the thread's context exists
+  const size_t before = allocated();
+  const std::string said = decode_outcome(f);
+  const size_t after = allocated();
+  INFO("decode: " << said << "; held before " << before << ", after " << after);
+  CHECK(after < before + (size_t{8} << 20));
+}
