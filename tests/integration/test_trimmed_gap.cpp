@@ -54,24 +54,39 @@ std::string health_status(const TestCluster& c, int i) {
   return nlohmann::json::parse(r.body).value("status", "");
 }
 
+// Three running nodes on one external nats-server whose stream keeps kMaxEntries messages,
+// anti-entropy rounds every second and no snapshots at all (a node must heal without one; on
+// main it refused to start), converged on one row.
+struct TrimmingCluster {
+  TempDir natsdir{"trimnats"};
+  int nats_port = free_port();
+  std::unique_ptr<Process> nats = start_external_nats(natsdir, nats_port);
+  TestCluster cluster{options(nats_port)};
+
+  TrimmingCluster() {
+    cluster.start_all();
+    for (int i = 0; i < 3; ++i) REQUIRE(cluster.wait_ready(i));
+    cluster.exec(0, "INSERT INTO Books (id, title, author) VALUES (1, 'before', 'a')");
+    REQUIRE(cluster.wait_converged());
+  }
+
+  static ClusterOptions options(int nats_port) {
+    ClusterOptions o;
+    o.external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port);
+    o.max_entries = kMaxEntries;
+    o.extra_config =
+        "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n[snapshot]\nenabled = "
+        "false\n";
+    return o;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a node whose stream position was trimmed away restarts and heals by anti-entropy",
           "[anti_entropy][trimmed]") {
-  TempDir natsdir("trimnats");
-  const int nats_port = free_port();
-  auto nats = start_external_nats(natsdir, nats_port);
-  ClusterOptions o;
-  o.external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port);
-  o.max_entries = kMaxEntries;
-  // No snapshots at all: the node must heal without one (on main it refused to start).
-  o.extra_config =
-      "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n[snapshot]\nenabled = false\n";
-  TestCluster c(o);
-  c.start_all();
-  for (int i = 0; i < 3; ++i) REQUIRE(c.wait_ready(i));
-  c.exec(0, "INSERT INTO Books (id, title, author) VALUES (1, 'before', 'a')");
-  REQUIRE(c.wait_converged());
+  TrimmingCluster t;
+  TestCluster& c = t.cluster;
   REQUIRE(c.stop(2) == 0);
   // Written on node 3 while its replicator is down: pending, must survive and reach the others.
   c.exec(2, "INSERT INTO Authors (id, name) VALUES (77, 'written while down')");
@@ -118,19 +133,8 @@ TEST_CASE("a node whose stream position was trimmed away restarts and heals by a
 
 TEST_CASE("a running node whose unread messages were trimmed reads on and heals by anti-entropy",
           "[anti_entropy][trimmed]") {
-  TempDir natsdir("trimnats");
-  const int nats_port = free_port();
-  auto nats = start_external_nats(natsdir, nats_port);
-  ClusterOptions o;
-  o.external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port);
-  o.max_entries = kMaxEntries;
-  o.extra_config =
-      "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n[snapshot]\nenabled = false\n";
-  TestCluster c(o);
-  c.start_all();
-  for (int i = 0; i < 3; ++i) REQUIRE(c.wait_ready(i));
-  c.exec(0, "INSERT INTO Books (id, title, author) VALUES (1, 'before', 'a')");
-  REQUIRE(c.wait_converged());
+  TrimmingCluster t;
+  TestCluster& c = t.cluster;
   // Node 3's replicator stops reading (SIGSTOP) while far more is written than the stream keeps
   // and than the server buffers for a stalled push consumer: when it reads on, the next
   // sequence it gets is far past its position. Main paused the stream there for good ("restart
