@@ -2,8 +2,10 @@
 // snapshot it starts anyway, from the streams' first retained sequences, and anti-entropy fills
 // the gap from its peers (rows with their versions; its own unpublished rows kept and
 // published). /health says "degraded" with the gap until a round with every reachable peer finds
-// nothing missing, then "healthy". Three real nodes on one external nats-server (a node's
-// embedded server would take the stream down with it), max_entries small, rounds every second.
+// nothing missing, then "healthy". A running node whose consumer meets such a hole (it was too
+// slow, or stopped) reads on the same way instead of pausing the stream. Three real nodes on one
+// external nats-server (a node's embedded server would take the stream down with it),
+// max_entries small, rounds every second.
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
@@ -139,13 +141,18 @@ TEST_CASE("a running node whose unread messages were trimmed reads on and heals 
   // and than the server buffers for a stalled push consumer: when it reads on, the next
   // sequence it gets is far past its position. Main paused the stream there for good ("restart
   // harmonylite"); a running node now does what a restarting one does.
-  REQUIRE(kill(c.process(2)->pid(), SIGSTOP) == 0);
+  const pid_t node3 = c.process(2)->pid();
+  REQUIRE(kill(node3, SIGSTOP) == 0);
+  struct ContinueOnExit {  // a failed REQUIRE below must not leave node 3 stopped
+    pid_t pid;
+    ~ContinueOnExit() { kill(pid, SIGCONT); }
+  } continue_on_exit{node3};
   for (int id = 100; id < 100 + kBigWritesWhileStalled; ++id)
     c.exec(0, fmt::format("INSERT INTO Books (id, title, author) VALUES ({}, hex(randomblob({})), "
                           "'a')",
                           id, kBigValueBytes));
   REQUIRE(wait_until([&] { return c.pending(0) == 0; }, 30s));
-  REQUIRE(kill(c.process(2)->pid(), SIGCONT) == 0);
+  REQUIRE(kill(node3, SIGCONT) == 0);
   const bool read_on =
       wait_until([&] { return log_has(c, 2, "reading on, and anti-entropy brings"); }, 30s, 100ms);
   INFO(latest_log(c, 2));
