@@ -76,6 +76,7 @@ struct TrimmingCluster {
     ClusterOptions o;
     o.external_nats_url = fmt::format("nats://127.0.0.1:{}", nats_port);
     o.max_entries = kMaxEntries;
+    o.separate_dirs = true;  // each database in a directory of its own, as applications keep them
     o.extra_config =
         "[anti_entropy]\ninterval = 1000\ndigest_check_rounds = 1\n[snapshot]\nenabled = "
         "false\n";
