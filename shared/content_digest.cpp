@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "shared/meta_store.hpp"
+
 namespace harmony {
 
 namespace {
@@ -657,6 +659,13 @@ void DigestUpdater::flush() {
       merge_staged_keys(*db_);
   }
   added_ = 0;
+}
+
+int64_t add_to_anti_entropy_gap(Db& db, int64_t sequences) {
+  const int64_t gap = std::max<int64_t>(
+      0, std::max<int64_t>(0, meta_get_int(db, kAntiEntropyGapKey, 0)) + sequences);
+  meta_set(db, kAntiEntropyGapKey, gap);
+  return gap;
 }
 
 }  // namespace harmony

@@ -28,11 +28,15 @@ namespace harmony {
 // Every node must use the same number (the bucket of a key is part of the protocol).
 inline constexpr uint32_t kDigestBuckets = 4096;
 
-// __harmony_meta key: sequences of the streams this node skipped at start-up because retention
-// had removed them and no snapshot covered them (replicator/snapshot/snapshot_service.cpp). The
-// rows they carried are anti-entropy's to fill; the key goes back to 0 after a round with every
-// reachable peer finds nothing missing here (replicator/sync/anti_entropy.cpp).
+// __harmony_meta key: sequences of the streams this node skipped because retention had removed
+// them before it read them: at start-up when no snapshot covered them
+// (replicator/snapshot/snapshot_service.cpp), or while running (replicator/receive/consumer.cpp).
+// The rows they carried are anti-entropy's to fill; a round with every reachable peer that finds
+// nothing missing here takes off what it started with (replicator/sync/anti_entropy.cpp).
 inline constexpr const char* kAntiEntropyGapKey = "anti_entropy_gap";
+// Adds `sequences` (negative: takes off) to kAntiEntropyGapKey, never below 0; returns the new
+// gap. Inside the caller's write transaction.
+int64_t add_to_anti_entropy_gap(Db& db, int64_t sequences);
 
 // What {rows} records for one key.
 struct RowVersion {

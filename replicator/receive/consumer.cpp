@@ -550,11 +550,7 @@ bool ConsumerRun::record_skipped_gaps(const ConsumePlan& plan, const std::atomic
   for (const auto& g : plan.skipped_gaps) skipped += static_cast<int64_t>(g.last - g.first + 1);
   int64_t gap = 0;
   if (!write_transaction(
-          db_, stop,
-          [&] {
-            gap = meta_get_int(db_, kAntiEntropyGapKey, 0) + skipped;
-            meta_set(db_, kAntiEntropyGapKey, gap);
-          },
+          db_, stop, [&] { gap = add_to_anti_entropy_gap(db_, skipped); },
           "recording skipped sequences", &stats_.write_lock))
     return false;
   stats_.anti_entropy_gap = gap;

@@ -298,17 +298,17 @@ void skip_holes_for_anti_entropy(const Config& config, Db& db, const std::string
     throw Error(refusal(config, holes,
                         why_not + "; and anti-entropy rounds are off here ([anti_entropy] "
                                   "interval = 0), so nothing would fill the gap"));
-  uint64_t gap = 0;
+  int64_t gap = 0;
   write_transaction(
       db, stop,
       [&] {
-        gap = static_cast<uint64_t>(std::max<int64_t>(0, meta_get_int(db, kAntiEntropyGapKey, 0)));
+        int64_t skipped = 0;
         for (const auto& v : views) {
           if (!has_hole(v)) continue;
-          gap += v.state.first_seq - 1 - v.position;
+          skipped += static_cast<int64_t>(v.state.first_seq - 1 - v.position);
           store_position(db, v.name, v.state.first_seq - 1);
         }
-        meta_set(db, kAntiEntropyGapKey, static_cast<int64_t>(gap));
+        gap = add_to_anti_entropy_gap(db, skipped);
       },
       "skipping trimmed sequences");
   spdlog::warn(

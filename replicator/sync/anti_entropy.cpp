@@ -794,11 +794,7 @@ void AntiEntropy::settle_gap(const RoundReport& report) {
   // may hold rows this round compared too early, so they wait for the next round.
   int64_t left = 0;
   write_transaction(
-      db_, never_stop(),
-      [&] {
-        left = std::max<int64_t>(0, meta_get_int(db_, kAntiEntropyGapKey, 0) - gap_);
-        meta_set(db_, kAntiEntropyGapKey, left);
-      },
+      db_, never_stop(), [&] { left = add_to_anti_entropy_gap(db_, -gap_); },
       "anti-entropy gap filled");
   spdlog::info(
       "anti-entropy: the gap of {} trimmed sequence(s) is filled: a round with every reachable "
