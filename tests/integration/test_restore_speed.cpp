@@ -187,15 +187,9 @@ TEST_CASE("restore at start-up of a database of 1 GB from the NATS and directory
     s3 = std::make_unique<S3Server>();
     dav = std::make_unique<WebdavServer>();
     sftp = std::make_unique<SftpServer>();
-    stores.push_back({"S3", "s3",
-                      fmt::format("[snapshot.s3]\nendpoint = \"{}\"\nbucket = \"bench\"\n"
-                                  "access_key = \"{}\"\nsecret = \"{}\"\n",
-                                  s3->endpoint(), S3Server::kAccessKey, S3Server::kSecret)});
-    stores.push_back(
-        {"WebDAV", "webdav", fmt::format("[snapshot.webdav]\nurl = \"{}\"\n", dav->url("bench"))});
-    stores.push_back({"SFTP", "sftp",
-                      fmt::format("[snapshot.sftp]\nurl = \"{}\"\nknown_hosts = \"{}\"\n",
-                                  sftp->url("bench"), sftp->known_hosts())});
+    stores.push_back({"S3", "s3", s3->store_table("bench")});
+    stores.push_back({"WebDAV", "webdav", dav->store_table("bench")});
+    stores.push_back({"SFTP", "sftp", sftp->store_table("bench")});
   }
 
   // Save to every store through the real binary while node 1 runs.

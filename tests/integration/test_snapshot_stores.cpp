@@ -351,27 +351,21 @@ void seed_walkthrough(const std::string& store_config, const std::string& saved_
 TEST_CASE("seed walkthrough with [snapshot] store = \"s3\": save, a new node restores",
           "[snapshot-stores]") {
   S3Server s3;
-  seed_walkthrough(fmt::format("[snapshot]\nstore = \"s3\"\n[snapshot.s3]\nendpoint = \"{}\"\n"
-                               "bucket = \"harmony\"\npath = \"seed\"\naccess_key = \"{}\"\n"
-                               "secret = \"{}\"\n",
-                               s3.endpoint(), S3Server::kAccessKey, S3Server::kSecret),
+  seed_walkthrough("[snapshot]\nstore = \"s3\"\n" + s3.store_table("harmony", "seed"),
                    "S3 bucket harmony");
 }
 
 TEST_CASE("seed walkthrough with [snapshot] store = \"webdav\": save, a new node restores",
           "[snapshot-stores]") {
   WebdavServer dav;
-  seed_walkthrough(fmt::format("[snapshot]\nstore = \"webdav\"\n[snapshot.webdav]\nurl = \"{}\"\n",
-                               dav.url("seed")),
+  seed_walkthrough("[snapshot]\nstore = \"webdav\"\n" + dav.store_table("seed"),
                    "WebDAV directory");
 }
 
 TEST_CASE("seed walkthrough with [snapshot] store = \"sftp\": save, a new node restores",
           "[snapshot-stores]") {
   SftpServer sftp;
-  seed_walkthrough(fmt::format("[snapshot]\nstore = \"sftp\"\n[snapshot.sftp]\nurl = \"{}\"\n"
-                               "known_hosts = \"{}\"\n",
-                               sftp.url("seed"), sftp.known_hosts()),
+  seed_walkthrough("[snapshot]\nstore = \"sftp\"\n" + sftp.store_table("seed"),
                    "SFTP directory /seed");
 }
 

@@ -118,6 +118,14 @@ std::string S3Server::endpoint() const {
   return fmt::format("127.0.0.1:{}", port_);
 }
 
+std::string S3Server::store_table(const std::string& bucket, const std::string& path) const {
+  return fmt::format(
+      "[snapshot.s3]\nendpoint = \"{}\"\nbucket = \"{}\"\n{}"
+      "access_key = \"{}\"\nsecret = \"{}\"\n",
+      endpoint(), bucket, path.empty() ? "" : fmt::format("path = \"{}\"\n", path), kAccessKey,
+      kSecret);
+}
+
 std::string S3Server::object_file(const std::string& bucket, const std::string& key) const {
   return data_dir_ + "/" + bucket + "/" + key + "._S3rver_object";
 }
@@ -145,6 +153,10 @@ void WebdavServer::restart() {
 
 std::string WebdavServer::url(const std::string& dir, const std::string& password) const {
   return fmt::format("http://127.0.0.1:{}/?dir={}&login={}&secret={}", port_, dir, kUser, password);
+}
+
+std::string WebdavServer::store_table(const std::string& dir) const {
+  return fmt::format("[snapshot.webdav]\nurl = \"{}\"\n", url(dir));
 }
 
 void WebdavServer::stop() {
@@ -198,6 +210,11 @@ std::string SftpServer::known_hosts_for(int port) const {
 
 std::string SftpServer::url(const std::string& dir, const std::string& password) const {
   return fmt::format("sftp://{}:{}@127.0.0.1:{}/{}", kUser, password, port_, dir);
+}
+
+std::string SftpServer::store_table(const std::string& dir) const {
+  return fmt::format("[snapshot.sftp]\nurl = \"{}\"\nknown_hosts = \"{}\"\n", url(dir),
+                     known_hosts());
 }
 
 void SftpServer::stop() {

@@ -32,6 +32,8 @@ class S3Server {
   // `data_dir`: where s3rver keeps buckets ("" for a directory of its own).
   explicit S3Server(std::string data_dir = "");
   std::string endpoint() const;  // host:port
+  // The node config's [snapshot.s3] table for this server (`store = "s3"` chooses it).
+  std::string store_table(const std::string& bucket, const std::string& path = "") const;
   // s3rver's built-in account.
   static constexpr const char* kAccessKey = "S3RVER";
   static constexpr const char* kSecret = "S3RVER";
@@ -55,6 +57,8 @@ class WebdavServer {
   explicit WebdavServer(std::string root = "");
   // HarmonyLite's form: http://127.0.0.1:<port>/?dir=<dir>&login=<user>&secret=<password>
   std::string url(const std::string& dir, const std::string& password = kPassword) const;
+  // The node config's [snapshot.webdav] table for this server.
+  std::string store_table(const std::string& dir) const;
   std::string root() const { return root_; }
   int port() const { return port_; }
   void stop();
@@ -77,6 +81,9 @@ class SftpServer {
   explicit SftpServer(std::string root = "");
   // sftp://<user>:<password>@127.0.0.1:<port>/<dir>
   std::string url(const std::string& dir, const std::string& password = kPassword) const;
+  // The node config's [snapshot.sftp] table for this server, its host key checked against
+  // known_hosts().
+  std::string store_table(const std::string& dir) const;
   std::string root() const { return root_; }
   int port() const { return port_; }
   // A known_hosts file with this server's host key, and one with another key for it.
