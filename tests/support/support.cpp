@@ -176,10 +176,12 @@ int free_port() {
   static std::mutex mutex;
   static int next = -1;
   const std::lock_guard lock(mutex);
-  std::filesystem::create_directories(kPortLockDir);
-  chmod(kPortLockDir, 01777);  // shared by every user's test runs, like /tmp
-  // Start at a place that differs per process so parallel tests rarely try the same ports.
-  if (next < 0) next = static_cast<int>((static_cast<unsigned>(getpid()) * 7919u) % kTestPortCount);
+  if (next < 0) {  // first call in this process
+    std::filesystem::create_directories(kPortLockDir);
+    chmod(kPortLockDir, 01777);  // shared by every user's test runs, like /tmp
+    // Start at a place that differs per process so parallel tests rarely try the same ports.
+    next = static_cast<int>((static_cast<unsigned>(getpid()) * 7919u) % kTestPortCount);
+  }
   for (int tried = 0; tried < kTestPortCount; ++tried) {
     const int port = kFirstTestPort + next;
     next = (next + 1) % kTestPortCount;
