@@ -172,8 +172,35 @@ std::vector<std::vector<Value>> keys_to_fetch(const std::vector<DigestEntry>& mi
 namespace {
 
 constexpr const char* kDigestTableSql =
-    "CREATE TABLE IF NOT EXISTS __harmony_digest (tbl INTEGER NOT NULL, bucket INTEGER NOT NULL, "
-    "hash INTEGER NOT NULL, rows INTEGER NOT NULL, PRIMARY KEY (tbl, bucket)) WITHOUT ROWID";
+    "CREATE TABLE IF NOT EXISTS __harmony_digest_chunks (tbl INTEGER NOT NULL, chunk INTEGER NOT "
+    "NULL, hashes BLOB NOT NULL, rows INTEGER NOT NULL, PRIMARY KEY (tbl, chunk)) WITHOUT ROWID";
+constexpr size_t kChunkBytes = kDigestChunkBuckets * sizeof(uint64_t);
+
+// A stored chunk's hashes into `out` (kDigestChunkBuckets words). A blob of another size is not
+// ours (an edit behind the replicator's back): read as zeros, and the next rebuild replaces it.
+void read_chunk_hashes(std::string_view blob, uint64_t* out) {
+  if (blob.size() != kChunkBytes) {
+    std::fill(out, out + kDigestChunkBuckets, uint64_t{0});
+    return;
+  }
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, blob.data(), kChunkBytes);  // the stored order: one copy
+  } else {
+    for (size_t i = 0; i < kDigestChunkBuckets; ++i)
+      out[i] = read_u64(reinterpret_cast<const unsigned char*>(blob.data()) + 8 * i);
+  }
+}
+
+std::string chunk_blob(const uint64_t* hashes) {
+  std::string out;
+  if constexpr (std::endian::native == std::endian::little) {
+    out.assign(reinterpret_cast<const char*>(hashes), kChunkBytes);
+  } else {
+    out.reserve(kChunkBytes);
+    for (size_t i = 0; i < kDigestChunkBuckets; ++i) append_u64(out, hashes[i]);
+  }
+  return out;
+}
 // The keys per bucket (see content_digest.hpp): ~the key's bytes + 20 per {rows} entry.
 constexpr const char* kDigestKeysSql =
     "CREATE TABLE IF NOT EXISTS __harmony_digest_keys (tbl INTEGER NOT NULL, bucket INTEGER NOT "
@@ -239,7 +266,7 @@ void rebuild_keys(Db& db, const CapturedTable& t) {
 bool digest_table_exists(Db& db) {
   return db.query_int(
              "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = "
-             "'__harmony_digest'") > 0;
+             "'__harmony_digest_chunks'") > 0;
 }
 
 bool digest_keys_exist(Db& db) {
@@ -305,6 +332,9 @@ void merge_staged_keys(Db& db) {
 bool ensure_digest_table(Db& db) {
   db.exec(kDigestKeysSql);
   db.exec(kStagedKeysSql);
+  // The per-bucket table of releases before chunks: nothing reads it any more (a file that went
+  // back to such a release and forward again gets its chunks rebuilt at start like every file).
+  db.exec("DROP TABLE IF EXISTS __harmony_digest");
   if (digest_table_exists(db)) return false;
   db.exec(kDigestTableSql);
   return true;
@@ -321,31 +351,35 @@ TableDigest compute_digest(Db& db, const CapturedTable& t) {
 
 TableDigest load_digest(Db& db, int64_t table_id) {
   TableDigest d;
-  auto s = db.prepare("SELECT bucket, hash, rows FROM __harmony_digest WHERE tbl = ?1");
+  auto s = db.prepare("SELECT chunk, hashes, rows FROM __harmony_digest_chunks WHERE tbl = ?1");
   s.bind(1, table_id);
   while (s.step()) {
-    const int64_t b = s.column_int(0);
-    if (b < 0 || b >= kDigestBuckets) continue;  // not ours: ignored (a rebuild drops it)
-    d.buckets[static_cast<size_t>(b)] = static_cast<uint64_t>(s.column_int(1));
+    const int64_t c = s.column_int(0);
+    if (c < 0 || c >= kDigestChunks) continue;  // not ours: ignored (a rebuild drops it)
+    read_chunk_hashes(as_view(s.column(1)),
+                      &d.buckets[static_cast<size_t>(c) * kDigestChunkBuckets]);
     d.rows += s.column_int(2);
   }
   return d;
 }
 
 void store_digest(Db& db, int64_t table_id, const TableDigest& d) {
-  auto del = db.prepare("DELETE FROM __harmony_digest WHERE tbl = ?1");
+  auto del = db.prepare("DELETE FROM __harmony_digest_chunks WHERE tbl = ?1");
   del.bind(1, table_id).run();
-  // Row counts per bucket are not kept in memory; the total goes on bucket 0's row, which is
-  // all anything reads (load_digest sums them).
-  auto ins =
-      db.prepare("INSERT INTO __harmony_digest (tbl, bucket, hash, rows) VALUES (?1, ?2, ?3, ?4)");
-  for (uint32_t b = 0; b < kDigestBuckets; ++b) {
-    if (d.buckets[b] == 0 && b != 0) continue;  // empty buckets are absent
+  // Entry counts per chunk are not kept in memory: the total goes on chunk 0's row (later
+  // changes add theirs to their own chunk's), and only the sum is ever read (load_digest).
+  auto ins = db.prepare(
+      "INSERT INTO __harmony_digest_chunks (tbl, chunk, hashes, rows) VALUES (?1, ?2, ?3, ?4)");
+  for (uint32_t c = 0; c < kDigestChunks; ++c) {
+    const uint64_t* hashes = &d.buckets[size_t{c} * kDigestChunkBuckets];
+    if (c != 0 &&
+        std::all_of(hashes, hashes + kDigestChunkBuckets, [](uint64_t h) { return h == 0; }))
+      continue;  // chunks of zeros are absent
     ins.reset();
     ins.bind(1, table_id)
-        .bind(2, int64_t{b})
-        .bind(3, static_cast<int64_t>(d.buckets[b]))
-        .bind(4, b == 0 ? d.rows : int64_t{0})
+        .bind(2, int64_t{c})
+        .bind(3, Value{Blob{chunk_blob(hashes)}})
+        .bind(4, c == 0 ? d.rows : int64_t{0})
         .run();
   }
 }
@@ -369,7 +403,7 @@ std::vector<std::string> rebuild_digests(Db& db, const std::vector<CapturedTable
     if (digest_wrong || !count.step() || count.column_int(0) != fresh.rows) rebuild_keys(db, t);
     ids += (ids.empty() ? "" : ", ") + std::to_string(t.id);
   }
-  db.exec(fmt::format("DELETE FROM __harmony_digest WHERE tbl NOT IN ({})", ids));
+  db.exec(fmt::format("DELETE FROM __harmony_digest_chunks WHERE tbl NOT IN ({})", ids));
   db.exec(fmt::format("DELETE FROM __harmony_digest_keys WHERE tbl NOT IN ({})", ids));
   return wrong;
 }
@@ -549,12 +583,11 @@ DigestUpdater::DigestUpdater(Db& db, Writes writes)
     : db_(&db), batched_(writes == Writes::Batched) {
   active_ = digest_table_exists(db);
   if (!active_) return;
-  // XOR in SQL: SQLite has none, and (a | b) - (a & b) equals a ^ b without overflow (the
-  // bits of a & b are a subset of those of a | b).
-  upsert_ = db.prepare(
-      "INSERT INTO __harmony_digest (tbl, bucket, hash, rows) VALUES (?1, ?2, ?3, ?4) "
-      "ON CONFLICT DO UPDATE SET hash = (hash | excluded.hash) - (hash & excluded.hash), "
-      "rows = rows + excluded.rows");
+  read_chunk_ =
+      db.prepare("SELECT hashes, rows FROM __harmony_digest_chunks WHERE tbl = ?1 AND chunk = ?2");
+  write_chunk_ = db.prepare(
+      "INSERT INTO __harmony_digest_chunks (tbl, chunk, hashes, rows) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT DO UPDATE SET hashes = excluded.hashes, rows = excluded.rows");
   // Both or neither: ensure_digest_table creates them together (a file of an older release has
   // the keys only until its replicator starts; until then nothing is staged).
   if (digest_keys_exist(db) && staged_keys_exist(db)) {
@@ -576,7 +609,11 @@ void DigestUpdater::change(int64_t table_id, const std::vector<Value>& key,
   if (after) delta ^= entry_hash(k, *after);
   const int64_t rows = (after ? 1 : 0) - (before ? 1 : 0);
   const uint32_t bucket = key_bucket(k);
-  add(table_id, bucket, delta, rows);
+  TableSums& sums = sums_[table_id];
+  sums.hashes[bucket] ^= delta;
+  sums.touched |= uint64_t{1} << (bucket / kDigestChunkBuckets);
+  sums.rows[bucket / kDigestChunkBuckets] += rows;
+  if (!batched_) write_sums();
   if (rows == 0 || !keys_active_) return;
   if (rows > 0 && batched_) {
     keys_.push_back(NewKey{table_id, bucket, std::move(k)});
@@ -616,34 +653,55 @@ void DigestUpdater::write_keys() {
   keys_.clear();
 }
 
-void DigestUpdater::add(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows) {
-  if (batched_) {
-    hashes_[{table_id, bucket}] ^= hash;
-    if (rows != 0) rows_[table_id] += rows;
-    return;
+void DigestUpdater::write_sums() {
+  for (auto& [table_id, sums] : sums_) {
+    for (uint32_t c = 0; c < kDigestChunks; ++c) {
+      if ((sums.touched & (uint64_t{1} << c)) == 0) continue;
+      uint64_t* delta = &sums.hashes[size_t{c} * kDigestChunkBuckets];
+      uint64_t stored[kDigestChunkBuckets];
+      int64_t rows = 0;
+      read_chunk_.reset();
+      read_chunk_.bind(1, table_id).bind(2, int64_t{c});
+      if (read_chunk_.step()) {
+        read_chunk_hashes(as_view(read_chunk_.column(0)), stored);
+        rows = read_chunk_.column_int(1);
+      } else {
+        std::fill(std::begin(stored), std::end(stored), uint64_t{0});
+      }
+      read_chunk_.reset();
+      for (size_t i = 0; i < kDigestChunkBuckets; ++i) stored[i] ^= delta[i];
+      rows += sums.rows[c];
+      sums.rows[c] = 0;
+      write_chunk_.reset();
+      write_chunk_.bind(1, table_id)
+          .bind(2, int64_t{c})
+          .bind(3, Value{Blob{chunk_blob(stored)}})
+          .bind(4, rows)
+          .run();
+      std::fill(delta, delta + kDigestChunkBuckets, uint64_t{0});
+    }
+    sums.touched = 0;
   }
-  write(table_id, bucket, hash, rows);
 }
 
-void DigestUpdater::write(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows) {
-  upsert_.reset();
-  // Row totals are kept on bucket 0 (see store_digest), so a bucket's rows column means nothing
-  // but their sum is the table's entry count.
-  upsert_.bind(1, table_id).bind(2, int64_t{bucket}).bind(3, static_cast<int64_t>(hash));
-  upsert_.bind(4, int64_t{0}).run();
-  if (rows != 0) {
-    upsert_.reset();
-    upsert_.bind(1, table_id).bind(2, int64_t{0}).bind(3, int64_t{0}).bind(4, rows).run();
+void DigestUpdater::discard() {
+  // Called at every transaction's start: only touched chunks hold anything to clear.
+  for (auto& [table_id, sums] : sums_) {
+    for (uint32_t c = 0; c < kDigestChunks; ++c) {
+      if ((sums.touched & (uint64_t{1} << c)) == 0) continue;
+      std::fill_n(&sums.hashes[size_t{c} * kDigestChunkBuckets], kDigestChunkBuckets, uint64_t{0});
+      sums.rows[c] = 0;
+    }
+    sums.touched = 0;
   }
+  keys_.clear();
+  added_ = 0;
 }
 
 void DigestUpdater::flush() {
-  const bool changed = !hashes_.empty() || added_ > 0;
-  for (const auto& [where, hash] : hashes_) write(where.first, where.second, hash, 0);
-  for (const auto& [table_id, rows] : rows_)
-    if (rows != 0) write(table_id, 0, 0, rows);
-  hashes_.clear();
-  rows_.clear();
+  bool changed = added_ > 0;
+  for (const auto& [table_id, sums] : sums_) changed = changed || sums.touched != 0;
+  write_sums();
   if (keys_active_ && batched_) {
     write_keys();
     // Merge when enough wait, or when this transaction was a small one that changed something:

@@ -7,6 +7,7 @@
 // stored table (incremental updates and the rebuild from {rows}) and the diff of two digests.
 // Pure logic plus SQLite: no NATS, no config.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -88,9 +89,19 @@ struct DigestEntry {
 std::vector<std::vector<Value>> keys_to_fetch(const std::vector<DigestEntry>& mine,
                                               const std::vector<DigestEntry>& theirs);
 
-// --- Stored digests (__harmony_digest) ---
+// --- Stored digests (__harmony_digest_chunks) ---
 
-// Creates __harmony_digest when missing. Returns true when it was created (rebuild needed).
+// The stored digest: __harmony_digest_chunks (tbl, chunk, hashes, rows), kDigestChunkBuckets
+// consecutive buckets per row, their hashes one BLOB of little-endian 64-bit words; the sum of
+// `rows` over a table's chunks is its entry count. Why chunks (issue 18, docs/performance.md): a
+// 1000-row transaction touches ~900 of a table's 4096 buckets, and one upsert per bucket was 15 %
+// of the apply's instructions; by chunks of 64 it rewrites 64 rows of 512 bytes (7 to a 4 KiB
+// page), while a 1-row transaction still rewrites one row. A chunk of zeros may be absent.
+inline constexpr uint32_t kDigestChunkBuckets = 64;
+inline constexpr uint32_t kDigestChunks = kDigestBuckets / kDigestChunkBuckets;
+
+// Creates __harmony_digest_chunks when missing (dropping the per-bucket __harmony_digest of
+// releases before it). Returns true when it was created (rebuild needed).
 bool ensure_digest_table(Db& db);
 bool digest_table_exists(Db& db);
 // Scans {rows} (one read of the table; used at start-up and to check the stored digest).
@@ -176,10 +187,10 @@ void merge_staged_keys(Db& db);
 
 // Incremental maintenance, used by fold and apply inside their write transaction: `before` is
 // what {rows} held for the key (nullopt: no entry), `after` what it holds now. Does nothing when
-// the database has no __harmony_digest yet (the replicator creates and fills it at start-up).
-// Hook for tombstone GC (issue 16, not built yet): a pruned tombstone must leave the digest
-// through here too (after = nullopt), and a horizon must keep a peer's round from fetching it
-// back; see docs/anti-entropy.md.
+// the database has no __harmony_digest_chunks yet (the replicator creates and fills it at
+// start-up). Hook for tombstone GC (issue 16, not built yet): a pruned tombstone must leave the
+// digest through here too (after = nullopt), and a horizon must keep a peer's round from fetching
+// it back; see docs/anti-entropy.md.
 class DigestUpdater {
  public:
   // Immediate: every change() writes its bucket and key at once. Batched (fold and apply): bucket
@@ -199,12 +210,7 @@ class DigestUpdater {
   // Writes what Batched changes summed and kept (nothing otherwise), and starts again.
   void flush();
   // Forgets the sums and keys (their transaction rolled back).
-  void discard() {
-    hashes_.clear();
-    rows_.clear();
-    keys_.clear();
-    added_ = 0;
-  }
+  void discard();
 
  private:
   struct NewKey {
@@ -213,8 +219,17 @@ class DigestUpdater {
     std::string key;
     auto operator<=>(const NewKey&) const = default;
   };
-  void add(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows);
-  void write(int64_t table_id, uint32_t bucket, uint64_t hash, int64_t rows);
+  // Hashes XORed and entries counted since the last write_sums, per table. Bounded by the
+  // buckets: one array of kDigestBuckets per table changed, kept from one transaction to the
+  // next (only touched chunks are cleared).
+  struct TableSums {
+    std::vector<uint64_t> hashes = std::vector<uint64_t>(kDigestBuckets, 0);
+    std::array<int64_t, kDigestChunks> rows{};  // entries added minus removed, per chunk
+    uint64_t touched = 0;                       // bit c: chunk c has a change
+  };
+  static_assert(kDigestChunks <= 64, "TableSums::touched has one bit per chunk");
+  // XORs every touched chunk's sums into its stored row (read, XOR, write) and clears them.
+  void write_sums();
   // Writes the kept keys: staged when this transaction added kStageKeysFrom or more, else into
   // the b-tree in key order.
   void write_keys();
@@ -223,11 +238,8 @@ class DigestUpdater {
   bool keys_active_ = false;  // __harmony_digest_keys exists
   bool batched_ = false;
   bool staging_merged_ = false;  // a drop merged the staged keys first (once per updater)
-  Stmt upsert_, add_key_, drop_key_, stage_key_, count_staged_;  // the last two when needed
-  // Batched: XOR of entry hashes per (table, bucket), and row totals per table (kept on bucket
-  // 0, see store_digest). At most one entry per bucket touched: bounded by the buckets.
-  std::map<std::pair<int64_t, uint32_t>, uint64_t> hashes_;
-  std::map<int64_t, int64_t> rows_;
+  Stmt read_chunk_, write_chunk_, add_key_, drop_key_, stage_key_, count_staged_;
+  std::map<int64_t, TableSums> sums_;
   // Batched: keys added since the last flush (at most kMaxBufferedKeys kept), and their count.
   std::vector<NewKey> keys_;
   size_t added_ = 0;

@@ -32,14 +32,8 @@ void start3(TestCluster& c) {
   for (int i = 0; i < c.size(); ++i) REQUIRE(c.wait_ready(i));
 }
 
-// The digest of `table` on node i as text (bucket:hash of every non-empty bucket), comparable
-// between nodes whatever the local table ids are.
 std::string digest_of(const TestCluster& c, int i, const std::string& table) {
-  return c.query_text(
-      i, fmt::format("SELECT group_concat(bucket || ':' || hash, ',') FROM (SELECT d.bucket, "
-                     "d.hash FROM __harmony_digest d JOIN __harmony_tables t ON t.id = d.tbl "
-                     "WHERE t.name = '{}' AND d.hash != 0 ORDER BY d.bucket)",
-                     table));
+  return stored_digest_text(c, i, table);
 }
 
 void check_digests_equal(const TestCluster& c) {

@@ -12,6 +12,7 @@
 #include "replicator/common/address.hpp"
 #include "replicator/config/config.hpp"
 #include "shared/capture.hpp"
+#include "shared/content_digest.hpp"
 #include "shared/names.hpp"
 #include "shared/outbox.hpp"
 #include "shared/sqlite_db.hpp"
@@ -302,6 +303,14 @@ std::unique_ptr<Process> start_external_nats(const TempDir& dir, int port) {
           std::chrono::seconds(10)))
     throw std::runtime_error("nats-server did not start:\n" + read_file(dir.file("nats.log")));
   return p;
+}
+
+std::string stored_digest_text(const TestCluster& c, int i, const std::string& table) {
+  return c.query_text(
+      i, fmt::format("SELECT group_concat(chunk || ':' || hex(hashes), ',') FROM (SELECT d.chunk, "
+                     "d.hashes FROM __harmony_digest_chunks d JOIN __harmony_tables t ON t.id = "
+                     "d.tbl WHERE t.name = '{}' AND d.hashes != zeroblob({}) ORDER BY d.chunk)",
+                     table, kDigestChunkBuckets * 8));
 }
 
 }  // namespace harmony::test

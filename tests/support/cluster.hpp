@@ -109,6 +109,10 @@ class TestCluster {
   std::vector<Node> nodes_;
 };
 
+// The stored content digest of `table` on node i as text (chunk:hex of every chunk that is not
+// all zeros), comparable between nodes whatever their local table ids are.
+std::string stored_digest_text(const TestCluster& c, int i, const std::string& table);
+
 // A standalone JetStream nats-server (the [nats] urls mode) on 127.0.0.1:`port`, its store and
 // log in `dir`; returns once it is ready (throws after 10 s). Restartable on the same store.
 std::unique_ptr<Process> start_external_nats(const TempDir& dir, int port);
