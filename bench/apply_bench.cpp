@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "bench/bench_rows.hpp"
+#include "replicator/common/database.hpp"
 #include "replicator/wire/codec.hpp"
 #include "shared/apply.hpp"
 #include "shared/capture.hpp"
@@ -127,6 +128,7 @@ int usage(const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  configure_sqlite_library();  // as the replicator does
   int64_t rows = 20'000, batch_rows = 1000;
   bool fold = false;
   std::string dir;

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "replicator/common/database.hpp"
 #include "replicator/common/log.hpp"
 #include "replicator/config/config.hpp"
 #include "replicator/config/flags.hpp"
@@ -22,6 +23,7 @@
 
 int main(int argc, char** argv) {
   using namespace harmony;
+  configure_sqlite_library();
   CliOptions cli;
   try {
     cli = parse_flags(argc, argv);

@@ -16,6 +16,10 @@
 
 namespace harmony {
 
+bool configure_sqlite_library() {
+  return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+}
+
 // Short busy timeout: the retry loop below does the waiting, so it can log and stop.
 constexpr int kBusyTimeoutMs = 200;
 

@@ -11,6 +11,14 @@
 
 namespace harmony {
 
+// Once per replicator process, before any other SQLite call (the extension never does this: its
+// host owns the library's configuration). Turns SQLite's memory statistics off: they take a
+// global mutex and update counters around every allocation and free, and Debian's build has no
+// lookaside (OMIT_LOOKASIDE), so each statement's cursors and records are allocations; that was
+// ~8 % of the apply's instructions (docs/performance.md). Returns false when SQLite was already
+// initialized (nothing changed then).
+bool configure_sqlite_library();
+
 // Throws Error naming what is wrong with `path` and what to do: missing, not a regular file, not
 // readable and writable, a directory where SQLite cannot create -wal and -shm.
 void check_database_path(const std::string& path);
