@@ -201,6 +201,7 @@ std::string chunk_blob(const uint64_t* hashes) {
   }
   return out;
 }
+
 // The keys per bucket (see content_digest.hpp): ~the key's bytes + 20 per {rows} entry.
 constexpr const char* kDigestKeysSql =
     "CREATE TABLE IF NOT EXISTS __harmony_digest_keys (tbl INTEGER NOT NULL, bucket INTEGER NOT "

@@ -193,7 +193,7 @@ void merge_staged_keys(Db& db);
 // it back; see docs/anti-entropy.md.
 class DigestUpdater {
  public:
-  // Immediate: every change() writes its bucket and key at once. Batched (fold and apply): bucket
+  // Immediate: every change() writes its chunk and key at once. Batched (fold and apply): bucket
   // hashes and row totals are summed in memory and new keys kept, all written by flush(), which
   // the caller must call before its transaction commits; two upserts per row were a third of the
   // apply's instructions (docs/performance.md). flush() inserts a small transaction's keys into
